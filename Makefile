@@ -1,0 +1,63 @@
+# firecore-wizard: `make run` starts the wizard, `make test` runs every test.
+# Both set up what is missing first (Debian packages, the .venv); setup is idempotent and quick.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages the tool and its tests call (program:package).
+DEB_TOOLS := sfdisk:fdisk mcopy:mtools mke2fs:e2fsprogs mksquashfs:squashfs-tools cpio:cpio \
+	dnsmasq:dnsmasq-base tcpdump:tcpdump tshark:tshark ip:iproute2 ethtool:ethtool \
+	qemu-system-arm:qemu-system-arm zip:zip unzip:unzip mkfs.vfat:dosfstools curl:curl \
+	nft:nftables iptables:iptables
+PYTEST_ARGS ?=
+
+.PHONY: help setup system-packages venv run test lint bench demo clean
+
+help:
+	@echo "make run    set up what is missing, then start the wizard"
+	@echo "make test   set up what is missing, then run every test"
+	@echo "make lint   ruff + mypy + import contracts"
+	@echo "make bench  benchmarks (bench/), ratios against a baseline in the same run"
+
+setup: system-packages venv
+
+system-packages:
+	@missing=""; for pair in $(DEB_TOOLS); do prog=$${pair%%:*}; pkg=$${pair##*:}; \
+		PATH="$$PATH:/usr/sbin:/sbin" command -v $$prog >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: setup
+	$(VENV)/bin/firecore-wizard $(ARGS)
+
+demo: setup
+	$(VENV)/bin/firecore-wizard --demo $(ARGS)
+
+test: setup
+	$(PY) -m pytest -n auto $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Benchmarks: each compares the tool against a baseline measured in the same run (ratios)."""

@@ -1,0 +1,483 @@
+"""The answers model: the one state of the whole wizard.
+
+The TUI fills it, ``--answers FILE`` loads it, the TUI saves it, and every step reads it. Same
+answers → same outputs, whichever front end ran them. The file is TOML with ``version = 1``;
+unknown keys are errors with a "did you mean" hint; every key has a default except ``version``.
+
+Relative paths in the file (``build.output`` …) are taken relative to the current working
+directory of the run, like every other command-line tool, not relative to the answers file.
+Secrets (the app's bearer token) never live here: ``app.secrets_file`` names a separate TOML file
+that must be mode 0600.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from steps.errors import AnswersError, UsageError
+
+Arch = Literal["armv6", "armv7", "armv7l", "armhf", "aarch64"]
+Board = Literal["pi0", "pi02", "pi1", "pi2", "pi3", "pi4", "pi5"]
+ServiceMode = Literal["systemd", "process", "none"]
+ExtensionMode = Literal["builtin", "extracted"]
+
+DEFAULT_MIRRORS = ["http://tinycorelinux.net/", "http://repo.tinycorelinux.net/"]
+BOARDS: tuple[str, ...] = ("pi0", "pi02", "pi1", "pi2", "pi3", "pi4", "pi5")
+ARCHES: tuple[str, ...] = ("armv6", "armv7", "armv7l", "armhf", "aarch64")
+
+_HOSTNAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_SERIAL = re.compile(r"^[0-9a-f]{8}$")
+_VERSION = re.compile(r"^\d{1,2}\.\d+(\.\d+)?(-?(beta|rc)\d*[a-z]?)?$")
+_IFACE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
+_PROFILE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+# Characters that would let a value escape its line or field in a generated config file.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\",#]")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", use_attribute_docstrings=True, validate_assignment=True
+    )
+
+
+def _check_path(value: str, *, allow_empty: bool) -> str:
+    if not value:
+        if allow_empty:
+            return value
+        raise ValueError("must not be empty")
+    if _UNSAFE.search(value):
+        raise ValueError("must not contain control characters, quotes, commas or '#'")
+    return value
+
+
+def _default_boards() -> list[Board]:
+    return ["pi3", "pi4"]
+
+
+class ReleaseAnswers(_Model):
+    """Which piCore release to start from, and from where."""
+
+    mirrors: list[str] = Field(default_factory=lambda: list(DEFAULT_MIRRORS), min_length=1)
+    """piCore mirrors (base URLs), tried in order; the first that answers serves each file."""
+    version: str = "15.0.0"
+    """piCore release, e.g. "15.0.0", "16.0.0" or a beta such as "15.0.0-beta2"."""
+    arch: Arch = "armhf"
+    """Architecture directory on the mirror: armv6, armv7, armv7l (12.x–14.x), armhf (15.x+, all
+    32-bit boards) or aarch64 (piCore64)."""
+    boards: list[Board] = Field(default_factory=lambda: _default_boards(), min_length=1)
+    """Board families to serve (config.txt sections [PI0] … [PI5]); decides which kernels and
+    kernel-module extensions are staged."""
+
+    @field_validator("mirrors")
+    @classmethod
+    def _mirrors(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not re.match(r"^https?://[^\s/]+", url):
+                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return [u if u.endswith("/") else u + "/" for u in value]
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not _VERSION.match(value):
+            raise ValueError(f"{value!r} is not a piCore version like 15.0.0")
+        return value
+
+    @field_validator("boards")
+    @classmethod
+    def _boards(cls, value: list[str]) -> list[str]:
+        return sorted(set(value), key=BOARDS.index)
+
+
+class ExtensionsAnswers(_Model):
+    """TinyCore extensions (TCZ) baked into the overlay."""
+
+    names: list[str] = Field(default_factory=lambda: ["openssh.tcz", "python3.11.tcz"])
+    """Extensions to include; their .tcz.dep closure is added automatically."""
+    mode: ExtensionMode = "builtin"
+    """builtin: ship the .tcz files for piCore's loader (/tmp/builtin, loop-mounted at boot);
+    extracted: unpack them into the overlay (no loop mounts at boot, more RAM)."""
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for name in value:
+            name = name.strip()
+            if not name.endswith(".tcz"):
+                name += ".tcz"
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*\.tcz$", name):
+                raise ValueError(f"{name!r} is not an extension name like openssh.tcz")
+            if name not in out:
+                out.append(name)
+        return out
+
+
+class AppAnswers(_Model):
+    """The Python app that runs on every Pi."""
+
+    path: str = ""
+    """Directory of your app; empty: the bundled FastAPI app."""
+    python_packages: list[str] = Field(default_factory=lambda: ["fastapi", "uvicorn"])
+    """pip requirements installed for the Pi's platform (wheels only)."""
+    wheelhouse: str = ""
+    """Optional local directory of wheels, used instead of PyPI (offline builds)."""
+    hostname: str = "firecore"
+    """Hostname of the Pis (a per-device profile can override it)."""
+    ssh_authorized_keys: list[str] = Field(default_factory=list)
+    """Public keys allowed to log in as user tc over SSH."""
+    port: int = Field(default=8000, ge=1024, le=65535)
+    """TCP port the app listens on (the app runs as user tc, so 1024 or above)."""
+    bind: str = "0.0.0.0"
+    """Address the app binds to."""
+    secrets_file: str = ""
+    """Separate TOML file (mode 0600) holding `token = "..."`; empty: no token, open endpoints."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Environment variables (app settings) given to the app."""
+
+    @field_validator("path", "wheelhouse", "secrets_file")
+    @classmethod
+    def _paths(cls, value: str) -> str:
+        return _check_path(value, allow_empty=True)
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str) -> str:
+        if not _HOSTNAME.match(value):
+            raise ValueError(
+                f"{value!r} is not a hostname (lower-case letters, digits and '-', ≤ 63)"
+            )
+        return value
+
+    @field_validator("ssh_authorized_keys")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        for key in value:
+            if "\n" in key or not re.match(r"^(ssh-|ecdsa-|sk-)[a-z0-9@.-]+ [A-Za-z0-9+/=]+", key):
+                raise ValueError(f"{key[:40]!r}… is not one OpenSSH public key line")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_env(value)
+
+
+def _check_env(value: dict[str, str]) -> dict[str, str]:
+    for key, val in value.items():
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            raise ValueError(f"{key!r} is not an environment variable name")
+        if any(c in val for c in "\n\r\x00"):
+            raise ValueError(f"the value of {key} must be one line")
+    return value
+
+
+class BuildAnswers(_Model):
+    """Where the remastered boot tree is written."""
+
+    output: str = "build/boot"
+    """The TFTP-ready boot tree (replaced atomically on each build)."""
+    cache: str = ""
+    """Download and build cache; empty: the user cache directory."""
+    cmdline_extra: list[str] = Field(default_factory=list)
+    """Extra kernel command-line flags appended to cmdline.txt (nortc is always added)."""
+
+    @field_validator("output")
+    @classmethod
+    def _output(cls, value: str) -> str:
+        return _check_path(value, allow_empty=False)
+
+    @field_validator("cache")
+    @classmethod
+    def _cache(cls, value: str) -> str:
+        return _check_path(value, allow_empty=True)
+
+    @field_validator("cmdline_extra")
+    @classmethod
+    def _cmdline(cls, value: list[str]) -> list[str]:
+        return _check_cmdline(value)
+
+
+def _check_cmdline(value: list[str]) -> list[str]:
+    for flag in value:
+        if not flag or any(c.isspace() for c in flag) or '"' in flag:
+            raise ValueError(f"{flag!r} must be one kernel flag without spaces or quotes")
+    return value
+
+
+class NetworkAnswers(_Model):
+    """The interface the Pis boot from, and how dnsmasq serves them."""
+
+    interface: str = "eth0"
+    """Network interface on the Pis' LAN; proxy-DHCP ranges are derived from its addresses."""
+    tftp_root: str = "/srv/firecore/tftp"
+    """TFTP root that dnsmasq serves; deploy publishes release directories here."""
+    dnsmasq_conf: str = "/etc/dnsmasq.d/firecore.conf"
+    """Where the generated dnsmasq drop-in is installed (the previous one is backed up)."""
+    dnsmasq_service: ServiceMode = "systemd"
+    """systemd: restart dnsmasq.service; process: run our own dnsmasq in the background;
+    none: write the file only."""
+    state_dir: str = "/run/firecore"
+    """Directory for dnsmasq's pid, lease and log files (process mode) and backups."""
+    only_pis: bool = True
+    """Answer only Raspberry Pis (OUI list and option-97 GUID match); other PXE clients are
+    left to whatever else serves them."""
+    pi3_reply_delay: bool = True
+    """Delay proxy offers to Pi 3B boot ROMs by 1 s (works around the 3B ROM timing bug)."""
+
+    @field_validator("interface")
+    @classmethod
+    def _iface(cls, value: str) -> str:
+        if not _IFACE.match(value):
+            raise ValueError(f"{value!r} is not an interface name (≤ 15 of A-Z a-z 0-9 _ . : @ -)")
+        return value
+
+    @field_validator("tftp_root", "dnsmasq_conf", "state_dir")
+    @classmethod
+    def _paths(cls, value: str) -> str:
+        value = _check_path(value, allow_empty=False)
+        if any(c.isspace() for c in value):
+            raise ValueError("must not contain spaces (dnsmasq option values cannot quote them)")
+        return value
+
+
+class Profile(_Model):
+    """Per-device settings for the Pis mapped to it in deploy.devices."""
+
+    hostname: str = ""
+    """Hostname for these Pis; empty: app.hostname."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """App settings added to app.env for these Pis."""
+    cmdline_extra: list[str] = Field(default_factory=list)
+    """Kernel flags appended to cmdline.txt for these Pis."""
+    config_txt: list[str] = Field(default_factory=list)
+    """Lines appended to config.txt for these Pis (e.g. a different `kernel` line)."""
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str) -> str:
+        if value and not _HOSTNAME.match(value):
+            raise ValueError(f"{value!r} is not a hostname")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_env(value)
+
+    @field_validator("cmdline_extra")
+    @classmethod
+    def _cmdline(cls, value: list[str]) -> list[str]:
+        return _check_cmdline(value)
+
+    @field_validator("config_txt")
+    @classmethod
+    def _config(cls, value: list[str]) -> list[str]:
+        for line in value:
+            if "\n" in line or "\r" in line:
+                raise ValueError("each config.txt line must be one line")
+        return value
+
+
+class DeployAnswers(_Model):
+    """How the boot tree is published to the TFTP root."""
+
+    devices: dict[str, str] = Field(default_factory=dict)
+    """Serial number (8 lower-case hex digits) → profile name; empty: one tree for all Pis."""
+    profiles: dict[str, Profile] = Field(default_factory=dict)
+    """Named per-device profiles used by deploy.devices."""
+    keep: int = Field(default=3, ge=1, le=100)
+    """How many release directories to keep in the TFTP root (for rollback)."""
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, value: dict[str, str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for serial, profile in value.items():
+            low = serial.lower()
+            if not _SERIAL.match(low):
+                raise ValueError(f"{serial!r} is not a serial number (8 hex digits, e.g. 9ffefdef)")
+            out[low] = profile
+        return out
+
+    @field_validator("profiles")
+    @classmethod
+    def _profiles(cls, value: dict[str, Profile]) -> dict[str, Profile]:
+        for name in value:
+            if not _PROFILE.match(name):
+                raise ValueError(f"{name!r} is not a profile name (letters, digits, _ and -)")
+        return value
+
+
+class Answers(_Model):
+    """Everything the wizard needs to know; the answers file is this model as TOML."""
+
+    version: Literal[1]
+    """Format version of this file; always 1."""
+    release: ReleaseAnswers = Field(default_factory=ReleaseAnswers)
+    extensions: ExtensionsAnswers = Field(default_factory=ExtensionsAnswers)
+    app: AppAnswers = Field(default_factory=AppAnswers)
+    build: BuildAnswers = Field(default_factory=BuildAnswers)
+    network: NetworkAnswers = Field(default_factory=NetworkAnswers)
+    deploy: DeployAnswers = Field(default_factory=DeployAnswers)
+
+
+class Secrets(_Model):
+    """Contents of the separate secrets file."""
+
+    token: str = ""
+    """Bearer token that protects every app endpoint except /health; empty: no token."""
+
+
+def default_answers() -> Answers:
+    """A complete answers object with every default filled in."""
+    return Answers(version=1)
+
+
+# ---------------------------------------------------------------- validation → AnswersError
+
+
+def _model_at(parts: Sequence[str | int]) -> type[BaseModel] | None:
+    """The sub-model class addressed by a key path (to suggest field names), if any."""
+    model: type[BaseModel] = Answers
+    for part in parts:
+        field = model.model_fields.get(str(part))
+        ann = field.annotation if field is not None else None
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            return None
+    return model
+
+
+def _location(loc: Sequence[str | int]) -> tuple[str, Sequence[str | int]]:
+    """Dotted key path for an error location, skipping pydantic's internal tags."""
+    parts = [str(p) for p in loc if not str(p).startswith("function-")]
+    return ".".join(parts), loc
+
+
+def _parent_model(loc: Sequence[str | int]) -> type[BaseModel] | None:
+    parts = list(loc[:-1])
+    # deploy.profiles.<name>.<field>: skip the free-form profile name
+    if len(parts) >= 3 and parts[0] == "deploy" and parts[1] == "profiles":
+        return Profile
+    return _model_at(parts)
+
+
+def answers_error(exc: ValidationError) -> AnswersError:
+    """The first validation problem as an AnswersError naming its key path."""
+    err = exc.errors(include_url=False)[0]
+    key, loc = _location(err["loc"])
+    if err["type"] == "extra_forbidden":
+        parent = _parent_model(loc)
+        unknown = str(loc[-1])
+        fix = ""
+        if parent is not None:
+            close = difflib.get_close_matches(unknown, list(parent.model_fields), n=1, cutoff=0.5)
+            fix = f"did you mean {'.'.join([*key.split('.')[:-1], close[0]])}?" if close else ""
+            if not fix:
+                fix = "known keys here: " + ", ".join(parent.model_fields)
+        return AnswersError(key, "unknown key", fix=fix)
+    if err["type"] == "missing" and key == "version":
+        return AnswersError("version", "missing", fix="add `version = 1` at the top of the file")
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "literal_error" and key != "version":
+        msg = f"{err.get('input')!r} is not allowed; {msg}"
+    return AnswersError(key, msg)
+
+
+def check_answers(answers: Answers) -> None:
+    """Checks that span several keys (pydantic validates each key on its own).
+
+    Raises:
+        AnswersError: naming the offending key path.
+    """
+    profiles = answers.deploy.profiles
+    for serial, profile in answers.deploy.devices.items():
+        if profile not in profiles:
+            known = ", ".join(sorted(profiles)) or "none is defined"
+            raise AnswersError(
+                f"deploy.devices.{serial}",
+                f"profile {profile!r} is not in deploy.profiles ({known})",
+                fix=f"add a [deploy.profiles.{profile}] table or use a defined profile",
+            )
+
+
+def parse_answers(data: dict[str, Any]) -> Answers:
+    """Validate a plain dict (parsed TOML) into Answers, or raise AnswersError."""
+    try:
+        answers = Answers.model_validate(data)
+    except ValidationError as exc:
+        raise answers_error(exc) from None
+    check_answers(answers)
+    return answers
+
+
+def load_answers(path: str | os.PathLike[str]) -> Answers:
+    """Read and validate an answers file.
+
+    Raises:
+        UsageError: the file is missing or is not TOML.
+        AnswersError: a key is unknown or a value invalid; the message names the key path.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"answers file {p} does not exist", fix="check the path") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read answers file {p}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"answers file {p} is not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{p}: not valid TOML: {exc}", fix="fix the syntax at that line") from None
+    return parse_answers(data)
+
+
+def answers_digest(answers: Answers) -> str:
+    """sha256 of the canonical JSON form: identifies the inputs in a build manifest."""
+    canon = json.dumps(answers.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()
+
+
+def load_secrets(path: str | os.PathLike[str]) -> Secrets:
+    """Read the secrets file; refuse one that other users can read."""
+    p = Path(path)
+    try:
+        st = p.stat()
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AnswersError(
+            "app.secrets_file", f"{p} does not exist", fix="create it or leave the key empty"
+        ) from None
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise AnswersError(
+            "app.secrets_file",
+            f"{p} is readable by other users (mode {stat.S_IMODE(st.st_mode):o})",
+            fix=f"run `chmod 600 {p}`",
+        )
+    try:
+        return Secrets.model_validate(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise AnswersError("app.secrets_file", f"{p}: not valid TOML: {exc}") from None
+    except ValidationError as exc:
+        inner = answers_error(exc)
+        raise AnswersError("app.secrets_file", f"{p}: {inner.message}", fix=inner.fix) from None
+
+
+def resolve_path(value: str) -> Path:
+    """An answers path as an absolute Path (``~`` expanded, relative to the working directory)."""
+    return Path(os.path.abspath(os.path.expanduser(value)))

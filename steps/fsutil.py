@@ -1,0 +1,143 @@
+"""Writing files so that a failure or Ctrl-C never leaves a half-written result.
+
+Every output goes to a temporary name in the same directory and is renamed into place only when
+complete (rename is atomic within a filesystem). Directory trees are built in a sibling staging
+directory and swapped in with ``renameat2(RENAME_EXCHANGE)`` where the kernel offers it, so the
+old tree stays whole until the new one is in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from steps.errors import StepError
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name or "libc.so.6", use_errno=True)
+    except OSError:  # pragma: no cover - no glibc
+        return None
+
+
+_LIBC = _libc()
+
+
+def disk_error(path: Path | str, exc: OSError) -> StepError:
+    """A StepError for an OSError while writing, with the fix for the common causes."""
+    if exc.errno == errno.ENOSPC:
+        return StepError(
+            f"no space left on the device while writing {path}",
+            fix="free some space (or point the path at a larger filesystem) and run again",
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StepError(
+            f"cannot write {path}: {exc.strerror}",
+            fix="choose a writable location or run with the needed permissions",
+        )
+    return StepError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def atomic_write(path: Path, data: bytes | str, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` via a temporary file + fsync + rename."""
+    payload = data.encode() if isinstance(data, str) else data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def staging_dir(final: Path) -> Iterator[Path]:
+    """A fresh empty directory next to ``final``; removed again if the block fails."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2); False where the kernel cannot."""
+    if _LIBC is None or not hasattr(_LIBC, "renameat2"):
+        return False
+    res = _LIBC.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if res == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def replace_dir(staged: Path, final: Path) -> None:
+    """Put the complete tree ``staged`` at ``final``, replacing what was there.
+
+    The previous tree is swapped out atomically when possible (else renamed aside first), then
+    deleted; at no point is ``final`` a partial tree.
+    """
+    if final.is_symlink() or final.exists():
+        if exchange(staged, final):
+            shutil.rmtree(staged, ignore_errors=True)
+            return
+        aside = final.with_name(f".{final.name}.old-{os.getpid()}-{time.monotonic_ns()}")
+        os.rename(final, aside)
+        try:
+            os.rename(staged, final)
+        except BaseException:
+            os.rename(aside, final)
+            raise
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.rename(staged, final)
+
+
+def backup(path: Path, backup_dir: Path | None = None) -> Path | None:
+    """Copy ``path`` to a timestamped backup before it is replaced; None if it did not exist."""
+    if not path.exists():
+        return None
+    target_dir = backup_dir or path.parent
+    target_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = target_dir / f"{path.name}.{stamp}.bak"
+    n = 1
+    while target.exists():
+        n += 1
+        target = target_dir / f"{path.name}.{stamp}-{n}.bak"
+    shutil.copy2(path, target)
+    return target
+
+
+@contextlib.contextmanager
+def replacing_dir(final: Path) -> Iterator[Path]:
+    """Build a tree in a staging directory; on success it replaces ``final`` atomically.
+
+    On any exception (including Ctrl-C) the staging tree is removed and ``final`` is untouched.
+    """
+    with staging_dir(final) as tmp:
+        yield tmp
+        replace_dir(tmp, final)

@@ -1,0 +1,37 @@
+"""Where things live: bundled assets, the user cache, the state directory.
+
+Assets sit at the repository root (``assets/``) in a checkout and inside the wheel as
+``steps/_assets`` (see pyproject's force-include), so steps find them either way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+
+from steps.answers import Answers, resolve_path
+
+_HERE = Path(__file__).resolve().parent
+
+
+def assets_dir() -> Path:
+    """The directory holding the bundled app, templates, catalog and OUI table."""
+    for candidate in (_HERE.parent / "assets", _HERE / "_assets"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("the firecore-wizard assets directory is missing from this install")
+
+
+def asset(*parts: str) -> Path:
+    """Path of one bundled asset, e.g. ``asset("catalog.json")``."""
+    return assets_dir().joinpath(*parts)
+
+
+def cache_dir(answers: Answers, override: Path | None = None) -> Path:
+    """The download/build cache: ``override``, else ``build.cache``, else the user cache dir."""
+    if override is not None:
+        return override
+    if answers.build.cache:
+        return resolve_path(answers.build.cache)
+    return Path(platformdirs.user_cache_dir("firecore-wizard"))

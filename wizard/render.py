@@ -1,0 +1,186 @@
+"""Headless renderers: human lines on stderr, JSON lines on stdout.
+
+Like pypa/build's logger: ``* Title`` when a step starts, ``> cmd`` before a command, ``< line`` for
+its output, a percentage only when the total is known. On a terminal, rich progress bars replace
+the percentage lines. stdout carries only data: step results, the dry-run plan, or JSON lines.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+from steps.errors import FirecoreError
+from steps.events import Event, LogLine, Planned, Progress, Result, to_json
+
+
+def human_size(n: float) -> str:
+    """Bytes as a short human string (1.5 MB)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+def progress_text(event: Progress) -> str:
+    """``done/total`` in the event's unit, e.g. ``12.0 MB/30.0 MB`` or ``3/7 files``."""
+    if event.unit == "bytes":
+        done = human_size(event.done)
+        return done if event.total is None else f"{done}/{human_size(event.total)}"
+    total = "" if event.total is None else f"/{event.total:g}"
+    return f"{event.done:g}{total} {event.unit}"
+
+
+class Renderer:
+    """Base renderer: plain lines on ``err``, data on ``out``."""
+
+    def __init__(self, out: TextIO, err: TextIO, *, json_lines: bool = False) -> None:
+        self.out = out
+        self.err = err
+        self.json_lines = json_lines
+        self._last_pct: dict[tuple[str, str], int] = {}
+        self._last_time: dict[tuple[str, str], float] = {}
+
+    # ---- data channel
+    def emit_json(self, obj: dict[str, Any]) -> None:
+        if self.json_lines:
+            self.out.write(json.dumps(obj, default=str) + "\n")
+            self.out.flush()
+
+    # ---- lifecycle
+    def step_started(self, name: str, title: str) -> None:
+        self.emit_json({"type": "step", "step": name, "title": title, "status": "started"})
+        self.line(f"* {title}")
+
+    def step_finished(self, name: str, ok: bool) -> None:
+        self.emit_json({"type": "step", "step": name, "status": "ok" if ok else "failed"})
+
+    def event(self, event: Event) -> None:
+        self.emit_json(to_json(event))
+        if isinstance(event, Progress):
+            self.progress(event)
+        elif isinstance(event, LogLine):
+            prefix = {"cmd": "> ", "stdout": "< ", "stderr": "< ", "warning": "WARNING "}.get(
+                event.stream, ""
+            )
+            self.line(f"  {prefix}{event.text}")
+        elif isinstance(event, Planned):
+            text = f"{event.action} {event.target}" + (
+                f"  ({event.detail})" if event.detail else ""
+            )
+            self.data(f"  {text}")
+        elif isinstance(event, Result):
+            self.data(f"  ✓ {event.summary}" if event.summary else "")
+
+    def progress(self, event: Progress) -> None:
+        key = (event.step, event.phase)
+        now = time.monotonic()
+        if event.total:
+            pct = int(100 * event.done / event.total)
+            last = self._last_pct.get(key, -100)
+            if pct < 100 and pct - last < 25:
+                return
+            if pct == 100 and last == 100:
+                return
+            self._last_pct[key] = pct
+            self.line(f"  [{event.phase}] {pct}% {progress_text(event)} {event.message}".rstrip())
+        elif now - self._last_time.get(key, 0.0) >= 2.0:
+            self._last_time[key] = now
+            self.line(f"  [{event.phase}] {progress_text(event)} {event.message}".rstrip())
+
+    def error(self, error: FirecoreError, step: str | None) -> None:
+        self.emit_json(
+            {
+                "type": "error",
+                "step": step,
+                "title": error.title,
+                "message": error.message,
+                "fix": error.fix,
+                "exit_code": error.exit_code,
+            }
+        )
+        where = f" in step {step}" if step else ""
+        self.line(f"ERROR {error.title}{where}: {error.message}")
+        if error.fix:
+            self.line(f"  fix: {error.fix}")
+        if error.details and not isinstance(error, KeyboardInterrupt):
+            for detail in error.details.strip().splitlines()[-10:]:
+                self.line(f"  | {detail}")
+
+    def finished(self, exit_code: int) -> None:
+        self.emit_json({"type": "done", "exit_code": exit_code})
+
+    def close(self) -> None:
+        """Release the terminal (rich live display)."""
+
+    # ---- channels
+    def line(self, text: str) -> None:
+        self.err.write(text + "\n")
+        self.err.flush()
+
+    def data(self, text: str) -> None:
+        if not self.json_lines and text:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+
+class RichRenderer(Renderer):
+    """Progress bars on a terminal; everything else as in ``Renderer``."""
+
+    def __init__(self, out: TextIO, err: TextIO, *, json_lines: bool = False) -> None:
+        super().__init__(out, err, json_lines=json_lines)
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import (
+            Progress as Bars,
+        )
+
+        self.console = Console(file=err, highlight=False)
+        self.bars = Bars(
+            TextColumn("  {task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.tasks: dict[tuple[str, str], Any] = {}
+        self.bars.start()
+
+    def progress(self, event: Progress) -> None:
+        key = (event.step, event.phase)
+        if key not in self.tasks:
+            self.tasks[key] = self.bars.add_task(event.phase, total=event.total)
+        task = self.tasks[key]
+        desc = f"{event.phase} {event.message}".strip()[:40]
+        self.bars.update(task, completed=event.done, total=event.total, description=desc)
+
+    def step_finished(self, name: str, ok: bool) -> None:
+        super().step_finished(name, ok)
+        for key in [k for k in self.tasks if k[0] == name]:
+            self.bars.remove_task(self.tasks.pop(key))
+
+    def line(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)
+
+    def close(self) -> None:
+        self.bars.stop()
+
+
+def make_renderer(
+    *, json_lines: bool, out: TextIO | None = None, err: TextIO | None = None
+) -> Renderer:
+    """Rich bars when stderr is a terminal, plain lines otherwise."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    if err.isatty():
+        return RichRenderer(out, err, json_lines=json_lines)
+    return Renderer(out, err, json_lines=json_lines)

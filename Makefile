@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_TOOLS := sfdisk:fdisk mcopy:mtools mke2fs:e2fsprogs mksquashfs:squashfs-tools cpio:cpio \
 	dnsmasq:dnsmasq-base tcpdump:tcpdump tshark:tshark ip:iproute2 ethtool:ethtool \
 	qemu-system-arm:qemu-system-arm zip:zip unzip:unzip mkfs.vfat:dosfstools curl:curl \
-	nft:nftables iptables:iptables
+	nft:nftables iptables:iptables busybox:busybox-static
 PYTEST_ARGS ?=
 
 .PHONY: help setup system-packages venv run test lint bench demo clean

@@ -43,6 +43,8 @@ _IFACE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 _PROFILE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 # Characters that would let a value escape its line or field in a generated config file.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f\",#]")
+# One dnsmasq long option, optionally "=value", on one line (no comment, no control characters).
+_DNSMASQ_OPTION = re.compile(r"^[a-z][a-z0-9-]*(=[^\x00-\x1f\x7f#]*)?$")
 
 
 class _Model(BaseModel):
@@ -235,6 +237,19 @@ class NetworkAnswers(_Model):
     left to whatever else serves them."""
     pi3_reply_delay: bool = True
     """Delay proxy offers to Pi 3B boot ROMs by 1 s (works around the 3B ROM timing bug)."""
+    backup_dir: str = "/var/backups/firecore-wizard"
+    """Where the dnsmasq config that an install replaces is backed up (never inside a dnsmasq
+    conf-dir, which would load the backup as config)."""
+    probe_seconds: float = Field(default=4.0, ge=0, le=60)
+    """How long preflight listens for other DHCP/proxy servers after its probe DISCOVER (DHCP
+    servers that ping first answer after ~3 s); 0 skips the probe."""
+    preflight_strict: bool = True
+    """Stop before installing anything when preflight finds an error (a second proxy, a port
+    taken, dnsmasq missing); false: report it and go on."""
+    dnsmasq_extra: list[str] = Field(default_factory=list)
+    """Extra dnsmasq option lines appended to the generated config, for example
+    "tftp-single-port" or "tftp-mtu=1400"; options the generator owns (port, interface,
+    dhcp-range …) are refused."""
 
     @field_validator("interface")
     @classmethod
@@ -243,12 +258,20 @@ class NetworkAnswers(_Model):
             raise ValueError(f"{value!r} is not an interface name (≤ 15 of A-Z a-z 0-9 _ . : @ -)")
         return value
 
-    @field_validator("tftp_root", "dnsmasq_conf", "state_dir")
+    @field_validator("tftp_root", "dnsmasq_conf", "state_dir", "backup_dir")
     @classmethod
     def _paths(cls, value: str) -> str:
         value = _check_path(value, allow_empty=False)
         if any(c.isspace() for c in value):
             raise ValueError("must not contain spaces (dnsmasq option values cannot quote them)")
+        return value
+
+    @field_validator("dnsmasq_extra")
+    @classmethod
+    def _extra(cls, value: list[str]) -> list[str]:
+        for line in value:
+            if not _DNSMASQ_OPTION.match(line):
+                raise ValueError(f"{line[:60]!r} is not one dnsmasq option line like tftp-mtu=1400")
         return value
 
 

@@ -12,7 +12,14 @@ from steps.answers import Answers, check_answers
 from steps.base import Step
 
 #: (step name, "module:Class"), in the order they run.
-PLAN: list[tuple[str, str]] = []
+PLAN: list[tuple[str, str]] = [
+    ("release", "steps.release:ReleaseStep"),
+    ("extensions", "steps.extensions:ExtensionsStep"),
+    ("app", "steps.app:AppStep"),
+    ("remaster", "steps.remaster:RemasterStep"),
+    ("network", "steps.network:NetworkStep"),
+    ("deploy", "steps.deploy:DeployStep"),
+]
 
 
 def build_plan(answers: Answers, *, only: list[str] | None = None) -> list[Step]:

@@ -17,6 +17,9 @@ from steps.events import Event, LogLine, Progress, Result
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: fake_mirror / mirror_server fixtures (the demo factory's piCore mirror).
+pytest_plugins = ["tests.fixtures"]
+
 
 def needs_root() -> None:
     """Fail (not skip) in CI when a root-only test cannot run; skip only on a developer box."""

@@ -20,6 +20,11 @@ from wizard.exit_codes import ExitCode, exit_code_for
 #: sub-command → module in wizard.commands (each has HELP, configure(parser), run(args)).
 SUBCOMMANDS: dict[str, str] = {
     "schema": "wizard.commands.schema",
+    "deploy": "wizard.commands.deploy",
+    "selftest": "wizard.commands.selftest",
+    "dnsmasq": "wizard.commands.dnsmasq",
+    "status": "wizard.commands.status",
+    "demo-mirror": "wizard.commands.demo",
 }
 
 

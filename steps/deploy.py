@@ -1,0 +1,648 @@
+"""The Deploy step: publish the boot tree into the TFTP root atomically, with instant rollback.
+
+Layout of ``network.tftp_root`` (dnsmasq serves ``<tftp_root>/current``)::
+
+    releases/<id>/            one complete, verified copy of a build (never changed afterwards)
+    releases/<id>/<serial>/   per-device tree: hard links to the shared files + its profile's files
+    releases/<id>/manifest.json   the build manifest + what deploy added (devices, previous)
+    current -> releases/<id>  the live release, switched with one rename(2)
+    .deploy.lock              flock: two deploys or rollbacks never interleave
+
+A Pi mid-boot never sees a half-copied tree: the new release is built in a staging directory,
+renamed into ``releases/`` when complete, and only then does ``current`` change — by renaming a
+new symlink over it, which is atomic. dnsmasq opens ``current/<file>`` per request, so each file a
+Pi fetches comes whole from one release. Release ids are the UTC time (to the microsecond) plus
+the build id, so they sort in deploy order and never collide. Files unchanged since the live
+release are hard links to it, so keeping ``deploy.keep`` releases costs little space; every
+copied file is checked against the build manifest's sha256 on the way.
+
+Per-device trees follow the firmware (netboot.md §5.1/§5.2): a Pi first asks for
+``<serial>/start.elf`` (Pi 3) or ``<serial>/start4.elf`` (Pi 4); if it exists, every later file
+is read with the ``<serial>/`` prefix, so the directory holds the whole tree. Unknown serials get
+"not found" and fall back to the shared tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import stat
+import threading
+import time
+from collections.abc import Generator, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from steps.answers import Answers, resolve_path
+from steps.artifacts import BuildResult, DeployResult
+from steps.base import StepContext
+from steps.errors import Cancelled, DeployError, UsageError
+from steps.events import Event, LogLine, Planned, Progress, Result
+from steps.fsutil import disk_error, staging_dir
+
+NAME = "deploy"
+RELEASES = "releases"
+CURRENT = "current"
+LOCK = ".deploy.lock"
+#: Names the remaster step writes (steps/remaster.py); repeated here to keep deploy light.
+MANIFEST = "manifest.json"
+PROFILES_DIR = "profiles"
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+_CHUNK = 1 << 20
+_LOCK_WAIT = 30.0
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    """One release directory in the TFTP root."""
+
+    id: str
+    path: Path
+    build_id: str
+    deployed: str
+    """UTC time of the deploy, ISO 8601."""
+    devices: Mapping[str, str]
+    previous: str | None
+    """The release that was live when this one was deployed (the rollback target)."""
+    current: bool
+    demo: bool = False
+
+    def to_data(self) -> dict[str, Any]:
+        """JSON-able form (for ``deploy --list --json``)."""
+        return {
+            "id": self.id,
+            "path": str(self.path),
+            "build_id": self.build_id,
+            "deployed": self.deployed,
+            "devices": dict(self.devices),
+            "previous": self.previous,
+            "current": self.current,
+            "demo": self.demo,
+        }
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """A manifest.json as a dict; None if missing or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def current_release(root: Path) -> str | None:
+    """The id ``current`` points at, or None (no deploy yet, or ``current`` is not ours)."""
+    link = root / CURRENT
+    try:
+        target = os.readlink(link)
+    except OSError:
+        return None
+    parts = Path(target).parts
+    if len(parts) == 2 and parts[0] == RELEASES and (root / RELEASES / parts[1]).is_dir():
+        return parts[1]
+    return None
+
+
+def list_releases(root: Path) -> list[ReleaseInfo]:
+    """Every complete release under ``root``, oldest first."""
+    base = root / RELEASES
+    if not base.is_dir():
+        return []
+    live = current_release(root)
+    out: list[ReleaseInfo] = []
+    for entry in sorted(base.iterdir()):
+        if entry.name.startswith(".") or not entry.is_dir() or entry.is_symlink():
+            continue
+        manifest = read_manifest(entry / MANIFEST) or {}
+        info = manifest.get("deploy") if isinstance(manifest.get("deploy"), dict) else {}
+        assert isinstance(info, dict)
+        out.append(
+            ReleaseInfo(
+                id=entry.name,
+                path=entry,
+                build_id=str(manifest.get("build_id", "")),
+                deployed=str(info.get("deployed", "")),
+                devices=dict(info.get("devices", {})),
+                previous=info.get("previous"),
+                current=entry.name == live,
+                demo=bool(manifest.get("demo", False)),
+            )
+        )
+    return out
+
+
+def tftp_root(answers: Answers) -> Path:
+    """``network.tftp_root`` as an absolute path."""
+    return resolve_path(answers.network.tftp_root)
+
+
+# ----------------------------------------------------------------------------- locking
+
+
+@contextlib.contextmanager
+def deploy_lock(
+    root: Path, cancel: threading.Event | None = None, wait: float | None = None
+) -> Iterator[None]:
+    """Hold ``<root>/.deploy.lock`` (flock); wait up to ``wait`` s for another deploy to finish.
+
+    Raises:
+        DeployError: another deploy or rollback still holds it after ``wait`` seconds.
+    """
+    wait = _LOCK_WAIT if wait is None else wait
+    try:
+        if not root.exists():
+            root.mkdir(parents=True)
+            os.chmod(root, DIR_MODE)  # whatever the umask: dnsmasq must traverse it
+        fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise disk_error(root / LOCK, exc) from None
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled() from None
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                    raise DeployError(
+                        f"another deploy or rollback (pid {holder}) is still running on {root}",
+                        fix="wait for it to finish, then run again",
+                    ) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+# ----------------------------------------------------------------------------- switching
+
+
+def switch_current(root: Path, release_id: str) -> None:
+    """Point ``<root>/current`` at ``releases/<id>`` atomically (new symlink, then rename).
+
+    Raises:
+        DeployError: ``current`` exists and is not a symlink (not ours to replace).
+    """
+    link = root / CURRENT
+    if link.exists() and not link.is_symlink():
+        raise DeployError(
+            f"{link} exists and is not a symlink; deploy will not replace it",
+            fix=f"move it away (e.g. `mv {link} {link}.old`) and deploy again",
+        )
+    tmp = root / f".{CURRENT}.{os.getpid()}.{time.monotonic_ns()}"
+    try:
+        os.symlink(f"{RELEASES}/{release_id}", tmp)
+        os.rename(tmp, link)
+        dfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise disk_error(link, exc) from None
+
+
+def rollback(answers: Answers, to: str | None = None) -> DeployResult:
+    """Switch ``current`` back to the release that was live before it (or to ``to``).
+
+    Raises:
+        DeployError: nothing deployed yet, no earlier release, or ``to`` does not exist.
+    """
+    root = tftp_root(answers)
+    with deploy_lock(root):
+        releases = list_releases(root)
+        ids = [r.id for r in releases]
+        live = current_release(root)
+        if live is None:
+            raise DeployError(
+                f"nothing is deployed in {root} (no {CURRENT} symlink)",
+                fix="deploy first: firecore-wizard --answers FILE",
+            )
+        if to is not None:
+            if to not in ids:
+                known = ", ".join(ids) or "none"
+                raise UsageError(
+                    f"release {to!r} is not in {root / RELEASES} (releases: {known})",
+                    fix="pick one from `firecore-wizard deploy --list`",
+                )
+            target = to
+        else:
+            info = next(r for r in releases if r.id == live)
+            older = [i for i in ids if i < live]
+            if info.previous in ids and info.previous != live:
+                target = info.previous
+            elif older:
+                target = older[-1]
+            else:
+                raise DeployError(
+                    f"{live} is the oldest release in {root}: there is nothing to roll back to",
+                    fix="deploy a build instead",
+                )
+        switch_current(root, target)
+        info = next(r for r in releases if r.id == target)
+        return DeployResult(root, target, live, dict(info.devices))
+
+
+# ----------------------------------------------------------------------------- the step
+
+
+def new_release_id(build_id: str, now: datetime | None = None) -> str:
+    """``20261126T003218.123456Z-<build id>``: sorts in deploy order, unique per microsecond."""
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y%m%dT%H%M%S.%fZ") + f"-{build_id or 'nobuild'}"
+
+
+def _hash_copy(src: Path, dest: Path) -> tuple[str, int]:
+    """Copy ``src`` to ``dest`` (new file, mode 0644) returning its sha256 and size."""
+    h = hashlib.sha256()
+    size = 0
+    with src.open("rb") as fin, dest.open("xb") as fout:
+        while chunk := fin.read(_CHUNK):
+            h.update(chunk)
+            fout.write(chunk)
+            size += len(chunk)
+    os.chmod(dest, FILE_MODE)
+    return h.hexdigest(), size
+
+
+def _inside(path: Path, top: Path) -> bool:
+    try:
+        path.resolve().relative_to(top.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _scan_build(out: Path, files: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The build tree's directories and files (relative), checked against its manifest.
+
+    Raises:
+        DeployError: a symlink leaves the tree, a special file, a file missing from the
+            manifest or a manifest file missing from the tree.
+    """
+    dirs: list[str] = []
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(out):
+        base = Path(dirpath)
+        for name in sorted(dirnames):
+            p = base / name
+            if p.is_symlink():
+                raise DeployError(
+                    f"{p} is a symlink; the boot tree must hold plain files and directories",
+                    fix="run the remaster step again to rebuild build.output",
+                )
+            dirs.append(p.relative_to(out).as_posix())
+        for name in filenames:
+            p = base / name
+            rel = p.relative_to(out).as_posix()
+            if rel == MANIFEST:
+                continue
+            if p.is_symlink() and not _inside(p, out):
+                raise DeployError(
+                    f"{p} is a symlink that points outside the boot tree ({os.readlink(p)})",
+                    fix="replace it with the file itself, or rebuild with the remaster step",
+                )
+            if not p.is_file():
+                raise DeployError(f"{p} is not a regular file", fix="remove it from build.output")
+            if rel not in files:
+                raise DeployError(
+                    f"{p} is not in the build manifest (build.output was changed after the build)",
+                    fix="run the remaster step again (or remove the extra file)",
+                )
+            found.append(rel)
+    missing = sorted(set(files) - set(found))
+    if missing:
+        raise DeployError(
+            f"{out / missing[0]} is listed in the build manifest but missing"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+            fix="run the remaster step again",
+        )
+    return sorted(dirs), sorted(found)
+
+
+def _clean_leftovers(root: Path) -> list[Path]:
+    """Remove staging trees and temporary symlinks a killed deploy left (call under the lock)."""
+    removed: list[Path] = []
+    for p in root.glob(f".{CURRENT}.*"):
+        if p.is_symlink():
+            p.unlink()
+            removed.append(p)
+    base = root / RELEASES
+    if base.is_dir():
+        for p in base.iterdir():
+            if p.name.startswith(".") and (
+                ".staging-" in p.name or p.name.startswith(".removing-")
+            ):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+    return removed
+
+
+def _device_files(
+    shared: list[str], files: Mapping[str, Any], profile: str
+) -> dict[str, str] | None:
+    """Per-device tree: relative path in ``<serial>/`` → source path in the release."""
+    prefix = f"{PROFILES_DIR}/{profile}/"
+    own = {rel[len(prefix) :]: rel for rel in files if rel.startswith(prefix)}
+    if not own:
+        return None
+    tree = {rel: rel for rel in shared if not rel.startswith(f"{PROFILES_DIR}/")}
+    tree.update(own)
+    return tree
+
+
+class DeployStep:
+    """Publish ``build.output`` as a new release and switch ``current`` to it."""
+
+    name = NAME
+    title = "Deploy"
+
+    def run(self, ctx: StepContext) -> Iterator[Event]:
+        """Verify, copy (or hard-link), build device trees, switch, prune."""
+        answers = ctx.answers
+        build = ctx.results.get(BuildResult)
+        out = build.output if build is not None else resolve_path(answers.build.output)
+        root = tftp_root(answers)
+        manifest = read_manifest(out / MANIFEST)
+        if manifest is None or not isinstance(manifest.get("files"), dict):
+            if ctx.dry_run:
+                yield from self._plan_unbuilt(root, out, answers)
+                return
+            raise DeployError(
+                f"{out} holds no build (no readable {MANIFEST})",
+                fix="run the remaster step first (it writes build.output)",
+            )
+        files: dict[str, Any] = manifest["files"]
+        build_id = str(manifest.get("build_id", ""))
+        devices = dict(answers.deploy.devices)
+        yield from self._check_parents(root)
+
+        if ctx.dry_run:
+            yield from self._plan(ctx, root, out, manifest, devices)
+            return
+
+        with deploy_lock(root, ctx.cancel):
+            for leftover in _clean_leftovers(root):
+                yield LogLine(NAME, f"removed {leftover} (left by an interrupted deploy)")
+            live = current_release(root)
+            live_manifest = read_manifest(root / RELEASES / live / MANIFEST) if live else None
+            if live and live_manifest and self._same(live_manifest, manifest, devices):
+                yield LogLine(NAME, f"release {live} already serves build {build_id}: no change")
+                result = DeployResult(root, live, live_manifest["deploy"].get("previous"), devices)
+                ctx.results.put(result)
+                yield Result(NAME, f"{root / CURRENT} → {live} (unchanged)", result.to_data())
+                return
+            dirs, shared = _scan_build(out, files)
+            release_id = new_release_id(build_id)
+            while (root / RELEASES / release_id).exists():  # pragma: no cover - same µs
+                release_id = new_release_id(build_id)
+            final = root / RELEASES / release_id
+            try:
+                if not (root / RELEASES).is_dir():
+                    (root / RELEASES).mkdir()
+                    os.chmod(root / RELEASES, DIR_MODE)
+                with staging_dir(final) as stage:
+                    deployed = yield from self._publish(
+                        ctx, out, stage, dirs, shared, files, live, live_manifest
+                    )
+                    device_entries = yield from self._devices(ctx, stage, shared, files, devices)
+                    record = dict(manifest)
+                    record["files"] = {**files, **device_entries}
+                    record["deploy"] = {
+                        "release": release_id,
+                        "deployed": datetime.now(UTC).isoformat(timespec="seconds"),
+                        "source": str(out),
+                        "devices": devices,
+                        "previous": live,
+                        "linked": deployed,
+                    }
+                    mpath = stage / MANIFEST
+                    mpath.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+                    os.chmod(mpath, FILE_MODE)
+                    os.chmod(stage, DIR_MODE)
+                    ctx.check_cancel()
+                    os.rename(stage, final)
+            except OSError as exc:
+                raise disk_error(getattr(exc, "filename", None) or final, exc) from None
+            switch_current(root, release_id)
+            yield LogLine(NAME, f"{root / CURRENT} → {RELEASES}/{release_id}")
+            removed = self._prune(root, answers.deploy.keep)
+            for rid in removed:
+                yield LogLine(
+                    NAME, f"removed old release {rid} (deploy.keep = {answers.deploy.keep})"
+                )
+        result = DeployResult(root, release_id, live, devices)
+        ctx.results.put(result)
+        per_device = f", {len(devices)} per-device tree(s)" if devices else ""
+        yield Result(
+            NAME,
+            f"{root / CURRENT} → {release_id} (build {build_id}{per_device})",
+            {**result.to_data(), "files": len(shared)},
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _same(
+        live: Mapping[str, Any], manifest: Mapping[str, Any], devices: dict[str, str]
+    ) -> bool:
+        info = live.get("deploy")
+        if not isinstance(info, dict) or info.get("devices") != devices:
+            return False
+        if live.get("build_id") != manifest.get("build_id"):
+            return False
+        live_files = live.get("files", {})
+        return all(live_files.get(k) == v for k, v in manifest["files"].items())
+
+    def _check_parents(self, root: Path) -> Iterator[Event]:
+        """Warn when dnsmasq (which drops to an unprivileged user) cannot reach the root."""
+        for p in [root, *root.parents]:
+            try:
+                mode = p.stat().st_mode
+            except OSError:
+                continue
+            if not mode & stat.S_IXOTH:
+                yield LogLine(
+                    NAME,
+                    f"{p} is mode {stat.S_IMODE(mode):o}: dnsmasq running as an unprivileged "
+                    f"user cannot reach {root}; use a TFTP root under /srv (or chmod o+x {p})",
+                    "warning",
+                )
+                return
+
+    def _publish(
+        self,
+        ctx: StepContext,
+        out: Path,
+        stage: Path,
+        dirs: list[str],
+        shared: list[str],
+        files: Mapping[str, Any],
+        live: str | None,
+        live_manifest: Mapping[str, Any] | None,
+    ) -> Generator[Event, None, int]:
+        """Copy the build into ``stage``; unchanged files become hard links to the live release.
+
+        Returns (through StopIteration) how many files were hard-linked.
+        """
+        live_files: Mapping[str, Any] = (live_manifest or {}).get("files", {})
+        live_dir = stage.parent / live if live else None
+        total = sum(int(files[rel].get("size", 0)) for rel in shared)
+        done = 0
+        linked = 0
+        for d in dirs:
+            (stage / d).mkdir(parents=True, exist_ok=True)
+            os.chmod(stage / d, DIR_MODE)
+        for rel in shared:
+            ctx.check_cancel()
+            entry = files[rel]
+            dest = stage / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            old = live_dir / rel if live_dir is not None else None
+            if (
+                old is not None
+                and live_files.get(rel) == entry
+                and old.is_file()
+                and not old.is_symlink()
+                and old.stat().st_size == int(entry.get("size", -1))
+            ):
+                try:
+                    os.link(old, dest)
+                    linked += 1
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.EMLINK, errno.EPERM):
+                        raise
+                    self._copy(out / rel, dest, entry)
+            else:
+                self._copy(out / rel, dest, entry)
+            done += int(entry.get("size", 0))
+            yield Progress(NAME, "publish", done, total, "bytes", rel)
+        yield LogLine(
+            NAME, f"copied {len(shared) - linked} file(s), hard-linked {linked} unchanged"
+        )
+        return linked
+
+    @staticmethod
+    def _copy(src: Path, dest: Path, entry: Mapping[str, Any]) -> None:
+        digest, size = _hash_copy(src, dest)
+        if digest != entry.get("sha256") or size != entry.get("size"):
+            raise DeployError(
+                f"{src} does not match the build manifest (sha256 {digest[:12]}…, {size} bytes; "
+                f"manifest {str(entry.get('sha256'))[:12]}…, {entry.get('size')} bytes)",
+                fix="build.output was changed after the build: run the remaster step again",
+            )
+
+    def _devices(
+        self,
+        ctx: StepContext,
+        stage: Path,
+        shared: list[str],
+        files: Mapping[str, Any],
+        devices: Mapping[str, str],
+    ) -> Generator[Event, None, dict[str, Any]]:
+        """Create ``<serial>/`` trees of hard links; returns their manifest entries."""
+        entries: dict[str, Any] = {}
+        for serial, profile in sorted(devices.items()):
+            ctx.check_cancel()
+            tree = _device_files(shared, files, profile)
+            if tree is None:
+                raise DeployError(
+                    f"the build has no profile {profile!r} (deploy.devices.{serial}); "
+                    f"profiles are built from deploy.profiles",
+                    fix="run the remaster step again after changing deploy.profiles",
+                )
+            base = stage / serial
+            for rel, src in sorted(tree.items()):
+                dest = base / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.link(stage / src, dest)
+                entries[f"{serial}/{rel}"] = files[src]
+            for d in [base, *(p for p in base.rglob("*") if p.is_dir())]:
+                os.chmod(d, DIR_MODE)
+            yield LogLine(NAME, f"{serial}/: profile {profile} ({len(tree)} files, hard links)")
+        return entries
+
+    @staticmethod
+    def _prune(root: Path, keep: int) -> list[str]:
+        """Remove releases beyond the ``keep`` newest, never the live one or its rollback target."""
+        releases = list_releases(root)
+        live = next((r for r in releases if r.current), None)
+        protect = {live.id, live.previous} if live else set()
+        newest = {r.id for r in releases[-keep:]}
+        removed = []
+        for r in releases:
+            if r.id in newest or r.id in protect:
+                continue
+            aside = root / RELEASES / f".removing-{r.id}"
+            os.rename(r.path, aside)
+            shutil.rmtree(aside, ignore_errors=True)
+            removed.append(r.id)
+        return removed
+
+    # ------------------------------------------------------------------ dry run
+
+    def _plan(
+        self,
+        ctx: StepContext,
+        root: Path,
+        out: Path,
+        manifest: Mapping[str, Any],
+        devices: Mapping[str, str],
+    ) -> Iterator[Event]:
+        files: Mapping[str, Any] = manifest["files"]
+        build_id = str(manifest.get("build_id", ""))
+        live = current_release(root)
+        live_manifest = read_manifest(root / RELEASES / live / MANIFEST) if live else None
+        if live and live_manifest and self._same(live_manifest, manifest, dict(devices)):
+            yield LogLine(NAME, f"release {live} already serves build {build_id}: no change")
+            return
+        _dirs, shared = _scan_build(out, files)
+        release_id = new_release_id(build_id)
+        final = root / RELEASES / release_id
+        live_files = (live_manifest or {}).get("files", {})
+        for rel in shared:
+            how = "hard link (unchanged)" if live_files.get(rel) == files[rel] else "copy"
+            yield Planned(NAME, "write", str(final / rel), f"{how}, sha256 checked")
+        for serial, profile in sorted(devices.items()):
+            if _device_files(shared, files, profile) is None:
+                raise DeployError(
+                    f"the build has no profile {profile!r} (deploy.devices.{serial})",
+                    fix="run the remaster step again after changing deploy.profiles",
+                )
+            yield Planned(
+                NAME, "write", str(final / serial) + "/", f"profile {profile}, hard links"
+            )
+        yield Planned(NAME, "write", str(final / MANIFEST), "deployed manifest")
+        yield Planned(NAME, "switch", str(root / CURRENT), f"→ {RELEASES}/{release_id}")
+        keep = ctx.answers.deploy.keep
+        old = [r.id for r in list_releases(root)]
+        if len(old) + 1 > keep:
+            yield Planned(
+                NAME, "remove", f"{len(old) + 1 - keep} old release(s)", f"deploy.keep = {keep}"
+            )
+
+    def _plan_unbuilt(self, root: Path, out: Path, answers: Answers) -> Iterator[Event]:
+        yield LogLine(NAME, f"{out} is not built yet (dry run): files not listed")
+        final = root / RELEASES / "<time>-<build id>"
+        yield Planned(NAME, "write", str(final) + "/", f"every file of {out}, sha256 checked")
+        for serial, profile in sorted(answers.deploy.devices.items()):
+            yield Planned(NAME, "write", str(final / serial) + "/", f"profile {profile}")
+        yield Planned(NAME, "switch", str(root / CURRENT), f"→ {RELEASES}/<new release>")

@@ -1,0 +1,416 @@
+"""The host's network interfaces, and which one the Pis should boot from.
+
+``read_snapshot()`` reads everything once (psutil for addresses and link state, netifaces for the
+default routes, /sys/class/net for the interface kind); everything after that is a pure function
+over the frozen ``Snapshot``, so the advice (``assess``, ``recommend``) is unit-tested without
+touching the host. The proxy-DHCP ranges of the dnsmasq config come from the chosen interface's
+own IPv4 addresses, which is why ``Address`` keeps the prefix length.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Kind = Literal["wired", "wireless", "bridge", "bond", "vlan", "virtual", "loopback"]
+Level = Literal["error", "warning", "info"]
+
+SYS_CLASS_NET = Path("/sys/class/net")
+_ARPHRD_LOOPBACK = 772
+
+
+@dataclass(frozen=True)
+class Address:
+    """One IPv4 address of an interface, with its prefix length."""
+
+    address: str
+    prefixlen: int
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        """The subnet this address is on."""
+        return ipaddress.IPv4Interface(f"{self.address}/{self.prefixlen}").network
+
+    def __str__(self) -> str:
+        return f"{self.address}/{self.prefixlen}"
+
+
+@dataclass(frozen=True)
+class Interface:
+    """One interface as read at snapshot time."""
+
+    name: str
+    kind: Kind
+    mac: str = ""
+    addresses: tuple[Address, ...] = ()
+    up: bool = False
+    carrier: bool | None = None
+    """Link detected; None when the kernel cannot say (interface down)."""
+    speed: int | None = None
+    """Link speed in Mb/s; None when unknown."""
+    mtu: int = 0
+    default_gateway: str | None = None
+    """The IPv4 default route leaves through this interface via this gateway."""
+    master: str | None = None
+    """The bridge or bond this interface is a port of."""
+    detail: str = ""
+    """Kind-specific facts shown with the warnings (bond mode, bridge STP state)."""
+
+    def to_data(self) -> dict[str, Any]:
+        """JSON-able form (for ``Result.data`` and the TUI table)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "mac": self.mac,
+            "addresses": [str(a) for a in self.addresses],
+            "up": self.up,
+            "carrier": self.carrier,
+            "speed": self.speed,
+            "mtu": self.mtu,
+            "default_gateway": self.default_gateway,
+            "master": self.master,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """All interfaces of this host (network namespace) at one moment."""
+
+    interfaces: tuple[Interface, ...] = ()
+
+    def get(self, name: str) -> Interface | None:
+        """The interface called ``name``, or None."""
+        return next((i for i in self.interfaces if i.name == name), None)
+
+    @property
+    def names(self) -> list[str]:
+        """Interface names in snapshot order."""
+        return [i.name for i in self.interfaces]
+
+
+@dataclass(frozen=True)
+class Note:
+    """One piece of advice about an interface: what, why, at which level."""
+
+    code: str
+    level: Level
+    message: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Whether an interface can serve the Pis, how well, and the warnings that go with it."""
+
+    interface: Interface
+    usable: bool
+    score: int
+    notes: tuple[Note, ...] = field(default_factory=tuple)
+
+    def to_data(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "interface": self.interface.to_data(),
+            "usable": self.usable,
+            "score": self.score,
+            "notes": [
+                {"code": n.code, "level": n.level, "message": n.message, "reason": n.reason}
+                for n in self.notes
+            ],
+        }
+
+
+# ------------------------------------------------------------------ advice (pure)
+
+_KIND_SCORE: dict[Kind, int] = {
+    "wired": 100,
+    "bridge": 90,
+    "vlan": 80,
+    "bond": 70,
+    "virtual": 50,
+    "wireless": 10,
+    "loopback": 0,
+}
+
+
+def _kind_notes(iface: Interface) -> list[Note]:
+    notes: list[Note] = []
+    if iface.kind == "wireless":
+        notes.append(
+            Note(
+                "wireless",
+                "warning",
+                f"{iface.name} is a wireless interface",
+                "Pis netboot over Ethernet only, and most access points do not forward the "
+                "Pi's PXE broadcasts between the wired and the wireless side; use a wired port "
+                "on the Pis' switch",
+            )
+        )
+    elif iface.kind == "bond":
+        notes.append(
+            Note(
+                "bond",
+                "warning",
+                f"{iface.name} is a bond{f' ({iface.detail})' if iface.detail else ''}",
+                "the Pi's boot ROM sends broadcasts and expects replies from the address it "
+                "saw; balance-rr/balance-xor bonds can send replies out of another port or "
+                "duplicate them — prefer active-backup or 802.3ad with a matching switch config",
+            )
+        )
+    elif iface.kind == "bridge":
+        stp_on = "stp on" in iface.detail
+        notes.append(
+            Note(
+                "bridge",
+                "warning" if stp_on else "info",
+                f"{iface.name} is a bridge{f' ({iface.detail})' if iface.detail else ''}",
+                "dnsmasq must serve the bridge itself, not its ports; with STP on, a port that "
+                "just came up stays in listening/learning for the forward delay, longer than a "
+                "Pi 3's 25 s DHCP window — set stp_state 0 or forward_delay 0"
+                if stp_on
+                else "dnsmasq serves the bridge itself, never its member ports",
+            )
+        )
+    elif iface.kind == "vlan":
+        notes.append(
+            Note(
+                "vlan",
+                "info",
+                f"{iface.name} is a VLAN interface",
+                "the Pis must sit on an untagged (access) port of this VLAN: the boot ROM "
+                "cannot tag frames",
+            )
+        )
+    elif iface.kind == "virtual":
+        notes.append(
+            Note(
+                "virtual",
+                "info",
+                f"{iface.name} is a virtual interface (veth, tun, dummy …)",
+                "fine for containers, namespaces and the virtual-Pi self-test; real Pis need a "
+                "physical port or a bridge that contains one",
+            )
+        )
+    return notes
+
+
+def _conflict_notes(iface: Interface, snapshot: Snapshot) -> list[Note]:
+    notes: list[Note] = []
+    for addr in iface.addresses:
+        for other in snapshot.interfaces:
+            if other.name == iface.name or other.kind == "loopback":
+                continue
+            clash = [a for a in other.addresses if a.network.overlaps(addr.network)]
+            if clash:
+                notes.append(
+                    Note(
+                        "subnet-overlap",
+                        "warning",
+                        f"{addr.network} of {iface.name} overlaps {clash[0]} on {other.name}",
+                        "with two interfaces on one subnet, ARP replies and the proxy offer "
+                        "can leave through the wrong port and the Pi cannot reach the TFTP "
+                        "server; keep one interface per subnet",
+                    )
+                )
+    defaults = [i.name for i in snapshot.interfaces if i.default_gateway]
+    if iface.default_gateway and len(defaults) > 1:
+        notes.append(
+            Note(
+                "default-route-conflict",
+                "warning",
+                f"default routes leave through {', '.join(defaults)}",
+                "replies may take a different path than requests; keep a single default route",
+            )
+        )
+    return notes
+
+
+def assess(iface: Interface, snapshot: Snapshot) -> Assessment:
+    """Can ``iface`` serve the Pis? Its score (higher is better) and every warning with a reason.
+
+    Unusable: loopback, a port of a bridge/bond, down, or without an IPv4 address (the proxy
+    range is derived from it).
+    """
+    notes = _kind_notes(iface)
+    usable = True
+    if iface.kind == "loopback":
+        return Assessment(iface, False, 0, (Note("loopback", "error", "loopback interface"),))
+    if iface.master:
+        usable = False
+        notes.append(
+            Note(
+                "enslaved",
+                "error",
+                f"{iface.name} is a port of {iface.master}",
+                f"its addresses live on {iface.master}; choose {iface.master} instead",
+            )
+        )
+    if not iface.up:
+        usable = False
+        notes.append(
+            Note(
+                "down",
+                "error",
+                f"{iface.name} is down",
+                f"bring it up: `ip link set {iface.name} up`",
+            )
+        )
+    elif iface.carrier is False:
+        notes.append(
+            Note(
+                "no-carrier",
+                "warning",
+                f"{iface.name} has no link",
+                "no cable or the switch port is off; the Pis will not reach this server",
+            )
+        )
+    if not iface.addresses:
+        usable = False
+        notes.append(
+            Note(
+                "no-address",
+                "error",
+                f"{iface.name} has no IPv4 address",
+                "proxy DHCP answers on the interface's own subnet; give it an address "
+                "(normally from the LAN's DHCP server, or static)",
+            )
+        )
+    notes.extend(_conflict_notes(iface, snapshot))
+    score = _KIND_SCORE[iface.kind] if usable else 0
+    if usable:
+        score += 20 if iface.carrier else 0
+        score += 5 if iface.default_gateway else 0
+        score -= 30 * sum(1 for n in notes if n.code == "subnet-overlap")
+        score -= 20 * sum(1 for n in notes if n.code == "default-route-conflict")
+        score = max(score, 1)
+    return Assessment(iface, usable, score, tuple(notes))
+
+
+def assess_all(snapshot: Snapshot) -> list[Assessment]:
+    """``assess`` for every interface, best first (ties by name)."""
+    found = [assess(i, snapshot) for i in snapshot.interfaces]
+    return sorted(found, key=lambda a: (-a.score, a.interface.name))
+
+
+def recommend(snapshot: Snapshot) -> str | None:
+    """Name of the best usable interface, or None when none can serve the Pis.
+
+    Wired beats bridge, VLAN, bond, virtual and wireless; link up, a default route (a router,
+    hence usually the LAN's DHCP server, is on that segment) and no subnet overlap add to it.
+    """
+    best = next((a for a in assess_all(snapshot) if a.usable), None)
+    return best.interface.name if best else None
+
+
+# ------------------------------------------------------------------ reading the host
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def read_kind(sysdir: Path) -> tuple[Kind, str]:
+    """Kind of the interface whose sysfs directory is ``sysdir``, plus a detail string.
+
+    Order matters: a bridge or bond has no ``device`` link either, so it is checked before
+    "virtual"; a wireless NIC has both ``device`` and ``wireless``/``phy80211``.
+    """
+    uevent = _read(sysdir / "uevent") or ""
+    devtype = ""
+    for line in uevent.splitlines():
+        if line.startswith("DEVTYPE="):
+            devtype = line.partition("=")[2]
+    iftype = _read(sysdir / "type")
+    if iftype is not None and iftype.isdigit() and int(iftype) == _ARPHRD_LOOPBACK:
+        return "loopback", ""
+    if (sysdir / "wireless").exists() or (sysdir / "phy80211").exists() or devtype == "wlan":
+        return "wireless", ""
+    if (sysdir / "bridge").is_dir() or devtype == "bridge":
+        stp = _read(sysdir / "bridge" / "stp_state")
+        delay = _read(sysdir / "bridge" / "forward_delay")
+        detail = ""
+        if stp is not None:
+            detail = "stp on" if stp != "0" else "stp off"
+            if stp != "0" and delay and delay.isdigit():
+                detail += f", forward delay {int(delay) / 100:g} s"
+        return "bridge", detail
+    if (sysdir / "bonding").is_dir() or devtype == "bond":
+        mode = _read(sysdir / "bonding" / "mode") or ""
+        return "bond", f"mode {mode.split()[0]}" if mode else ""
+    if devtype == "vlan":
+        return "vlan", ""
+    if (sysdir / "device").exists():
+        return "wired", ""
+    return "virtual", devtype
+
+
+def _prefixlen(netmask: str | None) -> int:
+    if not netmask:
+        return 32
+    try:
+        return ipaddress.IPv4Network(f"0.0.0.0/{netmask}").prefixlen
+    except ValueError:
+        return 32
+
+
+def _default_gateways() -> dict[str, str]:
+    """Interface → IPv4 default gateway (netifaces reads the kernel's routing table)."""
+    import netifaces
+
+    out: dict[str, str] = {}
+    with contextlib.suppress(OSError, ValueError):
+        for entry in netifaces.gateways().get(netifaces.AF_INET, []):
+            gateway, name, is_default = entry[0], entry[1], entry[2] if len(entry) > 2 else False
+            if is_default and name not in out:
+                out[str(name)] = str(gateway)
+    return out
+
+
+def read_snapshot(sys_root: Path = SYS_CLASS_NET) -> Snapshot:
+    """Read every interface of this host (this network namespace) now."""
+    import psutil
+
+    addrs = psutil.net_if_addrs()
+    stats = psutil.net_if_stats()
+    gateways = _default_gateways()
+    names = sorted(set(addrs) | set(stats))
+    interfaces: list[Interface] = []
+    for name in names:
+        sysdir = sys_root / name
+        kind, detail = read_kind(sysdir)
+        mac = ""
+        v4: list[Address] = []
+        for a in addrs.get(name, []):
+            if a.family == socket.AF_INET:
+                v4.append(Address(a.address, _prefixlen(a.netmask)))
+            elif a.family == psutil.AF_LINK:
+                mac = a.address.lower()
+        st = stats.get(name)
+        carrier_text = _read(sysdir / "carrier")
+        carrier = None if carrier_text not in ("0", "1") else carrier_text == "1"
+        master_link = sysdir / "master"
+        master = master_link.resolve().name if master_link.is_symlink() else None
+        interfaces.append(
+            Interface(
+                name=name,
+                kind=kind,
+                mac=mac,
+                addresses=tuple(v4),
+                up=bool(st and st.isup),
+                carrier=carrier,
+                speed=(st.speed or None) if st else None,
+                mtu=st.mtu if st else 0,
+                default_gateway=gateways.get(name),
+                master=master,
+                detail=detail,
+            )
+        )
+    return Snapshot(tuple(interfaces))

@@ -1,0 +1,262 @@
+"""The Network step: interface → preflight → config → diff → ``dnsmasq --test`` → install → serve.
+
+Nothing is installed when preflight finds an error (unless ``network.preflight_strict`` is off)
+or when dnsmasq rejects the config. The TFTP root is created if missing, but ``current`` inside it
+belongs to the deploy step: until the first deploy switches it, dnsmasq starts anyway
+(``tftp-no-fail``) and serves files as soon as ``current`` exists — it opens ``root/current/name``
+per request, so every later switch of ``current`` takes effect for the next request.
+
+In a dry run the step still reads (interfaces, firewall, dnsmasq's version), sends the one probe
+DISCOVER, and runs ``dnsmasq --test`` on a temporary copy; it writes nothing and yields a
+``Planned`` event for each change it would make, after the diff.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator, Iterator
+
+from steps.answers import Answers, resolve_path
+from steps.artifacts import NetworkResult
+from steps.base import StepContext
+from steps.dnsmasq import (
+    backup_dir,
+    check_conf,
+    drift,
+    install_conf,
+    read_installed,
+    render_dnsmasq_conf,
+    unified_diff,
+)
+from steps.dnsmasq_service import (
+    process_state,
+    restart_systemd,
+    start_process,
+    systemd_main_pid,
+    udp_ports_of,
+)
+from steps.errors import NetworkError
+from steps.events import Event, LogLine, Planned, Progress, Result, Stream
+from steps.fsutil import disk_error
+from steps.netif import Interface, Snapshot, read_snapshot, recommend
+from steps.preflight import Finding, run_preflight
+
+_PHASES = 7
+
+
+def own_pids(answers: Answers) -> set[int]:
+    """PIDs of the dnsmasq we manage (not conflicts): our process, or the system service."""
+    pids: set[int] = set()
+    state = process_state(answers)
+    if state.ours and state.pid is not None:
+        pids.add(state.pid)
+    if answers.network.dnsmasq_service == "systemd":
+        main = systemd_main_pid()
+        if main is not None:
+            pids.add(main)
+    return pids
+
+
+def chosen_interface(answers: Answers, snapshot: Snapshot) -> Interface:
+    """The snapshot of ``network.interface``.
+
+    Raises:
+        NetworkError: no such interface (names the key and the interfaces there are).
+    """
+    name = answers.network.interface
+    iface = snapshot.get(name)
+    if iface is None:
+        best = recommend(snapshot)
+        known = ", ".join(n for n in snapshot.names if n != "lo") or "none"
+        raise NetworkError(
+            f"network.interface: {name!r} does not exist on this host (interfaces: {known})",
+            fix=f"set network.interface = {best!r}" if best else "connect the Pis' LAN first",
+        )
+    return iface
+
+
+def _finding_line(step: str, f: Finding) -> Iterator[LogLine]:
+    stream: Stream = "warning" if f.severity in ("error", "warning") else "info"
+    label = {"error": "conflict", "warning": "warning", "info": "info"}[f.severity]
+    yield LogLine(step, f"[{label}] {f.message}", stream)
+    for ev in f.evidence:
+        yield LogLine(step, f"    evidence: {ev}", "info")
+    if f.fix and f.severity != "info":
+        yield LogLine(step, f"    fix: {f.fix}", "info")
+
+
+class NetworkStep:
+    """Write, check, install and start the proxy-DHCP + TFTP dnsmasq for the chosen interface."""
+
+    name = "network"
+    title = "Network"
+
+    def run(self, ctx: StepContext) -> Iterator[Event]:
+        """See the module docstring for the order; raises NetworkError on the first blocker."""
+        a = ctx.answers
+        net = a.network
+        step = self.name
+        conf_path = resolve_path(net.dnsmasq_conf)
+        tftp_root = resolve_path(net.tftp_root)
+
+        yield Progress(step, "network", 0, _PHASES, "steps", "interface")
+        snapshot = read_snapshot()
+        iface = chosen_interface(a, snapshot)
+        addrs = " ".join(str(x) for x in iface.addresses) or "no IPv4 address"
+        yield LogLine(step, f"interface {iface.name} ({iface.kind}): {addrs}")
+        best = recommend(snapshot)
+        if best and best != iface.name:
+            yield LogLine(step, f"note: {best} looks like a better choice for the Pis", "info")
+        text = render_dnsmasq_conf(a, iface)
+        old = read_installed(a)
+        moved = drift(old, iface) if old is not None else None
+        if moved is not None and moved.changed:
+            yield LogLine(
+                step,
+                f"the interface address changed since the config was written "
+                f"({moved.describe()}): regenerating it",
+                "warning",
+            )
+        ctx.check_cancel()
+
+        yield Progress(step, "network", 1, _PHASES, "steps", "preflight")
+        findings = run_preflight(a, snapshot, text, own_pids=own_pids(a), cancel=ctx.cancel)
+        for f in findings:
+            yield from _finding_line(step, f)
+        errors = [f for f in findings if f.severity == "error"]
+        if errors and net.preflight_strict:
+            first = errors[0]
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise NetworkError(
+                f"preflight: {first.message}{more}; nothing was installed",
+                fix=first.fix + " — or set network.preflight_strict = false to go on anyway",
+                details="\n".join(
+                    f"{f.code}: {f.message} | {'; '.join(f.evidence)}" for f in errors
+                ),
+            )
+        ctx.check_cancel()
+
+        yield Progress(step, "network", 2, _PHASES, "steps", "diff")
+        diff = unified_diff(old, text, conf_path)
+        if diff:
+            for line in diff:
+                yield LogLine(step, line, "stdout")
+        else:
+            yield LogLine(step, f"{conf_path} is up to date")
+
+        yield Progress(step, "network", 3, _PHASES, "steps", "dnsmasq --test")
+        yield LogLine(step, "dnsmasq --test -C <generated config>", "cmd")
+        verdict = check_conf(text, cancel=ctx.cancel)
+        yield LogLine(step, verdict, "stderr")
+        ctx.check_cancel()
+
+        data = {
+            "interface": iface.to_data(),
+            "conf": str(conf_path),
+            "service": net.dnsmasq_service,
+            "findings": [f.to_data() for f in findings],
+            "diff": diff,
+            "drift": moved.describe() if moved is not None and moved.changed else None,
+        }
+        if ctx.dry_run:
+            yield from self._plan(ctx, conf_path, tftp_root, old, diff)
+            yield Result(step, f"would install {conf_path}", {**data, "dry_run": True})
+            return
+
+        yield Progress(step, "network", 4, _PHASES, "steps", "install")
+        if not tftp_root.is_dir():
+            yield Planned(step, "create", str(tftp_root), "TFTP root (deploy fills it)")
+            try:
+                tftp_root.mkdir(parents=True, exist_ok=True)
+                os.chmod(tftp_root, 0o755)
+            except OSError as exc:
+                raise disk_error(tftp_root, exc) from None
+        if diff:
+            yield Planned(step, "write", str(conf_path), f"{len(diff)} diff lines")
+        installed = install_conf(a, text)
+        if installed.backup is not None:
+            yield LogLine(step, f"backed up the previous config to {installed.backup}")
+        ctx.check_cancel()
+
+        yield Progress(step, "network", 5, _PHASES, "steps", "service")
+        pid = yield from self._serve(ctx, installed.changed)
+
+        yield Progress(step, "network", 6, _PHASES, "steps", "verify")
+        if net.dnsmasq_service != "none":
+            ports = udp_ports_of(pid)
+            missing = sorted({67, 69} - ports)
+            if missing:
+                raise NetworkError(
+                    f"dnsmasq (PID {pid}) is running but not listening on udp/"
+                    + ", udp/".join(str(p) for p in missing),
+                    fix="check its log (`firecore-wizard dnsmasq status`) for bind errors",
+                )
+            yield LogLine(step, f"dnsmasq (PID {pid}) listens on udp/67 (DHCP) and udp/69 (TFTP)")
+        yield Progress(step, "network", _PHASES, _PHASES, "steps", "done")
+        result = NetworkResult(
+            interface=iface.name,
+            addresses=tuple(str(x) for x in iface.addresses),
+            conf=conf_path,
+            backup=installed.backup,
+            changed=installed.changed,
+            service=net.dnsmasq_service,
+            pid=pid,
+            tftp_root=tftp_root,
+        )
+        ctx.results.put(result)
+        served = {
+            "process": f"dnsmasq PID {pid} serving",
+            "systemd": f"dnsmasq.service (PID {pid}) serving",
+            "none": "not started (network.dnsmasq_service = none);",
+        }[net.dnsmasq_service]
+        yield Result(
+            step,
+            f"{served} {iface.name} ({addrs}); config {conf_path}"
+            + (" (unchanged)" if not installed.changed else ""),
+            {**data, **result.to_data()},
+        )
+
+    def _plan(
+        self,
+        ctx: StepContext,
+        conf_path: os.PathLike[str],
+        tftp_root: os.PathLike[str],
+        old: str | None,
+        diff: list[str],
+    ) -> Iterator[Event]:
+        net = ctx.answers.network
+        step = self.name
+        if not os.path.isdir(tftp_root):
+            yield Planned(step, "create", os.fspath(tftp_root), "TFTP root (deploy fills it)")
+        if diff:
+            yield Planned(step, "write", os.fspath(conf_path), f"{len(diff)} diff lines")
+            if old is not None:
+                yield Planned(
+                    step, "backup", os.fspath(conf_path), f"into {backup_dir(ctx.answers)}"
+                )
+        else:
+            yield Planned(step, "keep", os.fspath(conf_path), "unchanged")
+        if net.dnsmasq_service == "process":
+            yield Planned(step, "start", "dnsmasq", "background process, stops ours first")
+        elif net.dnsmasq_service == "systemd":
+            yield Planned(step, "restart", "dnsmasq.service")
+
+    def _serve(self, ctx: StepContext, changed: bool) -> Generator[Event, None, int | None]:
+        """Start/restart dnsmasq per network.dnsmasq_service; the generator returns its pid."""
+        a = ctx.answers
+        mode = a.network.dnsmasq_service
+        if mode == "none":
+            yield LogLine(self.name, "network.dnsmasq_service = none: config written, not started")
+            return None
+        if mode == "systemd":
+            return (yield from restart_systemd(self.name, cancel=ctx.cancel))
+        state = process_state(a)
+        if (
+            not changed
+            and state.ours
+            and state.pid is not None
+            and {67, 69} <= udp_ports_of(state.pid)
+        ):
+            yield LogLine(self.name, f"our dnsmasq (PID {state.pid}) already serves this config")
+            return state.pid
+        return (yield from start_process(self.name, a, cancel=ctx.cancel))

@@ -1,0 +1,787 @@
+"""The Remaster step: a verified piCore release + extensions + app → a TFTP-ready boot tree.
+
+Rootless: no mounts, loop devices, binfmt or chroot. The boot partition comes from the cached
+extraction in ``steps/image.py``; every boot file is copied byte-identically, ``config.txt`` gets
+``overlay.gz`` appended to every ``initramfs`` line (nothing else changes), ``cmdline.txt`` gets
+the flags a diskless netboot needs, and ``overlay.gz`` (``steps/overlay.py``) carries the
+extensions, the app, the boot glue and ``/opt/firecore/build.json``. ``manifest.json`` lists every
+file's sha256 and size and the inputs. Per-device profiles get ``profiles/<name>/`` with their own
+config.txt, cmdline.txt and a small ``profile.gz``.
+
+The tree is built in a staging directory and swapped in only when complete, so a failure or Ctrl-C
+leaves the previous output exactly as it was. The build id is a short hash of the inputs (it is
+known before packing, so it can go into the overlay). A rebuild whose build id matches the tree
+already in place (and whose files still match its manifest) writes nothing; otherwise unchanged
+files are hard-linked from the previous tree and only what changed is written anew.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from steps import image, overlay
+from steps.answers import Answers, answers_digest, resolve_path
+from steps.artifacts import AppBundle, BuildResult, ExtensionSet, ReleaseArtifact
+from steps.base import StepContext
+from steps.configtxt import BoardBoot, Cmdline, ConfigTxt
+from steps.errors import FirecoreError, RemasterError
+from steps.events import Event, LogLine, Planned, Progress, Result, Unit
+from steps.fsutil import atomic_write, disk_error, replacing_dir
+from steps.paths import cache_dir
+from steps.rootfs import BOOTLOCAL, BaseRootfs, read_base
+
+NAME = "remaster"
+MANIFEST = "manifest.json"
+OVERLAY = "overlay.gz"
+PROFILE_GZ = "profile.gz"
+PROFILES_DIR = "profiles"
+MANIFEST_FORMAT = 1
+#: Flags every netboot cmdline gets (see README "Boot codes"): no RTC wait, no mydata restore.
+NETBOOT_FLAGS = ("nortc", "norestore")
+_KEEP_OVERLAYS = 4
+_CHUNK = 1 << 20
+
+
+def tool_version() -> str:
+    """firecore-wizard's version (recorded in manifests; part of the build id)."""
+    try:
+        return metadata.version("firecore-wizard")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0+unknown"
+
+
+def source_date(release: ReleaseArtifact) -> int:
+    """The fixed mtime of every overlay entry: SOURCE_DATE_EPOCH, else the release date, else 0."""
+    env = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if env:
+        try:
+            return int(env)
+        except ValueError:
+            raise RemasterError(
+                f"SOURCE_DATE_EPOCH={env!r} is not a whole number of seconds",
+                fix="unset it or set it to e.g. `date +%s`",
+            ) from None
+    if release.ref.date:
+        try:
+            when = datetime.fromisoformat(release.ref.date.replace("Z", "+00:00"))
+        except ValueError:
+            return 0
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0, int(when.timestamp()))
+    return 0
+
+
+def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
+    """sha256 of a file, read in 1 MiB chunks (``progress`` gets the bytes read so far)."""
+    h = hashlib.sha256()
+    done = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(done)
+    return h.hexdigest()
+
+
+def app_digest(bundle: AppBundle) -> str:
+    """The bundle's digest, or one computed over every file's path, mode, owner and bytes."""
+    if bundle.digest:
+        return bundle.digest
+    h = hashlib.sha256()
+    for f in sorted(bundle.files, key=lambda f: f.path):
+        h.update(f"{f.path}\0{f.mode:o}\0{f.uid}\0{f.gid}\0{int(f.is_dir)}\0".encode())
+        if f.source is not None and not f.is_dir:
+            try:
+                with open(f.source, "rb") as fh:
+                    h.update(hashlib.file_digest(fh, "sha256").digest())
+            except OSError as exc:
+                raise RemasterError(
+                    f"app file /{f.path}: {f.source} does not exist or cannot be read "
+                    f"({exc.strerror})",
+                    fix="check app.path and run the build again",
+                ) from None
+        elif f.data is not None:
+            h.update(hashlib.sha256(f.data).digest())
+    return h.hexdigest()
+
+
+def _md5(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "md5").hexdigest()
+
+
+def build_inputs(
+    answers: Answers, release: ReleaseArtifact, extset: ExtensionSet, bundle: AppBundle, mtime: int
+) -> dict[str, Any]:
+    """Everything the boot tree's bytes depend on (not where it is written): the build id's source.
+
+    Mirrors, output and cache paths, network and deploy targets are left out on purpose: the
+    same release bytes from another mirror build the same tree.
+    """
+    packages = []
+    for pkg in extset.packages:
+        md5 = pkg.md5
+        if not md5 and pkg.name in extset.files:
+            md5 = _md5(Path(extset.files[pkg.name]))
+        packages.append([pkg.name, md5 or "", pkg.dep_text])
+    return {
+        "tool": tool_version(),
+        "format": MANIFEST_FORMAT,
+        "release": {"sha256": release.sha256, "file": release.ref.filename},
+        "boards": list(answers.release.boards),
+        "extensions": {
+            "mode": answers.extensions.mode,
+            "requested": list(extset.requested),
+            "packages": packages,
+        },
+        "app": {
+            "digest": app_digest(bundle),
+            "bootlocal": bundle.bootlocal,
+            "wheels": dict(sorted(bundle.wheels.items())),
+        },
+        "hostname": answers.app.hostname,
+        "ssh_authorized_keys": list(answers.app.ssh_authorized_keys),
+        "cmdline_extra": list(answers.build.cmdline_extra),
+        "profiles": {k: v.model_dump(mode="json") for k, v in answers.deploy.profiles.items()},
+        "mtime": mtime,
+        "demo": release.demo,
+    }
+
+
+def build_id_of(inputs: Mapping[str, Any]) -> str:
+    """12 hex digits of the sha256 of the canonical inputs."""
+    canon = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()[:12]
+
+
+@dataclass
+class _Phase:
+    """Emits Progress events for one phase, at most every 1 % (keeps the event stream small)."""
+
+    phase: str
+    total: float | None
+    unit: Unit = "bytes"
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        self.events: list[Progress] = []
+        self._last = -1.0
+
+    def __call__(self, done: float) -> None:
+        step = (self.total or 0) / 100
+        if self.total is None or done >= (self.total or 0) or done - self._last >= step:
+            self._last = done
+            self.events.append(
+                Progress(NAME, self.phase, done, self.total, self.unit, self.message)
+            )
+
+    def drain(self) -> list[Progress]:
+        out, self.events = self.events, []
+        return out
+
+
+class RemasterStep:
+    """Build ``build.output`` from the release, the extension closure and the app bundle."""
+
+    name = NAME
+    title = "Remaster"
+
+    def run(self, ctx: StepContext) -> Iterator[Event]:
+        """Run the phases download … write; see the module docstring."""
+        try:
+            yield from self._run(ctx)
+        except FirecoreError:
+            raise
+        except OSError as exc:
+            where = exc.filename2 or exc.filename or resolve_path(ctx.answers.build.output)
+            raise disk_error(where, exc) from None
+
+    # ------------------------------------------------------------------ the phases
+
+    def _run(self, ctx: StepContext) -> Iterator[Event]:
+        answers = ctx.answers
+        release = ctx.results.need(ReleaseArtifact, by="remaster")
+        extset = ctx.results.need(ExtensionSet, by="remaster")
+        bundle = ctx.results.need(AppBundle, by="remaster")
+        out = resolve_path(answers.build.output)
+        cache_root = cache_dir(answers, ctx.cache_dir)
+        work = cache_root / "remaster"
+        mtime = source_date(release)
+        if release.demo:
+            yield LogLine(
+                NAME, "DEMO build: made from the demo mirror, it will not boot a Pi", "warning"
+            )
+
+        inputs = build_inputs(answers, release, extset, bundle, mtime)
+        build_id = build_id_of(inputs)
+        yield LogLine(NAME, f"build id {build_id}")
+
+        # ---- nothing changed? then write nothing at all
+        if not ctx.dry_run:
+            same = yield from self._unchanged(out, build_id, answers)
+            if same is not None:
+                yield from self._finish(ctx, same, changed=False)
+                return
+
+        # ---- download (the release step fetched it; the cache may have been cleaned since)
+        rfile = Path(release.file)
+        if not rfile.is_file():
+            if ctx.dry_run:
+                yield from self._plan_without_release(out, answers)
+                return
+            raise RemasterError(
+                f"the release file {rfile} is no longer in the download cache",
+                fix="run the whole plan again (the release step downloads it)",
+            )
+        size = rfile.stat().st_size
+        yield Progress(NAME, "download", size, size, "bytes", f"{rfile.name} (in cache)")
+
+        # ---- verify: the cached file is the one the release step verified
+        ph = _Phase("verify", size, message=rfile.name)
+        digest = sha256_file(rfile, ph)
+        yield from ph.drain()
+        if digest != release.sha256:
+            raise RemasterError(
+                f"{rfile} changed since the release step verified it (sha256 {digest[:12]}…, "
+                f"expected {release.sha256[:12]}…)",
+                fix=f"delete {rfile} and run again to download it afresh",
+            )
+        ctx.check_cancel()
+
+        # ---- extract (cached by image.py: a rebuild extracts nothing)
+        tree = yield from image.unpack_boot(NAME, rfile, cache_root, ctx.cancel, sha256=digest)
+        boot = Path(tree.path)
+        ctx.check_cancel()
+        config_name = _find(boot, "config.txt")
+        config = ConfigTxt.from_bytes(
+            (boot / config_name).read_bytes(), source=f"{rfile.name}:{config_name}"
+        )
+        overlaid = config.with_initramfs(OVERLAY)  # no initramfs line → RemasterError
+        boots: dict[str, BoardBoot] = {b: config.boot_for(b) for b in answers.release.boards}
+        cmdline_name = _find(boot, next(iter(boots.values())).cmdline)
+        cmdline = Cmdline.from_bytes((boot / cmdline_name).read_bytes())
+        archives: list[str] = []
+        for b in boots.values():
+            archives.extend(f for f in b.initramfs if f not in archives)
+        base = read_base([boot / _find(boot, f) for f in archives])
+
+        boot_files = _list_files(boot)
+        out_files: dict[str, _Out] = {}
+        sums = _boot_sums(work, release.sha256, boot, boot_files)
+        for rel in boot_files:
+            out_files[rel] = _Out(source=boot / rel, sha256=sums[rel][1], size=sums[rel][0])
+        netboot = cmdline.with_flags(
+            *NETBOOT_FLAGS, f"host={answers.app.hostname}", *answers.build.cmdline_extra
+        )
+        out_files[config_name] = _Out.of(overlaid.to_bytes())
+        out_files[cmdline_name] = _Out.of(netboot.to_bytes())
+
+        if ctx.dry_run:
+            yield from self._plan(out, out_files, answers, config_name, cmdline_name)
+            return
+
+        # ---- overlay: cached by a hash of its inputs
+        key = hashlib.sha256(json.dumps([inputs, archives], sort_keys=True).encode()).hexdigest()
+        cached = work / "overlays" / f"{key[:32]}.gz"
+        info = {
+            "build_id": build_id,
+            "release": release.ref.version,
+            "arch": release.ref.arch,
+            "flavour": release.ref.flavour,
+            "boards": list(answers.release.boards),
+            "demo": release.demo,
+            "built": mtime,
+        }
+        if cached.is_file():
+            yield LogLine(NAME, f"overlay unchanged: reusing {cached.name} from the cache")
+            os.utime(cached)  # most recently used: kept by the pruning below
+        else:
+            yield from self._build_overlay(ctx, base, extset, bundle, info, cached, mtime, work)
+        out_files[OVERLAY] = _Out(
+            source=cached, sha256=sha256_file(cached), size=cached.stat().st_size
+        )
+
+        # ---- per-device profiles
+        for pname, profile in sorted(answers.deploy.profiles.items()):
+            host = profile.hostname or answers.app.hostname
+            env = {"FIRECORE_PROFILE": pname, "FIRECORE_HOSTNAME": host, **profile.env}
+            pov = overlay.Overlay(base)
+            pov.add_dir(overlay.FIRECORE_DIR, 0o755, origin=f"profile {pname}")
+            pov.add_file(
+                f"{overlay.FIRECORE_DIR}/profile.env",
+                0o644,
+                data=overlay.env_bytes(env),
+                origin=f"profile {pname}",
+            )
+            with tempfile.SpooledTemporaryFile() as fh:
+                pov.pack(fh, mtime)  # type: ignore[arg-type]
+                fh.seek(0)
+                pgz = fh.read()
+            pconfig = overlaid.with_initramfs(PROFILE_GZ).with_lines(profile.config_txt)
+            pcmd = netboot.with_flags(f"host={host}", *profile.cmdline_extra)
+            prefix = f"{PROFILES_DIR}/{pname}"
+            out_files[f"{prefix}/{config_name}"] = _Out.of(pconfig.to_bytes())
+            out_files[f"{prefix}/{cmdline_name}"] = _Out.of(pcmd.to_bytes())
+            out_files[f"{prefix}/{PROFILE_GZ}"] = _Out.of(pgz)
+
+        manifest = self._manifest(
+            answers, release, extset, bundle, inputs, build_id, out_files, boots
+        )
+        yield from self._write(ctx, out, out_files, _list_dirs(boot), manifest)
+        _prune(work / "overlays", _KEEP_OVERLAYS)
+        yield from self._finish(
+            ctx,
+            _Done(out, build_id, out_files, release.demo, tuple(sorted(answers.deploy.profiles))),
+            changed=True,
+        )
+
+    # ------------------------------------------------------------------ overlay
+
+    def _build_overlay(
+        self,
+        ctx: StepContext,
+        base: BaseRootfs,
+        extset: ExtensionSet,
+        bundle: AppBundle,
+        info: Mapping[str, Any],
+        dest: Path,
+        mtime: int,
+        work: Path,
+    ) -> Iterator[Event]:
+        answers = ctx.answers
+        ov = overlay.Overlay(base)
+        pre: list[str] = []
+        scratch: Path | None = None
+        try:
+            total_tcz = sum(Path(p).stat().st_size for p in extset.files.values())
+            yield Progress(
+                NAME,
+                "extensions",
+                0,
+                total_tcz,
+                "bytes",
+                f"{len(extset.packages)} extensions ({answers.extensions.mode})",
+            )
+            if answers.extensions.mode == "extracted":
+                work.mkdir(parents=True, exist_ok=True)
+                scratch = Path(tempfile.mkdtemp(prefix="unsquash-", dir=work))
+                names = overlay.add_extracted(ov, extset, scratch, ctx.cancel)
+                ov.add_dir(overlay.FIRECORE_DIR, 0o755, origin="firecore")
+                ov.add_file(
+                    overlay.TCE_RUNNER, 0o755, data=overlay.tce_runner(names), origin="firecore"
+                )
+                pre.append(f"/{overlay.TCE_RUNNER}")
+            else:
+                overlay.add_builtin(ov, extset)
+            yield Progress(NAME, "extensions", total_tcz, total_tcz, "bytes")
+            ctx.check_cancel()
+
+            app_files = [f for f in bundle.files if "site-packages/" not in f.path]
+            wheel_files = [f for f in bundle.files if "site-packages/" in f.path]
+            roots = [cache_dir(answers, ctx.cache_dir)]
+            if answers.app.path:
+                roots.append(resolve_path(answers.app.path))
+            for phase, files in (("app", app_files), ("wheels", wheel_files)):
+                part = AppBundle(tuple(files), "", bundle.python, bundle.platform)
+                overlay.add_app(ov, part, roots)
+                nbytes = sum(_size(f.source, f.data) for f in files)
+                yield Progress(NAME, phase, nbytes, nbytes, "bytes", f"{len(files)} files")
+                ctx.check_cancel()
+
+            perm, uid, gid = overlay.bootlocal_meta(base)
+            ov.add_dir("opt", 0o755, origin="bootlocal.sh")
+            ov.add_file(
+                BOOTLOCAL,
+                perm,
+                uid,
+                gid,
+                data=overlay.bootlocal(base, bundle.bootlocal, pre),
+                origin="bootlocal.sh",
+            )
+            overlay.add_ssh_keys(ov, answers.app.ssh_authorized_keys)
+            ov.add_dir(overlay.FIRECORE_DIR, 0o755, origin="firecore")
+            ov.add_file(
+                overlay.BUILD_JSON, 0o644, data=overlay.json_bytes(info), origin="build.json"
+            )
+
+            ph = _Phase("pack", ov.payload_bytes(), message=f"{len(ov)} entries")
+            packer = _Packer(ov, dest, mtime, ctx, ph)
+            yield from packer.run()
+        finally:
+            if scratch is not None:
+                overlay.remove_tree(scratch)
+
+    # ------------------------------------------------------------------ output
+
+    def _write(
+        self,
+        ctx: StepContext,
+        out: Path,
+        files: Mapping[str, _Out],
+        dirs: list[str],
+        manifest: Mapping[str, Any],
+    ) -> Iterator[Event]:
+        previous = _read_manifest(out)
+        prev_files: Mapping[str, Any] = previous.get("files", {}) if previous else {}
+        total = sum(o.size for o in files.values())
+        ph = _Phase("write", total, message=str(out))
+        done = 0
+        linked = 0
+        try:
+            with replacing_dir(out) as stage:
+                for rel in sorted(files):
+                    ctx.check_cancel()
+                    o = files[rel]
+                    dest = stage / rel
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    old = prev_files.get(rel)
+                    try:
+                        if (
+                            old
+                            and old.get("sha256") == o.sha256
+                            and _same_file(out / rel, o.size, o.sha256)
+                        ):
+                            os.link(out / rel, dest)  # unchanged: keep the very same file
+                            linked += 1
+                        elif o.source is not None:
+                            shutil.copyfile(o.source, dest)
+                            os.chmod(dest, 0o644)
+                        else:
+                            dest.write_bytes(o.data)
+                    except OSError as exc:
+                        raise disk_error(out / rel, exc) from None
+                    done += o.size
+                    ph(done)
+                    yield from ph.drain()
+                for d in dirs:
+                    (stage / d).mkdir(parents=True, exist_ok=True)
+                ctx.check_cancel()
+                (stage / MANIFEST).write_bytes(overlay.json_bytes(manifest))
+                os.chmod(stage, 0o755)
+        except OSError as exc:
+            raise disk_error(exc.filename or out, exc) from None
+        yield LogLine(
+            NAME,
+            f"wrote {len(files) - linked} files, kept {linked} unchanged (hard links), in {out}",
+        )
+
+    def _unchanged(
+        self, out: Path, build_id: str, answers: Answers
+    ) -> Generator[Event, None, _Done | None]:
+        """The finished tree if ``out`` already holds build ``build_id`` intact, else None."""
+        prev = _read_manifest(out)
+        if not prev or prev.get("build_id") != build_id or prev.get("tool") != tool_version():
+            return None
+        files: Mapping[str, Any] = prev.get("files", {})
+        total = sum(int(v.get("size", 0)) for v in files.values())
+        ph = _Phase("verify", total, message=f"existing tree {out}")
+        done = 0
+        for rel, meta in sorted(files.items()):
+            if not _same_file(out / rel, int(meta.get("size", -1)), str(meta.get("sha256"))):
+                yield LogLine(NAME, f"{out / rel} differs from its manifest: rebuilding")
+                return None
+            done += int(meta.get("size", 0))
+            ph(done)
+            yield from ph.drain()
+        digest = answers_digest(answers)
+        if prev.get("answers_digest") != digest:
+            # only answers that do not affect the tree changed (network, deploy …)
+            prev["answers_digest"] = digest
+            atomic_write(out / MANIFEST, overlay.json_bytes(prev))
+        yield LogLine(NAME, f"{out} already holds build {build_id}: nothing to do")
+        return _Done(
+            out,
+            build_id,
+            {k: _Out(None, b"", str(v["sha256"]), int(v["size"])) for k, v in files.items()},
+            bool(prev.get("demo")),
+            tuple(prev.get("profiles", ())),
+        )
+
+    def _finish(self, ctx: StepContext, done: _Done, *, changed: bool) -> Iterator[Event]:
+        result = BuildResult(
+            output=done.out,
+            manifest=done.out / MANIFEST,
+            build_id=done.build_id,
+            files=len(done.files),
+            bytes=sum(o.size for o in done.files.values()),
+            changed=changed,
+            profiles=done.profiles,
+            demo=done.demo,
+        )
+        ctx.results.put(result)
+        what = "built" if changed else "unchanged"
+        demo = " — DEMO build (will not boot a Pi)" if done.demo else ""
+        summary = (
+            f"boot tree {what}: {done.out} ({result.files} files, "
+            f"{result.bytes / 1e6:.1f} MB), build {done.build_id}{demo}"
+        )
+        yield Result(NAME, summary, result.to_data())
+
+    def _manifest(
+        self,
+        answers: Answers,
+        release: ReleaseArtifact,
+        extset: ExtensionSet,
+        bundle: AppBundle,
+        inputs: Mapping[str, Any],
+        build_id: str,
+        files: Mapping[str, _Out],
+        boots: Mapping[str, BoardBoot],
+    ) -> dict[str, Any]:
+        md5s = {p[0]: p[1] for p in inputs["extensions"]["packages"]}
+        return {
+            "format": MANIFEST_FORMAT,
+            "tool": tool_version(),
+            "build_id": build_id,
+            "demo": release.demo,
+            "built": inputs["mtime"],
+            "answers_digest": answers_digest(answers),
+            "release": {
+                "version": release.ref.version,
+                "arch": release.ref.arch,
+                "flavour": release.ref.flavour,
+                "file": release.ref.filename,
+                "url": release.url,
+                "sha256": release.sha256,
+                "image": release.image_name,
+                "image_md5": release.image_md5,
+            },
+            "boards": {
+                b: {
+                    "kernel": v.kernel,
+                    "kernel_release": v.kernel_release,
+                    "initramfs": [*v.initramfs, OVERLAY],
+                }
+                for b, v in boots.items()
+            },
+            "extensions": {
+                "mode": answers.extensions.mode,
+                "requested": list(extset.requested),
+                "packages": [
+                    {"name": p.name, "md5": md5s.get(p.name, ""), "size": p.size}
+                    for p in extset.packages
+                ],
+            },
+            "app": {
+                "digest": inputs["app"]["digest"],
+                "python": bundle.python,
+                "platform": bundle.platform,
+                "wheels": dict(sorted(bundle.wheels.items())),
+            },
+            "profiles": sorted(answers.deploy.profiles),
+            "files": {k: {"sha256": files[k].sha256, "size": files[k].size} for k in sorted(files)},
+        }
+
+    # ------------------------------------------------------------------ dry run
+
+    def _plan(
+        self,
+        out: Path,
+        files: Mapping[str, _Out],
+        answers: Answers,
+        config_name: str,
+        cmdline_name: str,
+    ) -> Iterator[Event]:
+        for rel in sorted(files):
+            detail = "boot partition file, byte-identical"
+            if rel == config_name:
+                detail = f"{OVERLAY} appended to every initramfs line"
+            elif rel == cmdline_name:
+                detail = "netboot flags added"
+            yield Planned(NAME, "write", str(out / rel), detail)
+        yield from self._plan_extra(out, answers, config_name, cmdline_name)
+
+    def _plan_without_release(self, out: Path, answers: Answers) -> Iterator[Event]:
+        yield LogLine(NAME, "the release is not downloaded yet (dry run): boot files not listed")
+        yield Planned(NAME, "write", str(out / "*"), "every boot partition file, byte-identical")
+        yield Planned(
+            NAME, "write", str(out / "config.txt"), f"{OVERLAY} appended to every initramfs line"
+        )
+        yield Planned(NAME, "write", str(out / "cmdline.txt"), "netboot flags added")
+        yield from self._plan_extra(out, answers, "config.txt", "cmdline.txt")
+
+    def _plan_extra(
+        self, out: Path, answers: Answers, config_name: str, cmdline_name: str
+    ) -> Iterator[Event]:
+        yield Planned(
+            NAME,
+            "write",
+            str(out / OVERLAY),
+            f"extensions ({answers.extensions.mode}), app, bootlocal.sh, build.json",
+        )
+        for pname in sorted(answers.deploy.profiles):
+            for rel in (config_name, cmdline_name, PROFILE_GZ):
+                yield Planned(
+                    NAME, "write", str(out / PROFILES_DIR / pname / rel), f"profile {pname}"
+                )
+        yield Planned(NAME, "write", str(out / MANIFEST), "sha256 and size of every file")
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True)
+class _Out:
+    """One output file: copied from ``source`` or written from ``data``."""
+
+    source: Path | None = None
+    data: bytes = b""
+    sha256: str = ""
+    size: int = 0
+
+    @classmethod
+    def of(cls, data: bytes) -> _Out:
+        return cls(None, data, hashlib.sha256(data).hexdigest(), len(data))
+
+
+@dataclass(frozen=True)
+class _Done:
+    out: Path
+    build_id: str
+    files: Mapping[str, _Out]
+    demo: bool
+    profiles: tuple[str, ...]
+
+
+class _Packer:
+    """Packs the overlay in a worker thread so Progress events flow while gzip runs."""
+
+    def __init__(
+        self, ov: overlay.Overlay, dest: Path, mtime: int, ctx: StepContext, phase: _Phase
+    ) -> None:
+        self.ov, self.dest, self.mtime, self.ctx, self.phase = ov, dest, mtime, ctx, phase
+
+    def run(self) -> Iterator[Event]:
+        import queue
+        import threading
+
+        events: queue.Queue[float | BaseException | None] = queue.Queue()
+
+        def work() -> None:
+            try:
+                overlay.write_gz(
+                    self.ov, self.dest, self.mtime, self.ctx.cancel, lambda done: events.put(done)
+                )
+                events.put(None)
+            except BaseException as exc:  # re-raised in the step's thread
+                events.put(exc)
+
+        worker = threading.Thread(target=work, name="remaster-pack", daemon=True)
+        worker.start()
+        while True:
+            item = events.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                worker.join()
+                if isinstance(item, OSError):
+                    raise disk_error(item.filename or self.dest, item) from None
+                raise item
+            self.phase(item)
+            yield from self.phase.drain()
+        worker.join()
+        self.phase(self.phase.total or 0)
+        yield from self.phase.drain()
+        size = self.dest.stat().st_size
+        yield LogLine(NAME, f"{OVERLAY}: {len(self.ov)} entries, {size / 1e6:.1f} MB")
+
+
+def _find(root: Path, name: str) -> str:
+    """``name`` as it is spelled on the (case-insensitive) FAT partition."""
+    if (root / name).is_file():
+        return name
+    lower = name.lower()
+    parent = Path(name).parent
+    folder = root / parent
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            if entry.name.lower() == Path(lower).name and entry.is_file():
+                return str(parent / entry.name) if str(parent) != "." else entry.name
+    raise RemasterError(
+        f"{name} is named by config.txt but is not on the release's boot partition",
+        fix="the release image is incomplete; download it again or pick another release",
+    )
+
+
+def _list_files(root: Path) -> list[str]:
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = Path(dirpath) / name
+            if full.is_file() and not full.is_symlink():
+                out.append(full.relative_to(root).as_posix())
+    return out
+
+
+def _list_dirs(root: Path) -> list[str]:
+    """Every directory below ``root`` (so empty ones, e.g. ``overlays/``, are kept too)."""
+    out: list[str] = []
+    for dirpath, dirnames, _ in os.walk(root):
+        dirnames.sort()
+        out.extend((Path(dirpath) / d).relative_to(root).as_posix() for d in dirnames)
+    return out
+
+
+def _size(source: Path | None, data: bytes | None) -> int:
+    if source is not None:
+        try:
+            return source.stat().st_size
+        except OSError:
+            return 0
+    return len(data or b"")
+
+
+def _same_file(path: Path, size: int, sha256: str) -> bool:
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+        return False
+    return sha256_file(path) == sha256
+
+
+def _read_manifest(out: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _boot_sums(work: Path, release_sha: str, boot: Path, files: list[str]) -> dict[str, Any]:
+    """(size, sha256) per boot file, cached per release (the extraction is immutable)."""
+    path = work / "bootsums" / f"{release_sha}.json"
+    try:
+        cached = json.loads(path.read_text())
+        if isinstance(cached, dict) and sorted(cached) == sorted(files):
+            return cached
+    except (OSError, ValueError):
+        pass
+    sums = {rel: [(boot / rel).stat().st_size, sha256_file(boot / rel)] for rel in files}
+    atomic_write(path, json.dumps(sums, sort_keys=True))
+    return sums
+
+
+def _prune(folder: Path, keep: int) -> None:
+    """Keep the ``keep`` most recently used cached overlays."""
+    try:
+        items = sorted(folder.glob("*.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return
+    for old in items[keep:]:
+        old.unlink(missing_ok=True)

@@ -1,0 +1,11 @@
+"""The bundled Pi app (assets/app) is imported from its source tree, as boot.sh runs it."""
+
+from __future__ import annotations
+
+import sys
+
+from tests.conftest import ROOT
+
+APP_DIR = ROOT / "assets" / "app"
+if str(APP_DIR) not in sys.path:
+    sys.path.insert(0, str(APP_DIR))

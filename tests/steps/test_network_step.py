@@ -1,0 +1,172 @@
+"""NetworkStep in-process (inside a lab namespace) and the systemd service driver."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from steps.answers import Answers, default_answers
+from steps.artifacts import NetworkResult
+from steps.base import StepContext
+from steps.dnsmasq_service import restart_systemd
+from steps.errors import Cancelled, NetworkError
+from steps.events import Event, LogLine, Planned, Progress, Result
+from steps.network import NetworkStep
+from tests.conftest import needs_root
+from tests.lab import Lab
+from tests.netboot_lab import in_netns
+
+
+def net_answers(tmp: Path, **network: object) -> Answers:
+    a = default_answers()
+    a.network.tftp_root = str(tmp / "tftp")
+    a.network.dnsmasq_conf = str(tmp / "etc" / "firecore.conf")
+    a.network.state_dir = str(tmp / "state")
+    a.network.backup_dir = str(tmp / "backups")
+    a.network.dnsmasq_service = "none"
+    a.network.probe_seconds = 0
+    for key, value in network.items():
+        setattr(a.network, key, value)
+    return a
+
+
+@pytest.mark.netns
+def test_step_plans_then_installs_and_hands_on_a_network_result(tmp_path: Path) -> None:
+    needs_root()
+    a = net_answers(tmp_path)
+    conf = tmp_path / "etc" / "firecore.conf"
+    with Lab() as lab:
+        srv = lab.host("srv", "10.99.0.1/24")
+        with in_netns(srv):
+            dry = StepContext(answers=a, dry_run=True)
+            planned = list(NetworkStep().run(dry))
+            assert not conf.exists() and not (tmp_path / "tftp").exists()
+            assert [(e.action, e.target) for e in planned if isinstance(e, Planned)] == [
+                ("create", str(tmp_path / "tftp")),
+                ("write", str(conf)),
+            ]
+            assert dry.results.get(NetworkResult) is None
+
+            ctx = StepContext(answers=a)
+            events = list(NetworkStep().run(ctx))
+    result = ctx.results.get(NetworkResult)
+    assert result is not None
+    assert result.interface == "eth0" and result.addresses == ("10.99.0.1/24",)
+    assert result.conf == conf and result.changed and result.backup is None
+    assert result.service == "none" and result.pid is None
+    assert "dhcp-range=tag:eth0,10.99.0.1,proxy" in conf.read_text()
+    assert stat.S_IMODE((tmp_path / "tftp").stat().st_mode) == 0o755
+    final = events[-1]
+    assert isinstance(final, Result) and final.data["conf"] == str(conf)
+    codes = {f["code"] for f in final.data["findings"]}
+    assert {"probe-skipped", "dnsmasq-ok", "tftp-root-empty"} <= codes
+    phases = [e.message for e in events if isinstance(e, Progress)]
+    assert phases == [
+        "interface",
+        "preflight",
+        "diff",
+        "dnsmasq --test",
+        "install",
+        "service",
+        "verify",
+        "done",
+    ]
+    diff = [e.text for e in events if isinstance(e, LogLine) and e.stream == "stdout"]
+    assert "+port=0" in diff
+
+
+@pytest.mark.netns
+def test_cancel_before_install_leaves_nothing_behind(tmp_path: Path) -> None:
+    needs_root()
+    a = net_answers(tmp_path)
+    with Lab() as lab:
+        srv = lab.host("srv", "10.99.0.1/24")
+        with in_netns(srv):
+            ctx = StepContext(answers=a)
+            seen: list[Event] = []
+            with pytest.raises(Cancelled):
+                for event in NetworkStep().run(ctx):
+                    seen.append(event)
+                    if isinstance(event, Progress) and event.message == "dnsmasq --test":
+                        ctx.cancel.set()
+    assert not (tmp_path / "etc").exists() and not (tmp_path / "tftp").exists()
+    assert not any(isinstance(e, Planned) for e in seen)
+
+
+@pytest.mark.netns
+def test_missing_interface_names_the_key_and_the_choices(tmp_path: Path) -> None:
+    needs_root()
+    a = net_answers(tmp_path, interface="eth7")
+    with Lab() as lab:
+        srv = lab.host("srv", "10.99.0.1/24")
+        with in_netns(srv), pytest.raises(NetworkError) as err:
+            list(NetworkStep().run(StepContext(answers=a)))
+    assert err.value.message.startswith("network.interface: 'eth7' does not exist")
+    assert "eth0" in err.value.message and err.value.fix == "set network.interface = 'eth0'"
+
+
+# ---------------------------------------------------------------- systemd (no systemd here)
+
+
+def shim(tmp: Path, *, state: str) -> Path:
+    """Stand-ins for systemctl/journalctl: this container has no systemd to restart a unit."""
+    bin_dir = tmp / "bin"
+    bin_dir.mkdir()
+    calls = tmp / "calls.log"
+    (bin_dir / "systemctl").write_text(
+        "#!/bin/sh\n"
+        f'echo "systemctl $*" >> {calls}\n'
+        'case "$1" in\n'
+        f"  is-active) echo {state}; [ {state} = active ] ;;\n"
+        "  show) echo 4321 ;;\n"
+        "  *) exit 0 ;;\n"
+        "esac\n"
+    )
+    (bin_dir / "journalctl").write_text(
+        "#!/bin/sh\n"
+        f'echo "journalctl $*" >> {calls}\n'
+        "echo 'dnsmasq[99]: failed to create listening socket for port 67: Address in use'\n"
+    )
+    for f in bin_dir.iterdir():
+        os.chmod(f, 0o755)
+    return bin_dir
+
+
+def drive(gen: object) -> tuple[list[Event], object]:
+    events: list[Event] = []
+    try:
+        while True:
+            events.append(next(gen))  # type: ignore[call-overload]
+    except StopIteration as stop:
+        return events, stop.value
+
+
+def test_systemd_restart_checks_the_unit_stays_active(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = shim(tmp_path, state="active")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    events, pid = drive(restart_systemd("network", settle=0.05))
+    assert pid == 4321
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    assert calls == [
+        "systemctl restart dnsmasq",
+        "systemctl is-active dnsmasq",
+        "systemctl show -p MainPID --value dnsmasq",
+    ]
+    assert any(isinstance(e, LogLine) and "is active (PID 4321)" in e.text for e in events)
+
+
+def test_systemd_unit_that_dies_reports_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = shim(tmp_path, state="failed")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    with pytest.raises(NetworkError) as err:
+        drive(restart_systemd("network", settle=0.05))
+    assert "dnsmasq.service is failed 0.05 s after the restart" in err.value.message
+    assert "Address in use" in err.value.details
+    assert "journalctl -u dnsmasq -n 30 --no-pager" in (tmp_path / "calls.log").read_text()

@@ -1,0 +1,296 @@
+"""The virtual Pi's judgement: offers it must refuse, and each failure's diagnosis code.
+
+Offer checks are unit tests on constructed packets; the network failures (a second proxy, a
+foreign PXE menu, no router, a server that ignores ARP, no TFTP) run against real dnsmasq in
+namespaces, with short timeouts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from steps import dhcp
+from steps.answers import Answers
+from steps.base import StepContext
+from steps.diagnosis import DIAGNOSES, markdown_table
+from steps.errors import StepError
+from steps.events import LogLine, Result
+from steps.netframes import ip_bytes
+from steps.selftest import SelftestStep, stage_json, summary_json
+from steps.virtualpi import BootOptions, BootReport, Stage, VirtualPi
+from tests.boot_tree import make_build
+from tests.conftest import needs_root
+from tests.lab import Host, Lab
+from tests.netboot_lab import in_netns, start_proxy, start_router
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def offer(
+    src: str, *, opt43: bytes | None, server_id: str | None = None, opt66: bytes | None = None
+) -> dhcp.Offer:
+    opts: list[tuple[int, bytes]] = [(53, b"\x02")]
+    if server_id:
+        opts.append((54, ip_bytes(server_id)))
+    opts.append((60, b"PXEClient"))
+    if opt66 is not None:
+        opts.append((66, opt66))
+    if opt43 is not None:
+        opts.append((43, opt43))
+    pkt = dhcp.DhcpPacket(op=2, xid=1, chaddr=b"\xb8\x27\xeb\0\0\1", options=tuple(opts))
+    return dhcp.Offer(pkt, "02:00:00:00:00:01", src, 0.01)
+
+
+def judge(model: str, *offers: dhcp.Offer) -> tuple[Stage, str | None]:
+    pi = VirtualPi("lo", model=model)  # type: ignore[arg-type]
+    return pi._check_proxy(list(offers))
+
+
+def test_a_good_proxy_offer_names_its_sender_as_tftp_server() -> None:
+    stage, server = judge("pi4", offer("10.0.0.1", opt43=dhcp.build_pxe(), server_id="10.0.0.1"))
+    assert stage.ok and server == "10.0.0.1" and "Raspberry Pi Boot" in stage.message
+
+
+@pytest.mark.parametrize(
+    ("model", "offers", "code"),
+    [
+        ("pi3", [], "no-proxy-offer"),
+        (
+            "pi4",
+            [offer("10.0.0.1", opt43=bytes.fromhex("060108 0a0400505845 ff"))],
+            "bad-option-43",
+        ),
+        ("pi4", [offer("10.0.0.1", opt43=dhcp.build_pxe(["iPXE"]))], "bad-option-43"),
+        # the raw string without PXE framing: a Pi 3 ROM takes it, a Pi 4 parses sub-options
+        ("pi4", [offer("10.0.0.1", opt43=b"Raspberry Pi Boot   ")], "bad-option-43"),
+        (
+            "pi3",
+            [offer("10.0.0.1", opt43=dhcp.build_pxe()), offer("10.0.0.9", opt43=dhcp.build_pxe())],
+            "multiple-proxies",
+        ),
+        (
+            "pi3",
+            [offer("10.0.0.1", opt43=dhcp.build_pxe(), opt66=b"10.0.0.7\x00")],
+            "tftp-server-mismatch",
+        ),
+        (
+            "pi4",
+            [offer("10.0.0.1", opt43=dhcp.build_pxe(), server_id="10.0.0.5")],
+            "tftp-server-mismatch",
+        ),
+    ],
+)
+def test_offers_a_pi_cannot_boot_from(model: str, offers: list[dhcp.Offer], code: str) -> None:
+    stage, server = judge(model, *offers)
+    assert not stage.ok and stage.code == code and server is None
+    assert code in DIAGNOSES
+
+
+def test_the_pi3_rom_accepts_the_unframed_string() -> None:
+    stage, server = judge("pi3", offer("10.0.0.1", opt43=b"Raspberry Pi Boot   "))
+    assert stage.ok and server == "10.0.0.1"
+
+
+def test_stage_and_summary_json_shapes() -> None:
+    ok = Stage(
+        "tftp:start.elf",
+        True,
+        "60000 bytes",
+        file="start.elf",
+        status="complete",
+        bytes=60000,
+        sha256="ab",
+        data={"tsize": 60000, "blksize": 512, "options": {}},
+    )
+    bad = Stage(
+        "tftp:fixup.dat",
+        False,
+        "fixup.dat not found",
+        "tftp-file-not-found",
+        file="fixup.dat",
+        status="not-found",
+    )
+    line = stage_json(ok, "b8:27:eb:00:00:01")
+    assert {k: line[k] for k in ("type", "stage", "ok", "code", "message")} == {
+        "type": "stage",
+        "stage": "tftp:start.elf",
+        "ok": True,
+        "code": None,
+        "message": "60000 bytes",
+    }
+    assert line["file"] == "start.elf" and line["bytes"] == 60000 and line["blksize"] == 512
+    failed = stage_json(bad, "b8:27:eb:00:00:01")
+    assert failed["code"] == "tftp-file-not-found" and failed["severity"] == "error"
+    assert failed["fix"] == DIAGNOSES["tftp-file-not-found"].fix
+    report = BootReport(
+        "b8:27:eb:00:00:01", "pi3", "0badc0de", ip="10.0.0.9", phase="firmware", stages=[ok, bad]
+    )
+    summary = summary_json([report])
+    assert summary == {
+        "type": "summary",
+        "ok": False,
+        "clients": [
+            {
+                "mac": "b8:27:eb:00:00:01",
+                "ip": "10.0.0.9",
+                "serial": "0badc0de",
+                "model": "pi3",
+                "stage": "firmware",
+                "files": [
+                    {"name": "start.elf", "status": "complete", "bytes": 60000},
+                    {"name": "fixup.dat", "status": "not-found", "bytes": 0},
+                ],
+            }
+        ],
+    }
+
+
+def test_readme_documents_every_diagnosis_code() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme
+
+
+# --------------------------------------------------------------------- on the wire
+
+
+def fast() -> BootOptions:
+    return BootOptions(
+        dhcp_attempts=1,
+        dhcp_window=1.2,
+        settle=0.3,
+        tftp_timeout=0.2,
+        tftp_retries=1,
+        arp_wait=0.3,
+    )
+
+
+def boot(host: Host, model: str = "pi3") -> BootReport:
+    pi = VirtualPi("eth0", model=model, options=fast())  # type: ignore[arg-type]
+    report = pi.new_report()
+    with in_netns(host):
+        for _ in pi.boot(report):
+            pass
+    return report
+
+
+def first_failure(report: BootReport) -> Stage:
+    return next(s for s in report.stages if not s.ok)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "tftp"
+    make_build(root)
+    return root
+
+
+@pytest.mark.netns
+def test_two_proxies_are_reported(tmp_path: Path, tree: Path) -> None:
+    needs_root()
+    with Lab() as lab:
+        s1 = lab.host("s1", "10.99.0.1/24")
+        s2 = lab.host("s2", "10.99.0.2/24")
+        rt = lab.host("rt", "10.99.0.254/24")
+        pi = lab.host("pi", None)
+        start_router(rt, tmp_path)
+        start_proxy(s1, tmp_path, tree)
+        start_proxy(s2, tmp_path, tree, address="10.99.0.2", name="proxy2")
+        report = boot(pi)
+    bad = first_failure(report)
+    assert bad.code == "multiple-proxies" and "10.99.0.1" in bad.message
+    assert "10.99.0.2" in bad.message
+
+
+@pytest.mark.netns
+def test_a_foreign_pxe_menu_is_bad_option_43(tmp_path: Path, tree: Path) -> None:
+    needs_root()
+    with Lab() as lab:
+        srv = lab.host("srv", "10.99.0.1/24")
+        rt = lab.host("rt", "10.99.0.254/24")
+        pi = lab.host("pi", None)
+        start_router(rt, tmp_path)
+        start_proxy(srv, tmp_path, tree, menu="Install Windows", only_pis=False)
+        report = boot(pi, "pi4")
+    bad = first_failure(report)
+    assert bad.code == "bad-option-43" and bad.stage == "proxy-offer"
+
+
+@pytest.mark.netns
+def test_no_router_means_no_lease(tmp_path: Path, tree: Path) -> None:
+    needs_root()
+    with Lab() as lab:
+        srv = lab.host("srv", "10.99.0.1/24")
+        pi = lab.host("pi", None)
+        start_proxy(srv, tmp_path, tree)
+        report = boot(pi, "pi4")
+    assert [(s.stage, s.ok, s.code) for s in report.stages] == [
+        ("dhcp-offer", False, "no-dhcp-lease"),
+        ("proxy-offer", True, None),
+        ("lease", False, "no-dhcp-lease"),
+    ]
+    assert report.phase == "discover" and not report.ok
+
+
+@pytest.mark.netns
+def test_a_server_that_ignores_arp(tmp_path: Path, tree: Path) -> None:
+    needs_root()
+    with Lab() as lab:
+        srv = lab.host("srv", "10.99.0.1/24")
+        rt = lab.host("rt", "10.99.0.254/24")
+        pi = lab.host("pi", None)
+        srv.run(["sh", "-c", "echo 8 > /proc/sys/net/ipv4/conf/eth0/arp_ignore"])
+        start_router(rt, tmp_path)
+        start_proxy(srv, tmp_path, tree)
+        report = boot(pi)
+    bad = first_failure(report)
+    assert bad.stage == "arp" and bad.code == "arp-unanswered" and "10.99.0.1" in bad.message
+
+
+@pytest.mark.netns
+def test_a_proxy_without_tftp(tmp_path: Path, tree: Path) -> None:
+    needs_root()
+    with Lab() as lab:
+        srv = lab.host("srv", "10.99.0.1/24")
+        rt = lab.host("rt", "10.99.0.254/24")
+        pi = lab.host("pi", None)
+        start_router(rt, tmp_path)
+        start_proxy(srv, tmp_path, tree, tftp=False)
+        report = boot(pi)
+    bad = first_failure(report)
+    assert bad.stage == "tftp:bootcode.bin" and bad.code == "tftp-no-response"
+    assert report.phase == "tftp"
+
+
+@pytest.mark.netns
+def test_selftest_step_fails_with_the_code_and_its_fix(
+    tmp_path: Path, tree: Path, answers: Answers
+) -> None:
+    needs_root()
+    answers.network.tftp_root = str(tmp_path / "nothing-deployed-here")
+
+    (tree / "start.elf").unlink()
+    with Lab() as lab:
+        srv = lab.host("srv", "10.99.0.1/24")
+        rt = lab.host("rt", "10.99.0.254/24")
+        pi = lab.host("pi", None)
+        start_router(rt, tmp_path)
+        start_proxy(srv, tmp_path, tree)
+        step = SelftestStep(interface="eth0", model="pi3", serial=None, options=fast())
+        events: list[object] = []
+        with in_netns(pi), pytest.raises(StepError) as err:
+            for event in step.run(StepContext(answers=answers)):
+                events.append(event)
+        (tree / "start.elf").write_bytes(b"x")
+        ok_step = SelftestStep(interface="eth0", model="pi4", options=fast())
+        with in_netns(pi):
+            done = list(ok_step.run(StepContext(answers=answers)))
+    assert "tftp-file-not-found" in err.value.message and "start.elf" in err.value.message
+    assert err.value.fix == DIAGNOSES["tftp-file-not-found"].fix
+    failed_result = events[-1]  # the stages reach the front end before the failure
+    assert isinstance(failed_result, Result) and failed_result.data["ok"] is False
+    assert failed_result.data["stages"][-1]["code"] == "tftp-file-not-found"
+    result = done[-1]
+    assert isinstance(result, Result) and result.data["ok"] is True
+    assert any(isinstance(e, LogLine) and e.text.startswith("PASS proxy-offer") for e in done)

@@ -1,0 +1,171 @@
+"""The wheels step: real pip, offline, against a local wheelhouse of wheels built here."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Generator
+from pathlib import Path
+
+import pytest
+
+from steps.answers import default_answers
+from steps.artifacts import Extension, ExtensionSet
+from steps.base import StepContext
+from steps.errors import AnswersError, Cancelled
+from steps.events import Event, LogLine
+from steps.wheels import WheelError, WheelSet, install, python_version, target_for
+from tests.wheelhouse import (
+    PI_AARCH64_311,
+    PI_ARMV7_38,
+    PI_ARMV7_311,
+    X86_64_311,
+    make_wheel,
+)
+
+
+def drain(gen: Generator[Event, None, WheelSet]) -> tuple[list[Event], WheelSet]:
+    events: list[Event] = []
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            return events, stop.value
+
+
+@pytest.fixture
+def wheelhouse(tmp_path: Path) -> Path:
+    wh = tmp_path / "wheelhouse"
+    # purelib needs fastcalc everywhere, and backport only on Python < 3.9
+    make_wheel(wh, "purelib", requires=["fastcalc", 'backport; python_version < "3.9"'])
+    make_wheel(wh, "backport")
+    make_wheel(wh, "fastcalc", tag=PI_ARMV7_311)
+    make_wheel(wh, "fastcalc", tag=PI_AARCH64_311)
+    make_wheel(wh, "fastcalc", tag=PI_ARMV7_38)
+    make_wheel(wh, "nativeonly", tag=X86_64_311)
+    return wh
+
+
+def installed(ws: WheelSet) -> dict[str, str]:
+    """dist name → the wheel Tag recorded in its installed WHEEL file."""
+    out = {}
+    for dist in ws.site_packages.glob("*.dist-info"):
+        wheel = (dist / "WHEEL").read_text()
+        tag = next(line.split(": ", 1)[1] for line in wheel.splitlines() if line.startswith("Tag"))
+        out[dist.name.split("-")[0]] = tag
+    return out
+
+
+def exts(*names: str, requested: tuple[str, ...] = ()) -> ExtensionSet:
+    return ExtensionSet(
+        requested=requested or names, packages=tuple(Extension(n, (), (n,)) for n in names)
+    )
+
+
+def test_platform_tags_per_arch() -> None:
+    assert target_for("armv6", "13.0.0", "3.8").platforms == ("linux_armv6l",)
+    armhf = target_for("armhf", "15.0.0", "3.11")
+    assert armhf.platform == "manylinux2014_armv7l"
+    assert "manylinux_2_17_armv7l" in armhf.platforms and "linux_armv7l" in armhf.platforms
+    assert not any("aarch64" in p for p in armhf.platforms)
+    assert (
+        target_for("armv7l", "14.0.0", "3.11").platforms
+        == target_for("armv7", "14.0.0", "3.11").platforms
+    )
+    arm64 = target_for("aarch64", "16.0.0", "3.11")
+    assert arm64.platform == "manylinux2014_aarch64" and arm64.machine == "aarch64"
+    # an older release assumes an older glibc: fewer manylinux_2_N tags
+    assert len(target_for("armhf", "12.0", "3.8").platforms) < len(armhf.platforms)
+
+
+def test_python_version_from_the_extension_closure() -> None:
+    assert python_version(exts("openssh.tcz", "python3.11.tcz")) == "3.11"
+    both = exts("python3.8.tcz", "python3.11.tcz", requested=("python3.8.tcz",))
+    assert python_version(both) == "3.8"  # the requested one wins over a dependency
+    with pytest.raises(AnswersError) as err:
+        python_version(exts("openssh.tcz"))
+    assert err.value.key == "extensions.names"
+    assert "python3.11.tcz" in err.value.fix
+
+
+def test_armv7l_311_picks_the_pi_wheels_and_records_sha256(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    ctx = StepContext(default_answers())
+    target = target_for("armhf", "15.0.0", "3.11")
+    events, ws = drain(install("app", ctx, ["purelib"], target, tmp_path / "c", wheelhouse))
+    assert installed(ws) == {"purelib": "py3-none-any", "fastcalc": PI_ARMV7_311}
+    assert (
+        ws.site_packages / "fastcalc" / "__init__.py"
+    ).read_text() == f"TAG = {PI_ARMV7_311!r}\n"
+    name = f"fastcalc-1.0-{PI_ARMV7_311}.whl"
+    assert ws.wheels[name] == hashlib.sha256((wheelhouse / name).read_bytes()).hexdigest()
+    assert set(ws.wheels) == {name, "purelib-1.0-py3-none-any.whl"}
+    assert not ws.cached
+    assert any(isinstance(e, LogLine) and e.stream == "cmd" for e in events)
+    assert not list(ws.site_packages.rglob("*.pyc"))  # nothing compiled for the wrong Python
+
+
+def test_python38_gets_dependencies_whose_markers_hold_only_on_the_pi(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    ctx = StepContext(default_answers())
+    target = target_for("armv7", "13.0.0", "3.8")
+    _, ws = drain(install("app", ctx, ["purelib"], target, tmp_path / "c", wheelhouse))
+    # pip evaluated `python_version < "3.9"` for this 3.11 host; the step re-checked for 3.8
+    assert installed(ws) == {
+        "purelib": "py3-none-any",
+        "fastcalc": PI_ARMV7_38,
+        "backport": "py3-none-any",
+    }
+
+
+def test_aarch64_picks_the_aarch64_wheel(tmp_path: Path, wheelhouse: Path) -> None:
+    ctx = StepContext(default_answers())
+    target = target_for("aarch64", "16.0.0", "3.11")
+    _, ws = drain(install("app", ctx, ["purelib"], target, tmp_path / "c", wheelhouse))
+    assert installed(ws)["fastcalc"] == PI_AARCH64_311
+
+
+def test_a_package_without_a_pi_wheel_is_named_with_the_fix(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    ctx = StepContext(default_answers())
+    target = target_for("armhf", "15.0.0", "3.11")
+    with pytest.raises(WheelError) as err:
+        drain(install("app", ctx, ["purelib", "nativeonly"], target, tmp_path / "c", wheelhouse))
+    assert err.value.package == "nativeonly"
+    assert "nativeonly has no wheel for the Pi (CPython 3.11 on manylinux2014_armv7l)" in str(
+        err.value.message
+    )
+    assert "app.wheelhouse" in err.value.fix and "pure-Python" in err.value.fix
+    assert err.value.exit_code == 1
+    assert not list((tmp_path / "c" / "wheels").iterdir())  # no half-built cache entry
+
+
+def test_the_installed_tree_is_cached_by_its_inputs(tmp_path: Path, wheelhouse: Path) -> None:
+    ctx = StepContext(default_answers())
+    target = target_for("armhf", "15.0.0", "3.11")
+    cache = tmp_path / "c"
+    _, first = drain(install("app", ctx, ["purelib"], target, cache, wheelhouse))
+    events, again = drain(install("app", ctx, ["purelib"], target, cache, wheelhouse))
+    assert again.cached and again.site_packages == first.site_packages
+    assert again.wheels == first.wheels
+    assert not any(isinstance(e, LogLine) and e.stream == "cmd" for e in events)  # no pip run
+    make_wheel(wheelhouse, "fastcalc", "1.1", PI_ARMV7_311)  # wheelhouse content changed
+    _, newer = drain(install("app", ctx, ["purelib"], target, cache, wheelhouse))
+    assert not newer.cached and newer.key != first.key
+    assert f"fastcalc-1.1-{PI_ARMV7_311}.whl" in newer.wheels
+
+
+def test_bad_wheelhouse_and_cancel(tmp_path: Path, wheelhouse: Path) -> None:
+    ctx = StepContext(default_answers())
+    target = target_for("armhf", "15.0.0", "3.11")
+    with pytest.raises(AnswersError) as err:
+        drain(install("app", ctx, ["purelib"], target, tmp_path / "c", tmp_path / "missing"))
+    assert err.value.key == "app.wheelhouse"
+    ctx.cancel.set()
+    with pytest.raises(Cancelled):
+        drain(install("app", ctx, ["purelib"], target, tmp_path / "c", wheelhouse))
+    assert not (tmp_path / "c" / "wheels").exists() or not any(
+        (tmp_path / "c" / "wheels").iterdir()
+    )

@@ -1,0 +1,141 @@
+"""A real Linux kernel unpacks the remastered overlay on top of the release's rootfs.
+
+Debian's armhf kernel under ``qemu-system-arm -M virt`` gets ``cat rootfs.gz modules.gz
+tools.gz overlay.gz`` as its initramfs — exactly what config.txt's ``initramfs a,b,overlay.gz``
+makes the Pi's firmware do. ``tools.gz`` is the stand-in part: a real busybox-static (armhf) and
+an /init (tests/data/kernel_init.sh) that prints modes, owners and contents and powers off. Like
+piCore's own rootfs (made with ``find | cpio``) it starts with a ``.`` entry of mode 0755, so the
+test sees whether the overlay leaves ``/`` alone. The kernel applies every directory entry's mode
+and owner even to existing directories, so this catches an overlay that breaks ``/`` or ``/tmp``
+or leaves the extensions unreadable for user tc.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from steps import cpio
+from steps.demo.factory import Mirror
+from tests.armhf import ArmhfKit, KitUnavailable, ensure_kit
+from tests.test_remaster import Build
+
+pytestmark = pytest.mark.qemu
+INIT = Path(__file__).parent / "data" / "kernel_init.sh"
+
+
+@pytest.fixture(scope="session")
+def kit() -> ArmhfKit:
+    try:
+        return ensure_kit()
+    except KitUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must be able to fetch the armhf kernel: {exc}")
+        pytest.skip(f"no Debian armhf packages reachable (needs apt access): {exc}")
+
+
+def tools_gz(kit: ArmhfKit) -> bytes:
+    entries = [
+        cpio.directory(".", 0o755),  # like piCore's rootfs, made with `find | cpio`
+        cpio.directory("bin", 0o755),
+        cpio.regular("bin/busybox", kit.busybox.read_bytes(), 0o755),
+        cpio.regular("init", INIT.read_bytes(), 0o755),
+    ]
+    raw = io.BytesIO()
+    cpio.write(entries, raw)
+    return cpio.gzip_bytes(raw.getvalue())
+
+
+def boot(kit: ArmhfKit, initrd: Path) -> str:
+    proc = subprocess.run(
+        ["qemu-system-arm", "-M", "virt", "-m", "256", "-nographic", "-no-reboot", "-nic", "none",
+         "-kernel", str(kit.kernel), "-initrd", str(initrd),
+         "-append", "console=ttyAMA0 panic=-1 quiet"],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    out = proc.stdout.replace("\r", "")
+    assert "FIRECORE-END" in out, out[-3000:] + proc.stderr[-2000:]
+    return out
+
+
+def parse(out: str) -> tuple[dict[str, str], dict[str, list[str]], str]:
+    stats: dict[str, str] = {}
+    marks: dict[str, list[str]] = {}
+    body = out[out.index("FIRECORE-BEGIN") : out.index("FIRECORE-END")]
+    bootlocal = body[body.index("BOOTLOCAL-BEGIN\n") + 16 : body.index("BOOTLOCAL-END")]
+    for line in body.splitlines():
+        key, _, rest = line.partition("|")
+        if key.startswith("STAT "):
+            stats[key[5:]] = rest
+        elif key in ("ONBOOT", "TCZREAD", "TMPWRITE", "BUILDJSON"):
+            marks.setdefault(key, []).append(rest)
+    return stats, marks, bootlocal
+
+
+@pytest.mark.parametrize("mode", ["builtin", "extracted"])
+def test_kernel_unpacks_overlay(
+    fake_mirror: Mirror,
+    kit: ArmhfKit,
+    tmp_path: Path,
+    mode: str,
+) -> None:
+    b = Build(fake_mirror, "15.0.0", tmp_path)
+    b.answers.extensions.mode = mode  # type: ignore[assignment]
+    b.run()
+    out = b.out
+    config_line = next(
+        ln
+        for ln in (out / "config.txt").read_text().splitlines()
+        if ln.startswith("initramfs") and "-v7.gz" in ln
+    )  # what a Pi 3 loads
+    files = config_line.split()[1].split(",")
+    assert files[-1] == "overlay.gz"
+    initrd = tmp_path / "initrd.gz"
+    parts = [
+        (out / files[0]).read_bytes(),
+        *((out / f).read_bytes() for f in files[1:-1]),
+        tools_gz(kit),
+        (out / "overlay.gz").read_bytes(),
+    ]
+    initrd.write_bytes(b"".join(parts))
+
+    stats, marks, bootlocal = parse(boot(kit, initrd))
+    assert stats["/"] == "755 0 0 directory"
+    assert stats["/tmp"] == "1777 0 0 directory"
+    assert stats["/opt"] == "775 0 50 directory"
+    assert stats["/home/tc"] == "755 1001 50 directory"
+    assert stats["/home/tc/.ssh"] == "700 1001 50 directory"
+    assert stats["/home/tc/.ssh/authorized_keys"] == "600 1001 50 regular file"
+    assert stats["/usr/local/tce.installed"] == "775 0 50 directory"
+    assert stats["/opt/bootlocal.sh"] == "775 0 50 regular file"
+    assert stats["/opt/firecore/app/main.py"] == "644 0 0 regular file"
+    assert stats["/opt/firecore/boot.sh"] == "755 0 0 regular file"
+    assert marks["TMPWRITE"] == ["ok"]  # tc can still write /tmp (tce-bootload's log)
+    info = json.loads(marks["BUILDJSON"][0])
+    assert info["build_id"] == b.result().build_id
+    lines = bootlocal.splitlines()
+    assert "/usr/local/etc/init.d/openssh start" in lines
+    assert lines[-1] == "/opt/firecore/boot.sh &"
+    if mode == "builtin":
+        assert stats["/tmp/builtin/onboot.lst"] == "644 0 0 regular file"
+        assert marks["ONBOOT"] == ["openssh.tcz myapp.tcz "]
+        staged = {
+            k.rsplit("/", 1)[1]: v
+            for k, v in stats.items()
+            if k.startswith("/tmp/builtin/optional/") and k.endswith(".tcz")
+        }
+        assert {"openssh.tcz", "openssl.tcz", "myapp.tcz"} <= set(staged)
+        assert all(v == "644 0 0 regular file" for v in staged.values())
+        # user tc (as tce-bootload runs) can read every staged TCZ and its md5 checks
+        assert len(marks["TCZREAD"]) == len(staged)
+        assert all(r.endswith(": OK") for r in marks["TCZREAD"]), marks["TCZREAD"]
+    else:
+        assert "No such file" in stats["/tmp/builtin"]
+        assert stats["/usr/local/tce.installed/openssh"].endswith("regular file")
+        assert stats["/opt/firecore/tce-setup.sh"] == "755 0 0 regular file"
+        assert lines[1] == "/opt/firecore/tce-setup.sh"

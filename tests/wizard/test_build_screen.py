@@ -1,0 +1,186 @@
+"""Build screen: worker events rendered, failure panel + Retry, Cancel, leaving cancels, ETA."""
+
+from __future__ import annotations
+
+import time
+
+from textual.widgets import Button, Collapsible, Label, ProgressBar, Static
+
+from steps.answers import Answers
+from steps.errors import CommandError
+from steps.events import LogLine, Progress
+from tests.conftest import FakeStep
+from tests.wizard.conftest import ManualClock, wait_for
+from tests.wizard.fakes import FakeServices
+from tests.wizard.steps_fake import BlockingStep, BusyStep, FakeRemaster
+from wizard.app import make_app
+from wizard.messages import StepEvent, StepStarted
+from wizard.screens.error import ErrorPanel
+from wizard.widgets.log_view import LogView
+from wizard.widgets.progress_panel import PhaseRow, ProgressPanel, eta_text
+from wizard.widgets.step_runner import StepRunner
+
+
+def _first_three() -> list[FakeStep]:
+    return [FakeStep("release", "Release"), FakeStep("extensions", "Extensions"),
+            FakeStep("app", "App")]  # fmt: skip
+
+
+def _log(app: object) -> str:
+    log = app.screen.query_one(LogView)  # type: ignore[attr-defined]
+    return "\n".join(line.text for line in log.lines)
+
+
+async def test_build_runs_the_four_steps_and_renders_their_events(
+    wiz_answers: Answers, services: FakeServices
+) -> None:
+    remaster = FakeRemaster()
+    app = make_app(wiz_answers, services=services, steps=[*_first_three(), remaster], start="build")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query("#start"))
+        assert app.screen.query_one("#next", Button).disabled
+        assert "build the boot tree first" in str(app.screen.query_one("#reason", Label).render())
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: not app.screen.query_one(StepRunner).running)
+        log = _log(app)
+        for line in ("* Release", "* Extensions", "* App", "* Remaster",
+                     "> mcopy -s -n -i piCore.img@@4194304 ::/ boot",
+                     "✓ boot tree", "— build done"):  # fmt: skip
+            assert line in log
+        assert "✓ pack" in str(app.screen.query_one("#phases-done", Static).render())
+        assert app.screen.query_one("#overall", ProgressBar).progress == 100
+        state = str(app.screen.query_one("#build-state", Static).render())
+        assert "✓ 2 files" in state and "build 3f2a9c1d" in state
+        assert not app.screen.query_one("#next", Button).disabled
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: app.current == "network")
+    assert remaster.runs == 1
+
+
+async def test_a_failure_shows_step_cause_fix_and_details_and_retry_runs_again(
+    wiz_answers: Answers, services: FakeServices
+) -> None:
+    error = CommandError(
+        "mcopy", ["-i", "piCore.img@@4194304", "::/"], 1,
+        "init: sector size mismatch\nCannot initialize '::'",
+        fix="the image's FAT partition is damaged: download the release again",
+    )  # fmt: skip
+    remaster = FakeRemaster(error=error)
+    app = make_app(wiz_answers, services=services, steps=[*_first_three(), remaster], start="build")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query("#start"))
+        await pilot.click("#start")
+        await wait_for(pilot, lambda: app.screen.query(ErrorPanel))
+        panel = app.screen.query_one(ErrorPanel)
+        texts = [str(w.render()) for w in panel.query("Label, Static")]
+        assert "✕ Command failed in step remaster" in texts
+        assert any("`mcopy -i piCore.img@@4194304 ::/` exited with 1" in t for t in texts)
+        assert "Fix: the image's FAT partition is damaged: download the release again" in texts
+        details = panel.query_one(Collapsible)
+        assert details.collapsed
+        assert "sector size mismatch" in str(details.query_one(".details-text", Static).render())
+        await pilot.click("ErrorPanel CollapsibleTitle")
+        await wait_for(pilot, lambda: not details.collapsed)
+        assert str(app.screen.query_one("#start", Button).label) == "Retry"
+        assert "the build failed" in str(app.screen.query_one("#reason", Label).render())
+        remaster.error = None
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: remaster.runs == 2 and not app.screen.query(ErrorPanel))
+        await wait_for(pilot, lambda: not app.screen.query_one("#next", Button).disabled)
+
+
+async def test_cancel_sets_the_steps_cancel_flag_and_says_the_output_is_unchanged(
+    wiz_answers: Answers, services: FakeServices
+) -> None:
+    blocking = BlockingStep("remaster", "Remaster", [LogLine("remaster", "extracting")])
+    app = make_app(wiz_answers, services=services, steps=[*_first_three(), blocking], start="build")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query("#start"))
+        await pilot.press("f5")
+        await wait_for(pilot, blocking.started.is_set)
+        assert "a build is running" in str(app.screen.query_one("#reason", Label).render())
+        assert not app.screen.query_one("#cancel", Button).disabled
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not app.screen.query_one(StepRunner).running)
+        assert blocking.saw_cancel.is_set()
+        state = str(app.screen.query_one("#build-state", Static).render())
+        assert state == "Cancelled — the previous output is unchanged."
+        assert "— build cancelled — the previous output is unchanged" in _log(app)
+        assert app.screen.query_one("#next", Button).disabled
+
+
+async def test_leaving_the_screen_cancels_its_work(
+    wiz_answers: Answers, services: FakeServices
+) -> None:
+    blocking = BlockingStep("remaster", "Remaster")
+    app = make_app(wiz_answers, services=services, steps=[*_first_three(), blocking], start="build")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query("#start"))
+        await pilot.press("f5")
+        await wait_for(pilot, blocking.started.is_set)
+        await pilot.press("ctrl+b")
+        await wait_for(pilot, lambda: app.current == "app")
+        await wait_for(pilot, blocking.saw_cancel.is_set)
+
+
+async def test_progress_panel_shows_bars_bytes_and_eta(
+    wiz_answers: Answers, services: FakeServices
+) -> None:
+    clock = ManualClock()
+    app = make_app(wiz_answers, services=services, clock=clock, start="build")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query(StepRunner))
+        runner = app.screen.query_one(StepRunner)
+        runner.post_message(StepStarted("remaster", "Remaster", 3, 4))
+        runner.post_message(StepEvent(Progress("remaster", "download", 10, 10, "files")))
+        runner.post_message(StepEvent(Progress("remaster", "extract", 10e6, 60e6)))
+        await pilot.pause()
+        clock.now += 10
+        runner.post_message(StepEvent(Progress("remaster", "extract", 30e6, 60e6)))
+        await pilot.pause()
+        row = app.screen.query_one(PhaseRow)
+        assert str(row.query_one(".phase-name", Label).render()) == "remaster · extract"
+        info = str(row.query_one(".phase-info", Label).render())
+        assert info == "30.0 MB/60.0 MB ETA 0:15"  # 2 MB/s, 30 MB to go
+        assert row.query_one(ProgressBar).percentage == 0.5
+        assert "✓ download" in str(app.screen.query_one("#phases-done", Static).render())
+        # 3 of 4 steps done + remaster's download and half of extract out of its 8 phases
+        overall = app.screen.query_one(ProgressPanel).query_one("#overall", ProgressBar)
+        assert overall.progress == round((3 + 1.5 / 8) / 4 * 100)
+    assert eta_text(3725) == "ETA 1:02:05"
+    assert eta_text(None) == ""
+
+
+async def test_a_key_press_is_handled_within_100ms_while_a_remaster_runs(
+    wiz_answers: Answers, services: FakeServices
+) -> None:
+    busy = BusyStep()
+    app = make_app(wiz_answers, services=services, steps=[*_first_three(), busy], start="build")
+    handled: list[float] = []
+    toggle = app.action_toggle_theme
+
+    def timed_toggle() -> None:
+        handled.append(time.perf_counter())
+        toggle()
+
+    app.action_toggle_theme = timed_toggle  # type: ignore[method-assign]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query("#start"))
+        await pilot.press("f5")
+        await wait_for(pilot, busy.started.is_set)
+        await wait_for(pilot, lambda: busy.events_sent > 200)
+        latencies = []
+        for _ in range(10):
+            sent_before = busy.events_sent
+            pressed = time.perf_counter()
+            await pilot.press("ctrl+t")
+            latencies.append(handled[-1] - pressed)
+            await wait_for(pilot, lambda n=sent_before: busy.events_sent > n + 20)
+        assert app.screen.query_one(StepRunner).running  # measured while the step was busy
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not app.screen.query_one(StepRunner).running)
+    worst = max(latencies)
+    print(f"key press latency during a busy build: max {worst * 1000:.1f} ms, "
+          f"median {sorted(latencies)[5] * 1000:.1f} ms")  # fmt: skip
+    assert len(handled) == 10
+    assert worst < 0.100, latencies

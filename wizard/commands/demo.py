@@ -1,0 +1,106 @@
+"""``--demo`` and ``firecore-wizard demo-mirror``: the generated piCore mirror, served locally.
+
+``start_demo(answers)`` (used by ``firecore-wizard --demo``) builds the demo mirror once into the
+cache (``<cache>/demo/mirror-<key>/root``), serves it on 127.0.0.1 from a daemon thread for the
+life of the process, says so on stderr, and returns answers that point ``release.mirrors`` at it
+(and ``release.version``/``arch`` at a demo release unless the user's choice exists there). The
+mirror root and every demo release's boot partition carry a ``FIRECORE-DEMO`` file; the release
+step sets ``ReleaseArtifact.demo`` from it, and everything built from it is labelled DEMO: it does
+not boot real hardware.
+
+``firecore-wizard demo-mirror --out DIR [--serve]`` writes the same mirror to DIR (replacing an
+earlier demo mirror there, refusing any other non-empty directory) and optionally serves it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from pathlib import Path
+
+from steps.answers import Answers, Arch
+from steps.demo import DEMO_MARKER
+from steps.demo.factory import Mirror, build_mirror, cached_mirror
+from steps.demo.server import MirrorServer
+from steps.errors import UsageError
+from steps.fsutil import replacing_dir
+from steps.paths import cache_dir
+
+HELP = "build the demo piCore mirror into a directory (and optionally serve it)"
+
+#: The demo release used when the answers name one the demo mirror does not have.
+DEFAULT_RELEASE: tuple[str, Arch] = ("15.0.0", "armhf")
+
+_servers: list[MirrorServer] = []
+
+
+def demo_answers(answers: Answers, mirror: Mirror, url: str) -> Answers:
+    """``answers`` pointed at the demo mirror at ``url``; every other answer kept."""
+    out = answers.model_copy(deep=True)
+    out.release.mirrors = [url]
+    have = {(r.version, r.arch) for r in mirror.releases}
+    if (out.release.version, out.release.arch) not in have:
+        out.release.version, out.release.arch = DEFAULT_RELEASE
+    return out
+
+
+def start_demo(answers: Answers) -> Answers:
+    """Build (or reuse) and serve the demo mirror; answers that use it.
+
+    The server runs in a daemon thread until the process exits.
+    """
+    mirror = cached_mirror(cache_dir(answers) / "demo")
+    server = MirrorServer(mirror.root).start()
+    _servers.append(server)
+    out = demo_answers(answers, mirror, server.url)
+    sys.stderr.write(
+        f"DEMO: serving a generated piCore mirror at {server.url} (files in {mirror.root})\n"
+        f"DEMO: using {out.release.version} {out.release.arch}; everything built from it is "
+        "labelled DEMO and does NOT boot real hardware\n"
+    )
+    return out
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write it")
+    parser.add_argument("--serve", action="store_true", help="then serve it until Ctrl-C")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to serve on (0: a free one)")
+
+
+def _write(out: Path) -> Mirror:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file", fix="name a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / DEMO_MARKER).exists():
+        raise UsageError(
+            f"--out {out} is not empty and holds no demo mirror",
+            fix="name an empty or new directory (an earlier demo mirror there is replaced)",
+        )
+    with replacing_dir(out.resolve()) as staging:
+        os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide it from a web server
+        mirror = build_mirror(staging)
+    return Mirror(out.resolve(), mirror.releases, mirror.repos, mirror.key, mirror.extra_files)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the demo mirror; list what it holds on stdout; serve it with --serve."""
+    mirror = _write(args.out)
+    lines = [f"demo mirror written to {mirror.root}"]
+    for rel in mirror.releases:
+        kernels = ", ".join(f"{b} {k}" for b, k in rel.kernels.items())
+        lines.append(f"  {rel.path}  ({rel.size} bytes; {kernels})")
+    for path, repo in mirror.repos.items():
+        lines.append(f"  {path}/  ({len(repo.packages)} extensions, python{repo.python})")
+    sys.stdout.write("\n".join(lines) + "\n")
+    if not args.serve:
+        return 0
+    with MirrorServer(mirror.root, host=args.host, port=args.port) as server:
+        sys.stdout.write(f"serving {mirror.root} at {server.url} — Ctrl-C stops\n")
+        sys.stdout.flush()
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            sys.stderr.write("stopped\n")
+    return 0

@@ -1,0 +1,85 @@
+"""``firecore-wizard deploy [--rollback | --to ID | --list]``: publish, switch back, or list.
+
+Without an action it runs the deploy step alone (publish ``build.output`` as a new release).
+``--rollback`` switches ``<tftp_root>/current`` back to the release that was live before it — one
+rename, no copying — and ``--to ID`` to any kept release; ``--list`` shows the releases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from steps.answers import Answers, default_answers, load_answers
+
+HELP = "publish build.output to the TFTP root, roll back, or list releases"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Options: the answers file, one action, output format."""
+    parser.add_argument(
+        "--answers", metavar="FILE", type=Path, help="answers file (default: the defaults)"
+    )
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument(
+        "--rollback", action="store_true", help="switch back to the previously live release"
+    )
+    action.add_argument("--to", metavar="ID", help="switch to this kept release")
+    action.add_argument("--list", action="store_true", help="list the releases in the TFTP root")
+    parser.add_argument("--json", action="store_true", help="JSON on stdout")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="show what a deploy would write; change nothing"
+    )
+
+
+def _answers(args: argparse.Namespace) -> Answers:
+    return load_answers(args.answers) if args.answers else default_answers()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Do the chosen action; exit 0 on success (errors are raised and mapped by the CLI)."""
+    answers = _answers(args)
+    if args.list:
+        return _list(answers, args.json)
+    if args.rollback or args.to:
+        from steps.deploy import rollback
+
+        result = rollback(answers, to=args.to)
+        if args.json:
+            sys.stdout.write(json.dumps({"type": "rollback", **result.to_data()}) + "\n")
+        else:
+            sys.stdout.write(
+                f"{result.tftp_root / 'current'} → releases/{result.release}"
+                f" (was {result.previous})\n"
+            )
+        return 0
+    from steps.base import StepContext
+    from steps.deploy import DeployStep
+    from wizard.headless import run_steps
+    from wizard.render import make_renderer
+
+    ctx = StepContext(answers=answers, dry_run=args.dry_run)
+    return int(run_steps([DeployStep()], ctx, make_renderer(json_lines=args.json)))
+
+
+def _list(answers: Answers, as_json: bool) -> int:
+    from steps.deploy import list_releases, tftp_root
+
+    root = tftp_root(answers)
+    releases = list_releases(root)
+    if as_json:
+        sys.stdout.write(
+            json.dumps({"tftp_root": str(root), "releases": [r.to_data() for r in releases]}) + "\n"
+        )
+        return 0
+    if not releases:
+        sys.stdout.write(f"no releases in {root}\n")
+        return 0
+    for r in releases:
+        mark = "*" if r.current else " "
+        devices = f"  devices: {', '.join(sorted(r.devices))}" if r.devices else ""
+        demo = "  DEMO" if r.demo else ""
+        sys.stdout.write(f"{mark} {r.id}  build {r.build_id}  {r.deployed}{devices}{demo}\n")
+    return 0

@@ -1,0 +1,183 @@
+"""The frame every wizard screen shares: stepper, body, Back/Next with the reason, footer.
+
+A screen dismisses with where to go ("next", "back", "goto:<name>"); the app's navigation loop
+does the rest. Next stays disabled while ``problems()`` is not empty and the first problem is
+shown beside it, so the user always knows what blocks them. Screens add their actions to the
+command palette through ``palette_commands``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Label, Static
+
+from wizard.flow import missing, spec
+from wizard.state import WizardState
+from wizard.widgets.answer_field import AnswerField
+from wizard.widgets.stepper import Stepper
+
+if TYPE_CHECKING:
+    from wizard.app import FirecoreWizard
+    from wizard.services import Services
+
+#: (title, help, callback) for the command palette.
+PaletteCommand = tuple[str, str, Callable[[], object]]
+
+
+class WizardScreen(Screen[str]):
+    """Base of the wizard's screens."""
+
+    NAME: ClassVar[str] = ""
+    HELP: ClassVar[str] = ""
+    """Markdown shown by F1 for this screen."""
+    BODY_SCROLLS: ClassVar[bool] = True
+    NEXT_LABEL: ClassVar[str] = "Next ▶"
+
+    BINDINGS = [
+        Binding("ctrl+n", "next", "Next", priority=True),
+        Binding("ctrl+b", "back", "Back", priority=True),
+    ]
+
+    def __init__(self, state: WizardState, services: Services) -> None:
+        super().__init__(name=self.NAME, id=f"screen-{self.NAME}")
+        self.state = state
+        self.services = services
+        self.key_errors: dict[str, str] = {}
+        """Errors of answers set by widgets other than AnswerField (tables, lists, selects)."""
+        self.sub_title = spec(self.NAME).title
+
+    @property
+    def wizard(self) -> FirecoreWizard:
+        """The app, typed."""
+        return self.app  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield Header(icon="◆")
+        with Horizontal(id="frame"):
+            yield Stepper(self.state, self.NAME, id="stepper")
+            with Vertical(id="main"):
+                body = VerticalScroll(id="body") if self.BODY_SCROLLS else Vertical(id="body")
+                with body:
+                    yield from self.compose_body()
+                with Horizontal(id="nav"):
+                    yield Button("◀ Back", id="back", compact=True)
+                    yield Label("", id="reason")
+                    yield Button(self.NEXT_LABEL, id="next", variant="primary", compact=True)
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        """The screen's own widgets."""
+        yield from ()
+
+    def on_mount(self) -> None:
+        self.query_one("#back", Button).disabled = self.NAME == "welcome"
+        self.refresh_nav()
+
+    # ------------------------------------------------------------------ validity
+    def problems(self) -> list[str]:
+        """What keeps Next disabled, most important first (empty: the screen is valid)."""
+        found = [f.error for f in self.query(AnswerField) if f.error]
+        return found + list(self.key_errors.values()) + self.extra_problems()
+
+    def extra_problems(self) -> list[str]:
+        """Screen-specific reasons beyond invalid fields."""
+        return []
+
+    def refresh_nav(self) -> None:
+        """Enable Next or show why not; refresh the stepper."""
+        if not self.is_mounted:
+            return
+        problems = self.problems()
+        self.query_one("#next", Button).disabled = bool(problems)
+        self.query_one("#reason", Label).update(f"Next: {problems[0]}" if problems else "")
+        self.query_one("#reason", Label).tooltip = "\n".join(problems) or None
+        self.query_one(Stepper).refresh_status()
+
+    def set_answer(
+        self, key: str, value: object, show: Static | None = None, *, blocking: bool = True
+    ) -> bool:
+        """Set one answers key from a non-field widget, with the same validation as a field.
+
+        A rejected value is shown in ``show``; with ``blocking`` (a widget whose state IS the
+        answer, like a board list) it also keeps Next disabled until corrected. Actions such as
+        "add this device" pass ``blocking=False``: the answers were left as they were.
+        """
+        problem = self.state.try_set(key, value)
+        message = ""
+        if problem is not None:
+            message = problem.message + (f" — {problem.fix}" if problem.fix else "")
+        if problem is None or not blocking:
+            self.key_errors.pop(key, None)
+        else:
+            self.key_errors[key] = message
+        if show is not None:
+            show.update(f"✕ {message}" if message else "")
+            show.set_class(bool(message), "bad")
+        self.refresh_nav()
+        return problem is None
+
+    @on(AnswerField.Validated)
+    def _field_validated(self, event: AnswerField.Validated) -> None:
+        self.refresh_nav()
+
+    # ------------------------------------------------------------------ navigation
+    def before_next(self) -> str | None:
+        """Last work before leaving with Next; return an error text to stay."""
+        return None
+
+    def action_next(self) -> None:
+        """Go on if the screen is valid; otherwise say why not."""
+        problems = self.problems()
+        if problems:
+            self.notify(problems[0], title="Not ready yet", severity="warning")
+            return
+        error = self.before_next()
+        if error:
+            self.notify(error, title="Cannot continue", severity="error")
+            return
+        self.state.confirmed.add(self.NAME)
+        self.dismiss("next")
+
+    def action_back(self) -> None:
+        """Previous screen (answers typed here are kept if valid)."""
+        if self.NAME != "welcome":
+            self.dismiss("back")
+
+    def go_to(self, name: str) -> None:
+        """Open another screen if it is not blocked."""
+        if name == self.NAME:
+            return
+        needs = missing(self.state, name)
+        if needs:
+            self.notify(
+                f"{spec(name).title} needs {', '.join(needs)} first",
+                title="Not yet",
+                severity="warning",
+            )
+            return
+        self.dismiss(f"goto:{name}")
+
+    @on(Stepper.Chosen)
+    def _stepper(self, event: Stepper.Chosen) -> None:
+        self.go_to(event.name)
+
+    @on(Button.Pressed, "#next")
+    def _next_pressed(self) -> None:
+        self.action_next()
+
+    @on(Button.Pressed, "#back")
+    def _back_pressed(self) -> None:
+        self.action_back()
+
+    # ------------------------------------------------------------------ palette
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        """This screen's actions for the command palette."""
+        return ()

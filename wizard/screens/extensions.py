@@ -1,0 +1,203 @@
+"""Screen 3 — Extensions: search the TCZ index, pick, see the closure and why, size vs RAM."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Input, Label, Select, Static
+
+from steps.errors import AnswersError
+from wizard.messages import Loaded, LoadFailed
+from wizard.render import human_size
+from wizard.screens.base import PaletteCommand, WizardScreen
+from wizard.services import BOARD_RAM, Closure, ExtensionInfo
+from wizard.widgets.answer_field import AnswerField
+from wizard.widgets.step_runner import StepRunner
+
+MAX_RESULTS = 200
+
+
+def matches(info: ExtensionInfo, query: str) -> bool:
+    """Every word of the query appears in the name or the description."""
+    text = f"{info.name} {info.description}".lower()
+    return all(word in text for word in query.lower().split())
+
+
+class ExtensionsScreen(WizardScreen):
+    """Pick TinyCore extensions; the dependency closure and its size update live."""
+
+    NAME = "extensions"
+    HELP = """\
+# Extensions
+
+TinyCore software comes as **extensions** (`.tcz`, squashfs images). Type in the search box to
+filter the release's index by name and description; press Enter (or click) on a row to add or
+remove it. You can also type names into *Selected*.
+
+The **closure** table lists everything that will be staged: your picks plus what their `.dep`
+files pull in, with the chain that explains **why** each is included. Kernel-module extensions
+(`KERNEL` in a .dep) are expanded for every board you chose on the Release screen.
+
+**RAM**: the whole system runs from RAM, so the line under the table compares the estimated
+footprint with the smallest selected board. **Mode** *builtin* ships the .tcz files for piCore's
+loader (loop-mounted at boot); *extracted* unpacks them into the overlay (no loop mounts, more
+RAM). The app needs a `python3.x.tcz`.
+"""
+    BINDINGS = [Binding("f5", "refresh", "Reload index")]
+
+    def compose_body(self) -> ComposeResult:
+        yield Input(
+            placeholder="search extensions (name or description)…", compact=True, id="search"
+        )
+        table: DataTable[str] = DataTable(id="index", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield AnswerField(self.state, "extensions.names", "Selected", kind="list")
+        closure: DataTable[str] = DataTable(id="closure", cursor_type="row")
+        yield closure
+        yield Static("", id="totals", markup=False)
+        with Horizontal(classes="actions"):
+            yield Label("Mode  [dim]extensions.mode[/]  ")
+            yield Select(
+                [("builtin (load .tcz at boot)", "builtin"), ("extracted (unpacked)", "extracted")],
+                value=self.state.answers.extensions.mode,
+                allow_blank=False,
+                id="mode",
+            )
+        yield StepRunner(clock=self.wizard.clock, visible=False, id="runner")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self._index: list[ExtensionInfo] = []
+        self._closure_error: str = ""
+        self._closure: Closure | None = None
+        self.query_one("#index", DataTable).add_columns(" ", "extension", "size", "description")
+        self.query_one("#index").border_title = "TCZ index"
+        self.query_one("#closure", DataTable).add_columns("staged", "size", "why included")
+        self.query_one("#closure").border_title = "Closure"
+        self.action_refresh()
+        self._request_closure()
+        self.query_one("#search", Input).focus()
+
+    # ------------------------------------------------------------------ index + search
+    def action_refresh(self) -> None:
+        """Load the TCZ index of the chosen release (F5)."""
+        answers = self.state.answers
+        self.query_one("#index").border_subtitle = "loading…"
+        self.query_one(StepRunner).load(
+            "index", lambda cancel: self.services.extension_index(answers, cancel)
+        )
+
+    @on(Input.Changed, "#search")
+    def _search(self) -> None:
+        self._fill_index()
+
+    def _fill_index(self) -> None:
+        table = self.query_one("#index", DataTable)
+        query = self.query_one("#search", Input).value
+        chosen = set(self.state.answers.extensions.names)
+        found = [i for i in self._index if matches(i, query)]
+        table.clear()
+        for info in found[:MAX_RESULTS]:
+            table.add_row(
+                "✓" if info.name in chosen else "",
+                info.name,
+                human_size(info.size) if info.size else "",
+                info.description,
+                key=info.name,
+            )
+        more = f", first {MAX_RESULTS} shown" if len(found) > MAX_RESULTS else ""
+        table.border_subtitle = f"{len(found)} of {len(self._index)}{more}"
+
+    @on(DataTable.RowSelected, "#index")
+    def _toggle(self, event: DataTable.RowSelected) -> None:
+        name = event.row_key.value
+        if name is None:
+            return
+        names = list(self.state.answers.extensions.names)
+        if name in names:
+            names.remove(name)
+        else:
+            names.append(name)
+        self.query_one("#field-extensions-names", AnswerField).set_text(", ".join(names))
+
+    # ------------------------------------------------------------------ closure
+    @on(AnswerField.Validated, "#field-extensions-names")
+    def _names_changed(self, event: AnswerField.Validated) -> None:
+        if not event.error:
+            self._fill_index()
+            self._request_closure()
+
+    def _request_closure(self) -> None:
+        answers = self.state.answers
+        self.query_one("#closure").border_subtitle = "resolving…"
+        self.query_one(StepRunner).load(
+            "closure", lambda cancel: self.services.closure(answers, cancel)
+        )
+
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        if message.key == "index":
+            self._index = list(message.value)
+            self._fill_index()
+        elif message.key == "closure":
+            self._closure_error = ""
+            self._closure = message.value
+            self._show_closure()
+        self.refresh_nav()
+
+    @on(LoadFailed)
+    def _failed(self, message: LoadFailed) -> None:
+        error = message.error
+        text = error.message + (f" — {error.fix}" if error.fix else "")
+        if message.key == "closure":
+            # An unknown name is the user's to fix (blocks Next); anything else is shown only.
+            self._closure_error = text if isinstance(error, AnswersError) else ""
+            self.query_one("#closure", DataTable).clear()
+            self.query_one("#closure").border_subtitle = ""
+            totals = self.query_one("#totals", Static)
+            totals.update(f"✕ {text}")
+            totals.set_class(True, "bad")
+        else:
+            self.query_one("#index").border_subtitle = "unavailable"
+            self.wizard.show_error(error)
+        self.refresh_nav()
+
+    def _show_closure(self) -> None:
+        closure = self._closure
+        if closure is None:
+            return
+        table = self.query_one("#closure", DataTable)
+        table.clear()
+        for pkg in closure.packages:
+            why = "requested" if len(pkg.why) <= 1 else " → ".join(pkg.why)
+            table.add_row(pkg.name, human_size(pkg.size) if pkg.size else "?", why)
+        table.border_subtitle = f"{len(closure.packages)} packages"
+        boards = self.state.answers.release.boards
+        smallest = min(boards, key=lambda b: BOARD_RAM[b])
+        ram = BOARD_RAM[smallest]
+        share = closure.ram_bytes / ram
+        fits = "fits" if share < 0.5 else "tight" if share < 0.8 else "too big"
+        totals = self.query_one("#totals", Static)
+        totals.update(
+            f"download {human_size(closure.download_bytes)} · RAM ≈ "
+            f"{human_size(closure.ram_bytes)} of {human_size(ram)} ({smallest}): {fits}"
+            + (f"\n{closure.note}" if closure.note else "")
+        )
+        totals.set_class(share >= 0.8, "bad")
+        totals.set_class(0.5 <= share < 0.8, "note")
+
+    @on(Select.Changed, "#mode")
+    def _mode(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            self.set_answer("extensions.mode", event.value)
+
+    def extra_problems(self) -> list[str]:
+        return [self._closure_error] if getattr(self, "_closure_error", "") else []
+
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield ("Reload the extension index", "Fetch the TCZ index again (F5)", self.action_refresh)
+        yield ("Search extensions", "Focus the search box", self.query_one("#search").focus)

@@ -1,0 +1,331 @@
+"""Screen 6 — Network: interface, preflight conflicts, the dnsmasq config as a diff, Apply."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.timer import Timer
+from textual.widgets import (
+    Button,
+    Checkbox,
+    DataTable,
+    Label,
+    Select,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+
+from steps.answers import resolve_path
+from steps.errors import FirecoreError
+from wizard.messages import Loaded, LoadFailed, RunFinished
+from wizard.screens.base import PaletteCommand, WizardScreen
+from wizard.services import DnsmasqPreview, Finding, InterfaceRow
+from wizard.widgets.answer_field import AnswerField
+from wizard.widgets.step_runner import StepRunner
+
+SERVICE_MODES = [
+    ("systemd — restart the system's dnsmasq.service", "systemd"),
+    ("process — run our own dnsmasq in the background", "process"),
+    ("none — write the config file only", "none"),
+]
+_GLYPH = {
+    "error": ("✕", "bold red"),
+    "warning": ("⚠", "yellow"),
+    "info": ("·", ""),
+    "ok": ("✓", "green"),
+}
+
+
+def diff_text(preview: DnsmasqPreview) -> Text:
+    """The config as a coloured unified diff against the installed file (or the whole file)."""
+    import difflib
+
+    out = Text()
+    if preview.installed is None:
+        out.append(
+            f"nothing installed at {preview.path} yet — the whole file is new:\n\n", "italic"
+        )
+        for line in preview.new.splitlines():
+            out.append(f"+ {line}\n", "green")
+        return out
+    lines = list(
+        difflib.unified_diff(
+            preview.installed.splitlines(),
+            preview.new.splitlines(),
+            fromfile=f"{preview.path} (installed)",
+            tofile=f"{preview.path} (new)",
+            lineterm="",
+        )
+    )
+    if not lines:
+        out.append(f"{preview.path} is up to date: Apply changes nothing in it.\n\n", "italic")
+        for line in preview.new.splitlines():
+            out.append(f"  {line}\n", "dim")
+        return out
+    for line in lines:
+        style = (
+            "bold"
+            if line.startswith(("---", "+++"))
+            else "cyan"
+            if line.startswith("@@")
+            else "green"
+            if line.startswith("+")
+            else "red"
+            if line.startswith("-")
+            else "dim"
+        )
+        out.append(line + "\n", style)
+    return out
+
+
+class NetworkScreen(WizardScreen):
+    """Where the Pis boot from and how dnsmasq serves them."""
+
+    NAME = "network"
+    BODY_SCROLLS = False
+    HELP = """\
+# Network
+
+The Pis boot from the network with **proxy DHCP**: your router keeps handing out addresses, and
+dnsmasq on this machine only adds "boot from here" (PXE, option 43) and serves the files over
+TFTP. It never leases an address, so it cannot break your LAN.
+
+* **Interface**: pick the wired interface on the Pis' LAN (★ = recommended). Wireless works for
+  nothing here: the Pis netboot over Ethernet.
+* **Checks** (F6): other DHCP or proxy-DHCP servers on the segment, programs holding udp/67 or
+  udp/69, firewall rules dropping them, dnsmasq's version — each with its fix. Probing the
+  segment needs root.
+* **Config**: the exact file Apply installs, as a diff against what is installed now.
+* **Service mode**: *systemd* restarts the system dnsmasq; *process* starts our own dnsmasq that
+  keeps running after the wizard exits (`firecore-wizard dnsmasq status|stop`); *none* writes the
+  file only.
+* **Apply** (F5) runs the network step: check, back up the old file, install, (re)start, verify.
+"""
+    BINDINGS = [
+        Binding("f5", "apply", "Apply"),
+        Binding("f6", "checks", "Checks"),
+        Binding("f7", "refresh", "Refresh"),
+    ]
+
+    _findings: list[Finding] | None = None
+
+    def compose_body(self) -> ComposeResult:
+        net = self.state.answers.network
+        with TabbedContent(id="tabs"):
+            with TabPane("Interface", id="tab-interface"), VerticalScroll():
+                table: DataTable[str] = DataTable(id="interfaces", cursor_type="row")
+                yield table
+                yield AnswerField(self.state, "network.interface", "Interface")
+                yield Label("Service mode  [dim]network.dnsmasq_service[/]", classes="field-label")
+                yield Select(
+                    SERVICE_MODES,
+                    value=net.dnsmasq_service,
+                    allow_blank=False,
+                    compact=True,
+                    id="service",
+                )
+                yield AnswerField(self.state, "network.tftp_root", "TFTP root")
+                yield AnswerField(self.state, "network.dnsmasq_conf", "dnsmasq config file")
+                yield AnswerField(self.state, "network.state_dir", "State directory")
+                yield Checkbox(
+                    "Answer only Raspberry Pis (network.only_pis)", net.only_pis, id="only-pis"
+                )
+                yield Checkbox(
+                    "Delay offers to Pi 3B by 1 s (network.pi3_reply_delay)",
+                    net.pi3_reply_delay,
+                    id="reply-delay",
+                )
+            with TabPane("Checks", id="tab-checks"), VerticalScroll():
+                yield Static("", id="findings", markup=False)
+            with TabPane("Config", id="tab-config"), VerticalScroll():
+                yield Static("", id="preview", markup=False)
+            with TabPane("Apply", id="tab-apply"):
+                with Horizontal(classes="actions"):
+                    yield Button("Apply", id="apply", variant="primary", compact=True)
+                    yield Static("", id="apply-state", markup=False)
+                yield StepRunner(clock=self.wizard.clock, id="runner")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self._debounce: Timer | None = None
+        self.query_one("#interfaces", DataTable).add_columns(
+            "", "interface", "address", "kind", "link", "notes"
+        )
+        self.query_one("#apply-state", Static).update(
+            self.state.network_summary or "not applied yet"
+        )
+        self.action_refresh()
+
+    # ------------------------------------------------------------------ lookups
+    def action_refresh(self) -> None:
+        """Read the interfaces and the config preview again (F7)."""
+        answers = self.state.answers
+        runner = self.query_one(StepRunner)
+        runner.load("interfaces", lambda cancel: self.services.interfaces(answers))
+        runner.load("preview", lambda cancel: self.services.dnsmasq_preview(answers))
+        self.action_checks()
+
+    def action_checks(self) -> None:
+        """Run the preflight checks (F6)."""
+        answers = self.state.answers
+        if self._findings is not None:  # a re-check the user asked for: show it
+            self.query_one(TabbedContent).active = "tab-checks"
+        self.query_one("#findings", Static).update("checking…")
+        self.query_one(StepRunner).load(
+            "preflight", lambda cancel: self.services.preflight(answers, cancel)
+        )
+
+    def _changed_later(self) -> None:
+        if self._debounce is not None:
+            self._debounce.stop()
+        self._debounce = self.set_timer(0.4, self.action_refresh)
+
+    @on(AnswerField.Validated)
+    def _field(self, event: AnswerField.Validated) -> None:
+        if not event.error:
+            self._changed_later()
+
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        if message.key == "interfaces":
+            self._show_interfaces(message.value)
+        elif message.key == "preview":
+            self.query_one("#preview", Static).update(diff_text(message.value))
+        elif message.key == "preflight":
+            self._findings = list(message.value)
+            self._show_findings()
+
+    @on(LoadFailed)
+    def _failed(self, message: LoadFailed) -> None:
+        error = message.error
+        text = f"✕ {error.title}: {error.message}" + (f"\nFix: {error.fix}" if error.fix else "")
+        target = {"preview": "#preview", "preflight": "#findings"}.get(message.key)
+        if target is None:
+            self.wizard.show_error(error)
+            return
+        self.query_one(target, Static).update(text)
+
+    def _show_interfaces(self, rows: list[InterfaceRow]) -> None:
+        table = self.query_one("#interfaces", DataTable)
+        table.clear()
+        chosen = self.state.answers.network.interface
+        for index, row in enumerate(rows):
+            link = "up" if row.carrier else "no link" if row.carrier is False else "?"
+            table.add_row(
+                "★" if row.recommended else "",
+                row.name,
+                " ".join(row.addresses) or "no IPv4",
+                row.kind,
+                link,
+                "; ".join(row.warnings),
+                key=row.name,
+            )
+            if row.name == chosen:
+                table.move_cursor(row=index)
+
+    def _show_findings(self) -> None:
+        findings = self._findings or []
+        out = Text()
+        if not findings:
+            out.append("✓ no conflicts found\n", "green")
+        for f in findings:
+            glyph, style = _GLYPH.get(f.severity, ("·", ""))
+            out.append(f"{glyph} {f.message}\n", style)
+            if f.fix and f.severity != "info":
+                out.append(f"  fix: {f.fix}\n", "italic")
+        self.query_one("#findings", Static).update(out)
+        errors = sum(1 for f in findings if f.severity == "error")
+        warnings = sum(1 for f in findings if f.severity == "warning")
+        pane = self.query_one(TabbedContent).get_tab("tab-checks")
+        pane.label = f"Checks ({errors}✕ {warnings}⚠)" if errors or warnings else "Checks ✓"
+
+    # ------------------------------------------------------------------ widgets → answers
+    @on(DataTable.RowSelected, "#interfaces")
+    def _pick(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value:
+            self.query_one("#field-network-interface", AnswerField).set_text(event.row_key.value)
+
+    @on(Select.Changed, "#service")
+    def _service(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            self.set_answer("network.dnsmasq_service", event.value)
+            self._changed_later()
+
+    @on(Checkbox.Changed, "#only-pis")
+    def _only_pis(self, event: Checkbox.Changed) -> None:
+        self.set_answer("network.only_pis", event.value)
+        self._changed_later()
+
+    @on(Checkbox.Changed, "#reply-delay")
+    def _delay(self, event: Checkbox.Changed) -> None:
+        self.set_answer("network.pi3_reply_delay", event.value)
+        self._changed_later()
+
+    # ------------------------------------------------------------------ apply
+    @on(Button.Pressed, "#apply")
+    def action_apply(self) -> None:
+        """Run the network step (F5)."""
+        runner = self.query_one(StepRunner)
+        if runner.running:
+            return
+        if self.problems():
+            self.notify(self.problems()[0], title="Fix this first", severity="warning")
+            return
+        self.query_one(TabbedContent).active = "tab-apply"
+        try:
+            steps = self.services.steps(["network"], self.state.answers)
+        except FirecoreError as exc:
+            self.wizard.show_error(exc)
+            return
+        self.query_one("#apply", Button).disabled = True
+        self.query_one("#apply-state", Static).update("applying…")
+        runner.start("network", steps, self.state.answers, self.state.results)
+
+    @on(RunFinished)
+    def _applied(self, message: RunFinished) -> None:
+        if message.run != "network":
+            return
+        self.query_one("#apply", Button).disabled = False
+        state = self.query_one("#apply-state", Static)
+        results = self.query_one(StepRunner).results
+        if message.ok:
+            summary = results[-1].summary if results else "applied"
+            self.state.network_summary = f"✓ {summary}"
+            self.state.network_data = dict(results[-1].data) if results else {}
+            state.update(self.state.network_summary)
+            self.action_refresh()
+        elif message.cancelled:
+            state.update("cancelled — nothing was changed after the last completed phase")
+        elif message.error is not None:
+            state.update(f"✕ {message.error.message}")
+            self.wizard.show_error(message.error)
+
+    def extra_problems(self) -> list[str]:
+        runner = self.query(StepRunner)
+        if runner and runner.first().running:
+            return ["the network step is running"]
+        return []
+
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        conf = resolve_path(self.state.answers.network.dnsmasq_conf)
+        yield (
+            "Apply the network configuration",
+            f"Install {conf} and start dnsmasq (F5)",
+            self.action_apply,
+        )
+        yield (
+            "Run the preflight checks",
+            "Look for conflicts on the segment (F6)",
+            self.action_checks,
+        )
+        yield (
+            "Refresh interfaces and preview",
+            "Read the interfaces again (F7)",
+            self.action_refresh,
+        )

@@ -1,0 +1,129 @@
+"""Screen 9 — Summary: what was built and where, dnsmasq, the Pis seen; save the answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Button, Input, Label, Static
+
+from steps.answers import resolve_path
+from steps.artifacts import BuildResult, DeployResult
+from steps.errors import FirecoreError
+from wizard.render import human_size
+from wizard.screens.base import PaletteCommand, WizardScreen
+from wizard.state import default_answers_path
+
+
+class SummaryScreen(WizardScreen):
+    """The outcome of the session and the answers file that reproduces it."""
+
+    NAME = "summary"
+    NEXT_LABEL = "Finish ✓"
+    HELP = """\
+# Summary
+
+What this session produced: the boot tree (path, build id, size), where dnsmasq's config is and
+how it runs, what is deployed, and the Pis seen on the Status screen.
+
+**Save answers** (F5, or ctrl+s anywhere) writes one complete, commented TOML file holding every
+answer — defaults included. `firecore-wizard --answers FILE` runs the same steps headless and
+produces the same boot tree byte for byte; `--answers FILE --interactive` reopens this wizard
+pre-filled. The token is never in that file: it lives in the `app.secrets_file` (mode 0600).
+"""
+    BINDINGS = [Binding("f5", "save", "Save answers")]
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="report", markup=False)
+        yield Label("Save answers", classes="section-title")
+        with Horizontal(classes="actions"):
+            default = self.state.answers_path or default_answers_path()
+            yield Input(str(default), compact=True, id="save-path")
+            yield Button("Save", id="save", variant="primary", compact=True)
+        yield Static("", id="save-state", markup=False)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#report", Static).update(self.report())
+        if self.state.saved_to is not None:
+            self.query_one("#save-state", Static).update(f"✓ saved to {self.state.saved_to}")
+
+    def report(self) -> Text:
+        """The session's outcome, one section per part of the job."""
+        a = self.state.answers
+        out = Text()
+
+        def head(text: str) -> None:
+            out.append(f"{text}\n", "bold")
+
+        head("Built")
+        build = self.state.results.get(BuildResult)
+        if build is not None:
+            demo = "  DEMO (will not boot real hardware)" if build.demo else ""
+            out.append(f"  {build.output}: build {build.build_id}, {build.files} files, "
+                       f"{human_size(build.bytes)}{demo}\n")  # fmt: skip
+        elif self.state.output_built():
+            out.append(f"  a boot tree exists in {resolve_path(a.build.output)} (built earlier)\n")
+        else:
+            out.append("  nothing built in this session\n", "yellow")
+        out.append(f"  piCore {a.release.version} {a.release.arch} for "
+                   f"{', '.join(a.release.boards)}; {len(a.extensions.names)} extensions; app "
+                   f"{a.app.path or 'bundled'} as {a.app.hostname}:{a.app.port}\n")  # fmt: skip
+        head("dnsmasq")
+        out.append(f"  {a.network.dnsmasq_conf} on {a.network.interface}, service mode "
+                   f"{a.network.dnsmasq_service}\n")  # fmt: skip
+        out.append(f"  {self.state.network_summary or 'not applied in this session'}\n")
+        head("Deployed")
+        deployed = self.state.results.get(DeployResult)
+        if deployed is not None:
+            out.append(f"  {deployed.tftp_root}/current → {deployed.release}\n")
+        else:
+            out.append(f"  {self.state.deploy_summary or 'not deployed in this session'}\n")
+        if self.state.selftest:
+            ok = all(s.ok for s in self.state.selftest)
+            out.append(
+                f"  self-test: {'PASS' if ok else 'FAIL'} ({len(self.state.selftest)} stages)\n"
+            )
+        head("Pis seen")
+        if not self.state.pis:
+            out.append("  none (scan on the Status screen)\n")
+        for pi in self.state.pis:
+            health = "healthy" if pi.healthy else "UNHEALTHY"
+            out.append(f"  {pi.serial or '?'} {pi.hostname} {pi.address} build {pi.build_id} "
+                       f"{health}\n")  # fmt: skip
+        return out
+
+    @on(Input.Submitted, "#save-path")
+    @on(Button.Pressed, "#save")
+    def action_save(self) -> None:
+        """Write the answers file (F5)."""
+        text = self.query_one("#save-path", Input).value.strip()
+        if not text:
+            self.notify("type where to save the answers", severity="warning")
+            return
+        path: Path = resolve_path(text)
+        state = self.query_one("#save-state", Static)
+        try:
+            written = self.wizard.save_answers(path)
+        except FirecoreError as exc:
+            state.update(f"✕ {exc.message}")
+            self.wizard.show_error(exc)
+            return
+        secrets = self.state.secrets_path()
+        extra = f"; token in {secrets} (0600)" if self.state.token and secrets else ""
+        state.update(
+            f"✓ saved to {written}{extra}\nRun it headless: firecore-wizard --answers {written}"
+        )
+        self.refresh_nav()
+
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield (
+            "Save answers here",
+            "Write the answers file typed on Summary (F5)",
+            self.action_save,
+        )

@@ -193,7 +193,8 @@ class BuildAnswers(_Model):
     cache: str = ""
     """Download and build cache; empty: the user cache directory."""
     cmdline_extra: list[str] = Field(default_factory=list)
-    """Extra kernel command-line flags appended to cmdline.txt (nortc is always added)."""
+    """Extra kernel command-line flags appended to cmdline.txt (nortc, norestore and
+    host=<hostname> are always added)."""
 
     @field_validator("output")
     @classmethod

@@ -153,3 +153,13 @@ def test_load_answers_rejects_non_utf8(tmp_path: Path) -> None:
     path.write_bytes(b"version = 1\n# \xff\n")
     with pytest.raises(UsageError):
         load_answers(path)
+
+
+def test_readme_answers_reference_is_current() -> None:
+    from steps.answers_toml import reference_markdown
+
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("<!-- answers-reference")
+    start = readme.index("\n", start) + 1
+    end = readme.index("<!-- /answers-reference -->")
+    assert readme[start:end] == reference_markdown(), "regenerate README's answers reference"

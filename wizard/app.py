@@ -9,6 +9,7 @@ opens the next one. Screens, step workers and domain lookups live elsewhere (``w
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
@@ -21,12 +22,14 @@ from textual.screen import Screen
 
 from steps.answers import Answers, default_answers
 from steps.base import Step
-from steps.errors import FirecoreError
+from steps.errors import FirecoreError, UsageError
 from wizard.flow import FLOW, first_open, neighbour, spec
 from wizard.services import Services
 from wizard.state import WizardState, default_answers_path, sections_in_file
 
 DARK, LIGHT = "textual-dark", "textual-light"
+#: How long quitting waits for a cancelled step to remove its staging files (seconds).
+QUIT_GRACE = 5.0
 
 
 class FirecoreWizard(App[int]):
@@ -57,6 +60,7 @@ class FirecoreWizard(App[int]):
         self.current = ""
         self._start = start or (first_open(state) if state.answers_path else "welcome")
         self._theme_name = theme
+        self._quitting = False
 
     def on_mount(self) -> None:
         self.theme = self._theme_name
@@ -89,6 +93,23 @@ class FirecoreWizard(App[int]):
                 return
 
     # ------------------------------------------------------------------ app-wide actions
+    async def action_quit(self) -> None:
+        """Quit; a running step is cancelled first and given a moment to clean up.
+
+        The step removes its staging directory when it sees the cancel flag, so the previous
+        output is left exactly as it was (a second ctrl+q does not wait).
+        """
+        from wizard.widgets.step_runner import RUN_LOCK
+
+        if self._quitting:
+            self.exit(0)
+            return
+        self._quitting = True
+        self.workers.cancel_all()
+        if await asyncio.to_thread(RUN_LOCK.acquire, timeout=QUIT_GRACE):
+            RUN_LOCK.release()
+        self.exit(0)
+
     def action_toggle_theme(self) -> None:
         """Switch between the light and the dark theme."""
         self.theme = LIGHT if self.theme == DARK else DARK
@@ -220,6 +241,8 @@ def make_app(
         start: open this screen first instead of Welcome / the first unfinished one.
         theme: initial Textual theme.
     """
+    if start is not None and start not in {s.name for s in FLOW if s.screen is not None}:
+        raise UsageError(f"no wizard screen called {start!r}")
     state = WizardState(answers=answers or default_answers(), answers_path=answers_path)
     if answers_path is not None:
         state.given = sections_in_file(answers_path)

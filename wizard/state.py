@@ -106,7 +106,6 @@ class WizardState:
     """The app's bearer token as typed; written only to the 0600 secrets file."""
     build_summary: str = ""
     network_summary: str = ""
-    network_data: dict[str, Any] = field(default_factory=dict)
     deploy_summary: str = ""
     selftest: list[StageLine] = field(default_factory=list)
     pis: list[PiSeen] = field(default_factory=list)
@@ -121,15 +120,6 @@ class WizardState:
         data = _with_value(self.answers.model_dump(mode="python"), key, value)
         try:
             self.answers = parse_answers(data)
-        except AnswersError as exc:
-            return exc
-        return None
-
-    def check(self, key: str, value: Any) -> AnswersError | None:
-        """Like ``try_set`` but only validates (for values the user has not committed yet)."""
-        data = _with_value(self.answers.model_dump(mode="python"), key, value)
-        try:
-            parse_answers(data)
         except AnswersError as exc:
             return exc
         return None

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.pilot import Pilot
@@ -19,6 +20,7 @@ from textual.widgets import Input, TextArea
 
 from steps.answers import Answers
 from tests.wizard.fakes import FakeServices
+from wizard.screens.base import WizardScreen
 
 
 @pytest.fixture(autouse=True)
@@ -53,11 +55,16 @@ class ManualClock:
         return self.now
 
 
-async def wait_for(
-    pilot: Pilot[object], condition: Callable[[], object], timeout: float = 10.0
-) -> None:
-    """Let the app run until ``condition()`` is true (fails the test after ``timeout``)."""
-    deadline = time.monotonic() + timeout
+def current(app: Any) -> WizardScreen:
+    """The app's current wizard screen (typed)."""
+    screen = app.screen
+    assert isinstance(screen, WizardScreen), screen
+    return screen
+
+
+async def wait_for(pilot: Pilot[Any], condition: Callable[[], object], limit: float = 10.0) -> None:
+    """Let the app run until ``condition()`` is true (fails the test after ``limit`` seconds)."""
+    deadline = time.monotonic() + limit
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {condition}")

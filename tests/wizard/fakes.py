@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from steps.answers import Answers
 from steps.artifacts import Extension, ReleaseRef
 from steps.errors import FirecoreError
-from wizard.services import (
+from wizard.services import Services
+from wizard.views import (
     Check,
     Closure,
     DnsmasqPreview,
@@ -23,7 +25,6 @@ from wizard.services import (
     InterfaceRow,
     MirrorState,
     ReleaseListing,
-    Services,
     TftpRelease,
     TftpState,
 )
@@ -223,7 +224,7 @@ class FakeServices(Services):
 
 
 #: Pis as the status step reports them (``PiStatus.to_data()`` shape).
-PIS_DATA = [
+PIS_DATA: list[dict[str, Any]] = [
     {
         "name": "firecore-9ffefdef",
         "serial": "9ffefdef",
@@ -261,7 +262,7 @@ PIS_DATA = [
 ]
 
 #: A self-test that passed every stage (the selftest JSON stage shape).
-STAGES_OK = [
+STAGES_OK: list[dict[str, Any]] = [
     {"stage": "dhcp-offer", "ok": True, "message": "offer from 192.168.1.1: 192.168.1.77"},
     {"stage": "proxy-offer", "ok": True, "message": "Raspberry Pi Boot from 192.168.1.10"},
     {"stage": "lease", "ok": True, "message": "192.168.1.77"},

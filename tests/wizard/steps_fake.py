@@ -45,15 +45,15 @@ class FakeRemaster:
             (out / name).write_bytes(data)
         manifest = {
             "build_id": "3f2a9c1d",
-            "files": {n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}
-                      for n, d in files.items()},
-        }  # fmt: skip
+            "files": {
+                n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}
+                for n, d in files.items()
+            },
+        }
         (out / "manifest.json").write_text(json.dumps(manifest))
         yield Progress(self.name, "pack", 10_000_000, 10_000_000)
         size = sum(len(d) for d in files.values())
-        ctx.results.put(
-            BuildResult(out, out / "manifest.json", "3f2a9c1d", len(files), size, True)
-        )
+        ctx.results.put(BuildResult(out, out / "manifest.json", "3f2a9c1d", len(files), size, True))
         yield Result(self.name, f"boot tree {out} (build 3f2a9c1d)", {"build_id": "3f2a9c1d"})
 
 

@@ -9,18 +9,21 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.timer import Timer
 from textual.widgets import Button, Input, Label, Static
 
 from steps.answers import resolve_path
 from steps.errors import FirecoreError
 from wizard.messages import Loaded, LoadFailed
 from wizard.screens.base import PaletteCommand, WizardScreen
-from wizard.services import Check
+from wizard.views import Check
 from wizard.widgets.answer_field import AnswerField
 from wizard.widgets.step_runner import StepRunner
 
 #: Keys whose change makes the app checks run again.
 CHECKED_KEYS = ("app.path", "app.python_packages", "app.wheelhouse", "app.secrets_file")
+#: Seconds after the last edit of one of those keys before the checks run again.
+CHECK_DELAY = 0.6
 
 
 class AppScreen(WizardScreen):
@@ -68,6 +71,8 @@ the Pis receive only its sha256.
         yield AnswerField(self.state, "app.env", "App settings (NAME=value per line)", kind="lines")
         yield StepRunner(clock=self.wizard.clock, visible=False, id="runner")
 
+    _debounce: Timer | None = None
+
     def on_mount(self) -> None:
         super().on_mount()
         self._checks: list[Check] = []
@@ -84,8 +89,11 @@ the Pis receive only its sha256.
 
     @on(AnswerField.Validated)
     def _changed(self, event: AnswerField.Validated) -> None:
+        # typing a path or a package list: check once the user pauses (the wheel check runs pip)
         if event.key in CHECKED_KEYS and not event.error:
-            self.action_check()
+            if self._debounce is not None:
+                self._debounce.stop()
+            self._debounce = self.set_timer(CHECK_DELAY, self.action_check)
 
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:

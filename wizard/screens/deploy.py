@@ -24,8 +24,8 @@ from textual.widgets import (
 from steps.errors import FirecoreError
 from wizard.messages import Loaded, LoadFailed, RunFinished, StepEvent
 from wizard.screens.base import PaletteCommand, WizardScreen
-from wizard.services import TftpState
 from wizard.state import StageLine
+from wizard.views import TftpState
 from wizard.widgets.step_runner import StepRunner
 
 MODELS = [("Pi 3 (boot ROM)", "pi3"), ("Pi 4 (bootloader)", "pi4")]
@@ -77,6 +77,8 @@ when a stage fails. It needs root (raw sockets).
         Binding("f6", "rollback", "Rollback"),
         Binding("f7", "selftest", "Self-test"),
     ]
+
+    _selftest_fix = ""
 
     def compose_body(self) -> ComposeResult:
         with TabbedContent(id="tabs"):
@@ -154,8 +156,13 @@ when a stage fails. It needs root (raw sockets).
         table.border_title = f"Releases in {tftp.root}"
         table.border_subtitle = tftp.note
         for rel in tftp.releases:
-            table.add_row("▶ live" if rel.current else "", rel.name, rel.build_id,
-                          "DEMO" if rel.demo else "", key=rel.name)  # fmt: skip
+            table.add_row(
+                "▶ live" if rel.current else "",
+                rel.name,
+                rel.build_id,
+                "DEMO" if rel.demo else "",
+                key=rel.name,
+            )
 
     @on(Button.Pressed, "#deploy")
     def action_deploy(self) -> None:
@@ -191,7 +198,7 @@ when a stage fails. It needs root (raw sockets).
         if message.run == "deploy":
             results = self.query_one("#deploy-runner", StepRunner).results
             if message.ok:
-                self.state.deploy_summary = f"✓ {results[-1].summary}" if results else "✓ deployed"
+                self.state.deploy_summary = f"✓ {results[0].summary}" if results else "✓ deployed"
             elif message.error is not None:
                 self.state.deploy_summary = f"✕ {message.error.message}"
                 self.wizard.show_error(message.error)
@@ -202,6 +209,7 @@ when a stage fails. It needs root (raw sockets).
         elif message.run == "selftest":
             if message.error is not None and not self.state.selftest:
                 self.wizard.show_error(message.error)
+            self._selftest_fix = message.error.fix if message.error is not None else ""
             self._show_stages(message.ok)
         self.refresh_nav()
 
@@ -241,8 +249,12 @@ when a stage fails. It needs root (raw sockets).
             )
         if self.state.selftest:
             passed = all(s.ok for s in self.state.selftest)
-            out.append("PASS: the virtual Pi booted\n" if passed else "FAIL: see the ✕ stages\n",
-                       "bold green" if passed else "bold red")  # fmt: skip
+            out.append(
+                "PASS: the virtual Pi booted\n" if passed else "FAIL: see the ✕ stages\n",
+                "bold green" if passed else "bold red",
+            )
+            if not passed and self._selftest_fix:
+                out.append(f"Fix: {self._selftest_fix}\n", "green")
         elif ok is False:
             out.append("the self-test did not run; see the log below\n", "yellow")
         self.query_one("#stages", Static).update(out)

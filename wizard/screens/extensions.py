@@ -14,7 +14,7 @@ from steps.errors import AnswersError
 from wizard.messages import Loaded, LoadFailed
 from wizard.render import human_size
 from wizard.screens.base import PaletteCommand, WizardScreen
-from wizard.services import BOARD_RAM, Closure, ExtensionInfo
+from wizard.views import BOARD_RAM, Closure, ExtensionInfo
 from wizard.widgets.answer_field import AnswerField
 from wizard.widgets.step_runner import StepRunner
 
@@ -53,6 +53,9 @@ RAM). The app needs a `python3.x.tcz`.
         yield Input(
             placeholder="search extensions (name or description)…", compact=True, id="search"
         )
+        note = Static("", id="index-note", markup=False)
+        note.display = False
+        yield note
         table: DataTable[str] = DataTable(id="index", cursor_type="row", zebra_stripes=True)
         yield table
         yield AnswerField(self.state, "extensions.names", "Selected", kind="list")
@@ -142,6 +145,7 @@ RAM). The app needs a `python3.x.tcz`.
     def _loaded(self, message: Loaded) -> None:
         if message.key == "index":
             self._index = list(message.value)
+            self.query_one("#index-note", Static).display = False
             self._fill_index()
         elif message.key == "closure":
             self._closure_error = ""
@@ -163,7 +167,10 @@ RAM). The app needs a `python3.x.tcz`.
             totals.set_class(True, "bad")
         else:
             self.query_one("#index").border_subtitle = "unavailable"
-            self.wizard.show_error(error)
+            note = self.query_one("#index-note", Static)
+            note.update(f"✕ {error.title}: {text}")
+            note.set_class(True, "bad")
+            note.display = True
         self.refresh_nav()
 
     def _show_closure(self) -> None:

@@ -25,7 +25,7 @@ from steps.answers import resolve_path
 from steps.errors import FirecoreError
 from wizard.messages import Loaded, LoadFailed, RunFinished
 from wizard.screens.base import PaletteCommand, WizardScreen
-from wizard.services import DnsmasqPreview, Finding, InterfaceRow
+from wizard.views import DnsmasqPreview, Finding, InterfaceRow
 from wizard.widgets.answer_field import AnswerField
 from wizard.widgets.step_runner import StepRunner
 
@@ -141,6 +141,14 @@ TFTP. It never leases an address, so it cannot break your LAN.
                     net.pi3_reply_delay,
                     id="reply-delay",
                 )
+                yield Checkbox(
+                    "Stop when the checks find a conflict (network.preflight_strict)",
+                    net.preflight_strict,
+                    id="strict",
+                )
+                yield AnswerField(
+                    self.state, "network.dnsmasq_extra", "Extra dnsmasq lines", kind="lines"
+                )
             with TabPane("Checks", id="tab-checks"), VerticalScroll():
                 yield Static("", id="findings", markup=False)
             with TabPane("Config", id="tab-config"), VerticalScroll():
@@ -164,27 +172,34 @@ TFTP. It never leases an address, so it cannot break your LAN.
 
     # ------------------------------------------------------------------ lookups
     def action_refresh(self) -> None:
-        """Read the interfaces and the config preview again (F7)."""
+        """Read the interfaces and the config preview again, and re-run the checks (F7)."""
+        self._refresh_view()
+        self._run_checks()
+
+    def _refresh_view(self) -> None:
         answers = self.state.answers
         runner = self.query_one(StepRunner)
         runner.load("interfaces", lambda cancel: self.services.interfaces(answers))
         runner.load("preview", lambda cancel: self.services.dnsmasq_preview(answers))
-        self.action_checks()
 
     def action_checks(self) -> None:
-        """Run the preflight checks (F6)."""
+        """Run the preflight checks and show them (F6)."""
+        self.query_one(TabbedContent).active = "tab-checks"
+        self._run_checks()
+
+    def _run_checks(self) -> None:
         answers = self.state.answers
-        if self._findings is not None:  # a re-check the user asked for: show it
-            self.query_one(TabbedContent).active = "tab-checks"
         self.query_one("#findings", Static).update("checking…")
         self.query_one(StepRunner).load(
             "preflight", lambda cancel: self.services.preflight(answers, cancel)
         )
 
     def _changed_later(self) -> None:
+        # the preview follows every change; the checks (which may probe the LAN for seconds)
+        # run on F6, on F7 and after Apply
         if self._debounce is not None:
             self._debounce.stop()
-        self._debounce = self.set_timer(0.4, self.action_refresh)
+        self._debounce = self.set_timer(0.4, self._refresh_view)
 
     @on(AnswerField.Validated)
     def _field(self, event: AnswerField.Validated) -> None:
@@ -262,6 +277,10 @@ TFTP. It never leases an address, so it cannot break your LAN.
         self.set_answer("network.only_pis", event.value)
         self._changed_later()
 
+    @on(Checkbox.Changed, "#strict")
+    def _strict(self, event: Checkbox.Changed) -> None:
+        self.set_answer("network.preflight_strict", event.value)
+
     @on(Checkbox.Changed, "#reply-delay")
     def _delay(self, event: Checkbox.Changed) -> None:
         self.set_answer("network.pi3_reply_delay", event.value)
@@ -295,9 +314,8 @@ TFTP. It never leases an address, so it cannot break your LAN.
         state = self.query_one("#apply-state", Static)
         results = self.query_one(StepRunner).results
         if message.ok:
-            summary = results[-1].summary if results else "applied"
+            summary = results[0].summary if results else "applied"
             self.state.network_summary = f"✓ {summary}"
-            self.state.network_data = dict(results[-1].data) if results else {}
             state.update(self.state.network_summary)
             self.action_refresh()
         elif message.cancelled:

@@ -15,7 +15,7 @@ from steps.artifacts import ReleaseRef
 from wizard.messages import Loaded, LoadFailed
 from wizard.render import human_size
 from wizard.screens.base import PaletteCommand, WizardScreen
-from wizard.services import ARCH_BOARDS, ReleaseListing
+from wizard.views import ARCH_BOARDS, ReleaseListing
 from wizard.widgets.answer_field import AnswerField
 from wizard.widgets.step_runner import StepRunner
 

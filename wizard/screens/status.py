@@ -126,9 +126,14 @@ profiles on the Deploy screen.
             elif pi.current is False:
                 build += " ✕ old build"
             table.add_row(
-                pi.serial or "?", pi.hostname, pi.model, pi.address, pi.uptime,
-                "healthy" if pi.healthy else "UNHEALTHY", build,
-            )  # fmt: skip
+                pi.serial or "?",
+                pi.hostname,
+                pi.model,
+                pi.address,
+                pi.uptime,
+                "healthy" if pi.healthy else "UNHEALTHY",
+                build,
+            )
         table.border_title = f"Pis found: {len(self.state.pis)}"
 
     def palette_commands(self) -> Iterable[PaletteCommand]:

@@ -65,18 +65,27 @@ pre-filled. The token is never in that file: it lives in the `app.secrets_file` 
         build = self.state.results.get(BuildResult)
         if build is not None:
             demo = "  DEMO (will not boot real hardware)" if build.demo else ""
-            out.append(f"  {build.output}: build {build.build_id}, {build.files} files, "
-                       f"{human_size(build.bytes)}{demo}\n")  # fmt: skip
+            out.append(
+                f"  {build.output}: build {build.build_id}, {build.files} files, "
+                f"{human_size(build.bytes)}{demo}\n"
+            )
         elif self.state.output_built():
             out.append(f"  a boot tree exists in {resolve_path(a.build.output)} (built earlier)\n")
         else:
             out.append("  nothing built in this session\n", "yellow")
-        out.append(f"  piCore {a.release.version} {a.release.arch} for "
-                   f"{', '.join(a.release.boards)}; {len(a.extensions.names)} extensions; app "
-                   f"{a.app.path or 'bundled'} as {a.app.hostname}:{a.app.port}\n")  # fmt: skip
+        stale = self.stale_build()
+        if stale:
+            out.append(f"  ⚠ {stale}\n", "yellow")
+        out.append(
+            f"  piCore {a.release.version} {a.release.arch} for "
+            f"{', '.join(a.release.boards)}; {len(a.extensions.names)} extensions; app "
+            f"{a.app.path or 'bundled'} as {a.app.hostname}:{a.app.port}\n"
+        )
         head("dnsmasq")
-        out.append(f"  {a.network.dnsmasq_conf} on {a.network.interface}, service mode "
-                   f"{a.network.dnsmasq_service}\n")  # fmt: skip
+        out.append(
+            f"  {a.network.dnsmasq_conf} on {a.network.interface}, service mode "
+            f"{a.network.dnsmasq_service}\n"
+        )
         out.append(f"  {self.state.network_summary or 'not applied in this session'}\n")
         head("Deployed")
         deployed = self.state.results.get(DeployResult)
@@ -94,9 +103,32 @@ pre-filled. The token is never in that file: it lives in the `app.secrets_file` 
             out.append("  none (scan on the Status screen)\n")
         for pi in self.state.pis:
             health = "healthy" if pi.healthy else "UNHEALTHY"
-            out.append(f"  {pi.serial or '?'} {pi.hostname} {pi.address} build {pi.build_id} "
-                       f"{health}\n")  # fmt: skip
+            out.append(
+                f"  {pi.serial or '?'} {pi.hostname} {pi.address} build {pi.build_id} {health}\n"
+            )
         return out
+
+    def stale_build(self) -> str:
+        """Why the built tree no longer matches the answers ("" when it does or none exists).
+
+        The manifest records the digest of the answers it was built from, so a tree built
+        before, say, the Network screen was filled in differs from what ``--answers`` builds.
+        """
+        import json
+
+        from steps.answers import answers_digest
+
+        manifest = resolve_path(self.state.answers.build.output) / "manifest.json"
+        try:
+            recorded = json.loads(manifest.read_text(encoding="utf-8")).get("answers_digest")
+        except (OSError, ValueError, AttributeError):
+            return ""
+        if not recorded or recorded == answers_digest(self.state.answers):
+            return ""
+        return (
+            "the answers changed since this tree was built (its manifest records the answers "
+            "it was built from): Build again so that it matches the saved answers"
+        )
 
     @on(Input.Submitted, "#save-path")
     @on(Button.Pressed, "#save")

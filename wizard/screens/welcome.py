@@ -14,7 +14,7 @@ from textual.widgets import Button, DataTable, Input, Label, Static
 from steps.answers import resolve_path
 from wizard.messages import Loaded, LoadFailed
 from wizard.screens.base import PaletteCommand, WizardScreen
-from wizard.services import HostCheck
+from wizard.views import HostCheck
 from wizard.widgets.step_runner import StepRunner
 
 INTRO = """\

@@ -133,10 +133,6 @@ class AnswerField(Vertical):
             editor.value = text
         self.validate_now()
 
-    def reload(self) -> None:
-        """Show the key's current value from the state (after a file was loaded)."""
-        self.set_text(to_text(get_key(self.state.answers, self.key), self.kind))
-
     @on(Input.Changed, "#editor")
     @on(TextArea.Changed, "#editor")
     def _edited(self, event: Message) -> None:

@@ -63,7 +63,10 @@ class LogView(Log):
     """Log of the current run."""
 
     DEFAULT_CSS = """
-    LogView { height: 1fr; min-height: 3; border: round $panel-lighten-2; }
+    LogView {
+        height: 1fr; min-height: 3; border: round $foreground 30%;
+        scrollbar-background: $surface; scrollbar-corner-color: $surface;
+    }
     """
 
     def __init__(self, *, id: str | None = None, max_lines: int = 5000) -> None:

@@ -60,9 +60,10 @@ class PhaseRow(Horizontal):
 
     DEFAULT_CSS = """
     PhaseRow { height: 1; }
-    PhaseRow > .phase-name { width: 24; }
+    PhaseRow > .phase-name { width: 22; }
     PhaseRow > ProgressBar { width: auto; }
-    PhaseRow > .phase-info { width: 1fr; padding-left: 1; }
+    PhaseRow > ProgressBar > Bar { width: 16; }
+    PhaseRow > .phase-info { width: 1fr; padding-left: 1; text-wrap: nowrap; }
     """
 
     def __init__(self, label: str) -> None:
@@ -100,8 +101,9 @@ class ProgressPanel(Vertical):
     DEFAULT_CSS = """
     ProgressPanel { height: auto; max-height: 12; }
     ProgressPanel > #overall-row { height: 1; }
-    ProgressPanel > #overall-row > #overall-label { width: 24; text-style: bold; }
-    ProgressPanel > #overall-row > #overall-info { width: 1fr; padding-left: 1; }
+    ProgressPanel > #overall-row > #overall-label { width: 22; text-style: bold; }
+    ProgressPanel > #overall-row > ProgressBar > Bar { width: 16; }
+    ProgressPanel > #overall-row > #overall-info { width: 1fr; padding-left: 1; text-wrap: nowrap; }
     ProgressPanel > #phases-done { height: auto; color: $text-muted; }
     ProgressPanel > #phases { height: auto; }
     """
@@ -140,7 +142,7 @@ class ProgressPanel(Vertical):
         """A new step began: its phases replace the previous step's."""
         self._index, self._count, self._step, self._title = index, max(count, 1), name, title
         self.query_one("#phases", Vertical).remove_children()
-        self._rows = {k: v for k, v in self._rows.items() if k[0] == name}
+        self._rows.clear()
         self._done.clear()
         self.query_one("#phases-done", Static).update("")
         self._update_overall()

@@ -86,7 +86,6 @@ class StepRunner(Vertical):
         super().__init__(id=id, classes="" if visible else "-hidden")
         self._clock = clock
         self._visible = visible
-        self._run_label = ""
         self._inbox: deque[Message] = deque()
         self._awake = threading.Event()
         self._last_drain = 0.0
@@ -113,7 +112,6 @@ class StepRunner(Vertical):
         if self.running:
             return False
         self.running = True
-        self._run_label = run
         self.results = []
         if self._visible:
             self.query_one(ProgressPanel).reset()
@@ -154,7 +152,7 @@ class StepRunner(Vertical):
 
         A chatty step (thousands of progress and log events a second) would otherwise put one
         message per event on the event loop and starve key presses. The main thread drains the
-        inbox in slices (see ``_drain``), so input is handled between slices.
+        inbox in batches at most ``DRAIN_GAP`` apart (see ``_drain``); input is handled between.
         """
         self._inbox.append(message)
         if not self._awake.is_set():
@@ -328,4 +326,6 @@ class StepRunner(Vertical):
             text = f"failed in {message.step}" if message.step else "failed"
         self.query_one(ProgressPanel).finished(message.ok, text)
         mark = "✓" if message.ok else "✕"
-        self.query_one(LogView).add([f"{mark} {message.run} {text}"])
+        log = self.query_one(LogView)
+        log.add([f"{mark} {message.run} {text}"])
+        log.call_after_refresh(log.scroll_end, animate=False)

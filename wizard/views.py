@@ -1,0 +1,157 @@
+"""View records: what the screens show, as small frozen dataclasses (no domain types leak in).
+
+``wizard.adapters`` fills them from the domain; tests build them by hand (``tests/wizard/fakes``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from steps.artifacts import Extension, ReleaseRef
+
+Severity = Literal["error", "warning", "info", "ok"]
+
+
+@dataclass(frozen=True)
+class HostCheck:
+    """One line of the Welcome screen's host check."""
+
+    item: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    needed_for: str = ""
+
+
+@dataclass(frozen=True)
+class MirrorState:
+    """Whether one mirror answered the release listing."""
+
+    url: str
+    ok: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ReleaseListing:
+    """Releases found on the mirrors (or in the offline catalog)."""
+
+    releases: tuple[ReleaseRef, ...]
+    mirrors: tuple[MirrorState, ...] = ()
+    offline: bool = False
+    """No mirror answered: the releases come from the built-in catalog."""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ExtensionInfo:
+    """One extension of the release's TCZ index."""
+
+    name: str
+    size: int | None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Closure:
+    """The dependency closure of the selected extensions."""
+
+    packages: tuple[Extension, ...]
+    download_bytes: int
+    ram_bytes: int
+    note: str = ""
+    """How the RAM figure is estimated."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One inline check (app entry point, wheels for the Pi …)."""
+
+    name: str
+    ok: bool
+    message: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class InterfaceRow:
+    """One network interface for the Network screen."""
+
+    name: str
+    addresses: tuple[str, ...]
+    kind: str
+    carrier: bool | None
+    mac: str = ""
+    warnings: tuple[str, ...] = ()
+    recommended: bool = False
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One preflight finding with its fix."""
+
+    severity: Severity
+    message: str
+    fix: str = ""
+    code: str = ""
+
+
+@dataclass(frozen=True)
+class DnsmasqPreview:
+    """The config the network step would install, and what is installed now."""
+
+    path: str
+    new: str
+    installed: str | None
+    """None: nothing installed at that path yet."""
+
+
+@dataclass(frozen=True)
+class TftpRelease:
+    """One release directory in the TFTP root."""
+
+    name: str
+    current: bool
+    build_id: str = ""
+    files: int | None = None
+    demo: bool = False
+
+
+@dataclass(frozen=True)
+class TftpState:
+    """What the Deploy screen shows about the TFTP root."""
+
+    root: str
+    releases: tuple[TftpRelease, ...] = ()
+    note: str = ""
+
+
+#: Pi RAM sizes for the extensions screen's "fits in RAM" line (smallest board selected wins).
+BOARD_RAM: dict[str, int] = {
+    "pi0": 512 << 20,
+    "pi02": 512 << 20,
+    "pi1": 256 << 20,
+    "pi2": 1 << 30,
+    "pi3": 1 << 30,
+    "pi4": 1 << 30,
+    "pi5": 2 << 30,
+}
+
+#: Which boards a release architecture serves (piCore's image layout, reference/picore.md §2).
+ARCH_BOARDS: dict[str, tuple[str, ...]] = {
+    "armv6": ("pi0", "pi1"),
+    "armv7": ("pi0", "pi1", "pi2", "pi3", "pi4"),
+    "armv7l": ("pi4",),
+    "armhf": ("pi0", "pi02", "pi1", "pi2", "pi3", "pi4", "pi5"),
+    "aarch64": ("pi02", "pi3", "pi4", "pi5"),
+}
+
+#: Programs the job needs: (program, what for).
+HOST_TOOLS: tuple[tuple[str, str], ...] = (
+    ("mcopy", "build: reading the image's FAT boot partition"),
+    ("sfdisk", "build: reading the image's partition table"),
+    ("unsquashfs", "build: extracted extension mode"),
+    ("dnsmasq", "network: proxy DHCP + TFTP"),
+    ("ip", "network: interfaces"),
+)

@@ -477,6 +477,19 @@ def answers_digest(answers: Answers) -> str:
     return hashlib.sha256(canon.encode()).hexdigest()
 
 
+def build_digest(answers: Answers) -> str:
+    """sha256 of the answers that shape the boot tree (not network, devices or keep).
+
+    Recorded in the build manifest: the TUI (which fills the network screen after building) and
+    ``--answers`` (which has every section from the start) then write identical trees.
+    """
+    data = answers.model_dump(mode="json")
+    data.pop("network")
+    data["deploy"] = {"profiles": data["deploy"]["profiles"]}
+    canon = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()
+
+
 def load_secrets(path: str | os.PathLike[str]) -> Secrets:
     """Read the secrets file; refuse one that other users can read."""
     p = Path(path)

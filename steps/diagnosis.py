@@ -30,7 +30,8 @@ _ROWS: list[Diagnosis] = [
         "A Pi's DISCOVER got no proxy-DHCP offer (option 43): nothing tells it where to boot.",
         "Start our dnsmasq (`firecore-wizard dnsmasq status`), check it serves this interface "
         "and subnet (log: `no address range available`), that udp/67 is not firewalled, and "
-        "that the Pi's OUI/GUID is matched when network.only_pis is on.",
+        "that the Pi's OUI/GUID is matched when network.only_pis is on. On the server itself "
+        "use `selftest --rehearse`: a NIC never hands its own frames to the local dnsmasq.",
     ),
     Diagnosis(
         "no-dhcp-lease",

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from steps import image, overlay
-from steps.answers import Answers, answers_digest, resolve_path
+from steps.answers import Answers, build_digest, resolve_path
 from steps.artifacts import AppBundle, BuildResult, ExtensionSet, ReleaseArtifact
 from steps.base import StepContext
 from steps.configtxt import BoardBoot, Cmdline, ConfigTxt
@@ -496,9 +496,9 @@ class RemasterStep:
             done += int(meta.get("size", 0))
             ph(done)
             yield from ph.drain()
-        digest = answers_digest(answers)
+        digest = build_digest(answers)
         if prev.get("answers_digest") != digest:
-            # only answers that do not affect the tree changed (network, deploy …)
+            # only answers outside the build inputs changed (e.g. the app token file's path)
             prev["answers_digest"] = digest
             atomic_write(out / MANIFEST, overlay.json_bytes(prev))
         yield LogLine(NAME, f"{out} already holds build {build_id}: nothing to do")
@@ -548,7 +548,7 @@ class RemasterStep:
             "build_id": build_id,
             "demo": release.demo,
             "built": inputs["mtime"],
-            "answers_digest": answers_digest(answers),
+            "answers_digest": build_digest(answers),
             "release": {
                 "version": release.ref.version,
                 "arch": release.ref.arch,

@@ -13,6 +13,7 @@ hand-edited TFTP root fails as ``manifest-mismatch``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator, Mapping
@@ -24,6 +25,7 @@ from steps.base import StepContext
 from steps.diagnosis import DIAGNOSES, fix_for
 from steps.errors import StepError, UsageError
 from steps.events import Event, LogLine, Progress, Result
+from steps.rehearsal import Rehearsal
 from steps.virtualpi import DEFAULT_SERIAL, BootOptions, BootReport, Stage, VirtualPi
 
 NAME = "selftest"
@@ -161,12 +163,15 @@ class SelftestStep:
         serial: str | None = None,
         manifest: Path | None = None,
         options: BootOptions | None = None,
+        rehearse: bool = False,
     ) -> None:
         self.interface = interface
         self.model = model
         self.serial = serial or DEFAULT_SERIAL
         self.manifest = manifest
         self.options = options
+        self.rehearse = rehearse
+        """Boot against a private copy of this server (``steps.rehearsal``), not the LAN."""
 
     def run(self, ctx: StepContext) -> Iterator[Event]:
         """Boot the virtual Pi; one log line per stage; fail with the first failure's code."""
@@ -177,21 +182,29 @@ class SelftestStep:
             yield LogLine(NAME, f"comparing every file with {path}")
         report = BootReport("", self.model, self.serial)
         stages: list[Stage] = []
-        first_fail: Stage | None = None
-        for stage in run_selftest(
-            iface,
-            model=self.model,
-            serial=self.serial,
-            manifest=manifest,
-            options=self.options,
-            cancel=ctx.cancel,
-            report=report,
-        ):
-            stages.append(stage)
-            if not stage.ok and first_fail is None:
-                first_fail = stage
-            yield LogLine(NAME, stage_line(stage), "info" if stage.ok else "warning")
-            yield Progress(NAME, "stages", len(stages), None, "steps", stage.stage)
+        with contextlib.ExitStack() as stack:
+            if self.rehearse:
+                rehearsal = stack.enter_context(Rehearsal(ctx.answers, cancel=ctx.cancel))
+                yield from rehearsal.start()
+                source = rehearsal.boot(
+                    model=self.model,
+                    serial=self.serial,
+                    manifest=manifest,
+                    report=report,
+                    options=self.options,
+                )
+            else:
+                source = run_selftest(
+                    iface,
+                    model=self.model,
+                    serial=self.serial,
+                    manifest=manifest,
+                    options=self.options,
+                    cancel=ctx.cancel,
+                    report=report,
+                )
+            yield from self._stages(source, stages)
+        first_fail = next((s for s in stages if not s.ok), None)
         data = {
             "ok": report.ok,
             "stages": [stage_json(s, report.mac) for s in stages],
@@ -215,3 +228,10 @@ class SelftestStep:
             fix=fix_for(code),
             title="Self-test failed",
         )
+
+    @staticmethod
+    def _stages(source: Iterator[Stage], into: list[Stage]) -> Iterator[Event]:
+        for stage in source:
+            into.append(stage)
+            yield LogLine(NAME, stage_line(stage), "info" if stage.ok else "warning")
+            yield Progress(NAME, "stages", len(into), None, "steps", stage.stage)

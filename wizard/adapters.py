@@ -298,10 +298,13 @@ def status_step(answers: Answers, wait: float) -> Step:
     return step
 
 
-def selftest_step(answers: Answers, model: str, serial: str) -> Step:
-    """``steps.selftest.SelftestStep`` for the chosen interface, model and serial."""
+def selftest_step(answers: Answers, model: str, serial: str, *, rehearse: bool) -> Step:
+    """``steps.selftest.SelftestStep`` for the chosen interface (or rehearsal), model, serial."""
     module = _module("steps.selftest", "the self-test")
     step: Step = module.SelftestStep(
-        interface=answers.network.interface, model=model, serial=serial or None
+        interface=answers.network.interface,
+        model=model,
+        serial=serial or None,
+        rehearse=rehearse,
     )
     return step

@@ -148,11 +148,11 @@ class Services:
             )
         return plan
 
-    def selftest(self, answers: Answers, model: str, serial: str) -> Step:
-        """The virtual-Pi self-test as a step."""
+    def selftest(self, answers: Answers, model: str, serial: str, *, rehearse: bool) -> Step:
+        """The virtual-Pi self-test as a step (``rehearse``: against a private server copy)."""
         if "selftest" in self.fixed_steps:
             return self.fixed_steps["selftest"]
-        return adapters.selftest_step(answers, model, serial)
+        return adapters.selftest_step(answers, model, serial, rehearse=rehearse)
 
 
 def _sbin(program: str) -> Path | None:

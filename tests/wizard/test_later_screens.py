@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -242,6 +243,23 @@ async def test_summary_saves_a_complete_file_that_loads_back_identically(
     secrets = Path(loaded.app.secrets_file)
     assert secrets == target.with_suffix(".secrets.toml")
     assert stat.S_IMODE(os.stat(secrets).st_mode) == 0o600
+
+
+async def test_summary_warns_only_when_a_tree_shaping_answer_changed(
+    wiz_answers: Answers, services: FakeServices, tmp_path: Path
+) -> None:
+    from steps.answers import build_digest
+
+    out = tmp_path / "boot"
+    out.mkdir()
+    wiz_answers.build.output = str(out)
+    (out / "manifest.json").write_text(json.dumps({"answers_digest": build_digest(wiz_answers)}))
+    app = make_app(wiz_answers, services=services, start="summary")
+    async with app.run_test(size=(100, 30)):
+        app.state.answers.network.interface = "eth1"  # does not shape the tree
+        assert app.screen.stale_build() == ""  # type: ignore[attr-defined]
+        app.state.answers.app.port = 8080  # goes into the overlay's app.env
+        assert "Build again" in app.screen.stale_build()  # type: ignore[attr-defined]
 
 
 async def test_interactive_prefills_from_a_partial_file_and_asks_for_the_rest(

@@ -55,6 +55,23 @@ async def shown(pilot: Pilot[Any]) -> None:
     await wait_for(pilot, lambda: pilot.app.screen.query("#nav"))
 
 
+async def settled(pilot: Pilot[Any], *, runners: bool = True) -> None:
+    """Let every worker finish and every batched event and refresh land (a loaded CI machine
+    otherwise catches the screen between a table fill and the footer/nav update)."""
+    if runners:  # a mid-build snapshot keeps its runner running on purpose
+        await wait_for(
+            pilot, lambda: not any(r.running for r in pilot.app.screen.query(StepRunner))
+        )
+    # DataTable measures new rows on its next Idle; until then its header keeps the old column
+    # widths, and a busy CI machine can take the screenshot in between
+    await wait_for(
+        pilot,
+        lambda: not any(t._require_update_dimensions for t in pilot.app.screen.query(DataTable)),
+    )
+    await pilot.pause(0.1)
+    await pilot.pause()
+
+
 def loaded(selector: str, count: int = 1) -> Callable[[Pilot[Any]], Any]:
     """run_before: wait until a table has its rows (the lookups ran in their workers)."""
 
@@ -62,7 +79,7 @@ def loaded(selector: str, count: int = 1) -> Callable[[Pilot[Any]], Any]:
         await shown(pilot)
         table = pilot.app.screen.query_one(selector, DataTable)
         await wait_for(pilot, lambda: table.row_count >= count)
-        await pilot.pause()
+        await settled(pilot)
 
     return run
 
@@ -83,7 +100,7 @@ def test_release_invalid_version_blocks_next(snap_compare: Any, size: tuple[int,
         await loaded("#releases", 4)(pilot)
         pilot.app.screen.query_one("#field-release-version", AnswerField).set_text("15.x")
         pilot.app.screen.query_one("#field-release-version #editor", Input).focus()
-        await pilot.pause()
+        await settled(pilot)
 
     assert snap_compare(app_for("release"), terminal_size=size, run_before=run)
 
@@ -94,7 +111,7 @@ def test_extensions_with_closure(snap_compare: Any, size: tuple[int, int]) -> No
         await loaded("#index", 7)(pilot)
         closure = pilot.app.screen.query_one("#closure", DataTable)
         await wait_for(pilot, lambda: closure.border_subtitle == "4 packages")
-        await pilot.pause()
+        await settled(pilot)
 
     assert snap_compare(app_for("extensions"), terminal_size=size, run_before=run)
 
@@ -105,7 +122,7 @@ def test_app_checked(snap_compare: Any, size: tuple[int, int]) -> None:
         await shown(pilot)
         checks = pilot.app.screen.query_one("#checks", Static)
         await wait_for(pilot, lambda: "wheels" in str(checks.render()))
-        await pilot.pause()
+        await settled(pilot)
 
     assert snap_compare(app_for("app"), terminal_size=size, run_before=run)
 
@@ -138,13 +155,13 @@ async def _mid_build(pilot: Pilot[Any]) -> None:
     post(StepEvent(Progress("remaster", "download", 96e6, 96e6)))
     post(StepEvent(Progress("remaster", "verify", 96e6, 96e6)))
     post(StepEvent(Progress("remaster", "extract", 10e6, 60e6)))
-    await pilot.pause()
+    await settled(pilot, runners=False)
     clock.now += 10
     post(StepEvent(LogLine("remaster", "rootfs-piCore-15.0.gz 3.1 MB", "stdout")))
     post(StepEvent(Progress("remaster", "extract", 30e6, 60e6)))
-    await pilot.pause()
+    await settled(pilot, runners=False)
     app.screen._set_running(True)  # type: ignore[attr-defined]
-    await pilot.pause()
+    await settled(pilot, runners=False)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -177,7 +194,7 @@ def test_build_failed(snap_compare: Any, size: tuple[int, int]) -> None:
         )
         runner.post_message(RunFinished("build", ok=False, step="remaster", error=error))
         await wait_for(pilot, lambda: pilot.app.screen.query("ErrorPanel"))
-        await pilot.pause()
+        await settled(pilot)
 
     assert snap_compare(app_for("build"), terminal_size=size, run_before=run)
 
@@ -214,7 +231,7 @@ def test_network_with_conflicts(snap_compare: Any, size: tuple[int, int]) -> Non
         findings = pilot.app.screen.query_one("#findings", Static)
         await wait_for(pilot, lambda: "udp/67" in str(findings.render()))
         pilot.app.screen.query_one(TabbedContent).active = "tab-checks"
-        await pilot.pause()
+        await settled(pilot)
 
     assert snap_compare(app_for("network", _conflicts()), terminal_size=size, run_before=run)
 
@@ -226,7 +243,7 @@ def test_network_config_diff(snap_compare: Any, size: tuple[int, int]) -> None:
         preview = pilot.app.screen.query_one("#preview", Static)
         await wait_for(pilot, lambda: "@@" in str(preview.render()))
         pilot.app.screen.query_one(TabbedContent).active = "tab-config"
-        await pilot.pause()
+        await settled(pilot)
 
     assert snap_compare(app_for("network", _conflicts()), terminal_size=size, run_before=run)
 
@@ -245,7 +262,7 @@ def test_deploy_with_selftest_result(snap_compare: Any, size: tuple[int, int]) -
         await wait_for(
             pilot, lambda: not pilot.app.screen.query_one("#selftest-runner", StepRunner).running
         )
-        await pilot.pause()
+        await settled(pilot)
 
     app = app_for("deploy", steps=[selftest])
     assert snap_compare(app, terminal_size=size, run_before=run)
@@ -262,7 +279,7 @@ def test_status_with_pis_found(snap_compare: Any, size: tuple[int, int]) -> None
         await pilot.press("f5")
         await wait_for(pilot, lambda: pilot.app.screen.query_one("#pis", DataTable).row_count == 3)
         await wait_for(pilot, lambda: not pilot.app.screen.query_one(StepRunner).running)
-        await pilot.pause()
+        await settled(pilot)
 
     assert snap_compare(app_for("status", steps=[scan]), terminal_size=size, run_before=run)
 
@@ -282,6 +299,6 @@ def test_help_modal(snap_compare: Any) -> None:
         await shown(pilot)
         await pilot.press("f1")
         await wait_for(pilot, lambda: pilot.app.screen.query("#help-text"))
-        await pilot.pause()
+        await settled(pilot)
 
     assert snap_compare(app_for("build"), terminal_size=(120, 40), run_before=run)

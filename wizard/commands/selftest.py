@@ -8,9 +8,15 @@ DESIGN.md "Monitor JSON lines" says) and exits 0 only if every stage passed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from steps.virtualpi import BootReport, Stage
 
 HELP = "boot a virtual Pi 3/Pi 4 from an interface and check every stage"
 
@@ -37,6 +43,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="compare every file with this manifest (default: <tftp_root>/current/manifest.json "
         "when it exists on this host)",
     )
+    parser.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="on the server itself: boot against a private copy of this server (our generated "
+        "dnsmasq config + the deployed TFTP root) in network namespaces; needs no --interface",
+    )
     parser.add_argument("--answers", metavar="FILE", type=Path, help="answers file")
     parser.add_argument("--json", action="store_true", help="JSON lines on stdout")
     parser.add_argument(
@@ -51,14 +63,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Boot, print the stages, exit 0 only if all passed."""
     from steps.answers import default_answers, load_answers
-    from steps.selftest import (
-        deployed_manifest,
-        load_manifest,
-        run_selftest,
-        stage_json,
-        stage_line,
-        summary_json,
-    )
+    from steps.events import LogLine
+    from steps.rehearsal import Rehearsal
+    from steps.selftest import deployed_manifest, load_manifest, run_selftest
     from steps.virtualpi import DEFAULT_SERIAL, BootOptions, BootReport
 
     answers = load_answers(args.answers) if args.answers else default_answers()
@@ -66,26 +73,48 @@ def run(args: argparse.Namespace) -> int:
     path = args.manifest or deployed_manifest(answers)
     manifest = load_manifest(path) if path is not None else None
     report = BootReport("", args.model, args.serial or DEFAULT_SERIAL)
+    if not args.json:
+        where = "a private copy of this server" if args.rehearse else iface
+        what = f"comparing files with {path}" if path else "no deployed manifest to compare with"
+        sys.stderr.write(f"* virtual {args.model} on {where} ({what})\n")
+    with contextlib.ExitStack() as stack:
+        if args.rehearse:
+            rehearsal = stack.enter_context(Rehearsal(answers))
+            for event in rehearsal.start():
+                if not args.json and isinstance(event, LogLine):
+                    sys.stderr.write(f"  {event.text}\n")
+            stages = rehearsal.boot(
+                model=args.model,
+                serial=args.serial or DEFAULT_SERIAL,
+                manifest=manifest,
+                report=report,
+                options=BootOptions(dhcp_window=args.dhcp_timeout),
+            )
+        else:
+            stages = run_selftest(
+                iface,
+                model=args.model,
+                serial=args.serial or DEFAULT_SERIAL,
+                mac=args.mac,
+                manifest=manifest,
+                options=BootOptions(dhcp_window=args.dhcp_timeout),
+                report=report,
+            )
+        _print_stages(stages, report, json_lines=args.json)
+    return 0 if report.ok else 1
+
+
+def _print_stages(stages: Iterator[Stage], report: BootReport, *, json_lines: bool) -> None:
+    from steps.selftest import stage_json, stage_line, summary_json
+
     out = sys.stdout
 
     def emit(obj: dict[str, object]) -> None:
         out.write(json.dumps(obj) + "\n")
         out.flush()
 
-    if not args.json:
-        what = f"comparing files with {path}" if path else "no deployed manifest to compare with"
-        sys.stderr.write(f"* virtual {args.model} on {iface} ({what})\n")
-    stages = run_selftest(
-        iface,
-        model=args.model,
-        serial=args.serial or DEFAULT_SERIAL,
-        mac=args.mac,
-        manifest=manifest,
-        options=BootOptions(dhcp_window=args.dhcp_timeout),
-        report=report,
-    )
     for stage in stages:
-        if args.json:
+        if json_lines:
             emit(stage_json(stage, report.mac))
         else:
             out.write(stage_line(stage) + "\n")
@@ -94,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
 
                 out.write(f"     fix: {fix_for(stage.code)}\n")
             out.flush()
-    if args.json:
+    if json_lines:
         emit(summary_json([report]))
     else:
         verdict = "booted" if report.ok else f"did NOT boot (stopped at {report.phase})"
@@ -103,4 +132,3 @@ def run(args: argparse.Namespace) -> int:
             f"{f', address {report.ip}' if report.ip else ''}"
             f"{f', TFTP server {report.server}' if report.server else ''}\n"
         )
-    return 0 if report.ok else 1

@@ -29,6 +29,10 @@ from wizard.views import TftpState
 from wizard.widgets.step_runner import StepRunner
 
 MODELS = [("Pi 3 (boot ROM)", "pi3"), ("Pi 4 (bootloader)", "pi4")]
+#: Where the virtual Pi boots: a private copy of this server (works on the server itself), or
+#: the real LAN through the chosen interface (only from another machine: a NIC never hands its
+#: own frames to the local dnsmasq).
+WHERE = [("here: rehearsal", "rehearse"), ("on the LAN", "lan")]
 
 
 def stage_lines(data: Any) -> list[StageLine]:
@@ -112,6 +116,9 @@ when a stage fails. It needs root (raw sockets).
             with TabPane("Self-test", id="tab-selftest"):
                 with Horizontal(classes="actions"):
                     yield Select(MODELS, value="pi3", allow_blank=False, compact=True, id="model")
+                    yield Select(
+                        WHERE, value="rehearse", allow_blank=False, compact=True, id="where"
+                    )
                     yield Input(placeholder="serial (optional)", compact=True, id="test-serial")
                     yield Button("Run self-test", id="selftest", variant="primary", compact=True)
                 yield Static("", id="stages", markup=False)
@@ -219,13 +226,14 @@ when a stage fails. It needs root (raw sockets).
         """Boot a virtual Pi against the deployed tree (F7)."""
         model = str(self.query_one("#model", Select).value)
         serial = self.query_one("#test-serial", Input).value.strip().lower()
+        rehearse = self.query_one("#where", Select).value == "rehearse"
         self.state.selftest = []
         self.query_one("#stages", Static).update("booting a virtual Pi…")
         self.query_one(TabbedContent).active = "tab-selftest"
         self._start(
             "selftest",
             "#selftest-runner",
-            lambda: self.services.selftest(self.state.answers, model, serial),
+            lambda: self.services.selftest(self.state.answers, model, serial, rehearse=rehearse),
         )
 
     @on(StepEvent)

@@ -77,9 +77,15 @@ RAM). The app needs a `python3.x.tcz`.
         self._index: list[ExtensionInfo] = []
         self._closure_error: str = ""
         self._closure: Closure | None = None
-        self.query_one("#index", DataTable).add_columns(" ", "extension", "size", "description")
+        # Fixed column widths: the table is refilled on every keystroke of the search, and
+        # content-sized columns would jump about (and DataTable re-measures them lazily).
+        index = self.query_one("#index", DataTable)
+        for label, width in ((" ", 1), ("extension", 26), ("size", 8), ("description", 50)):
+            index.add_column(label, width=width)
         self.query_one("#index").border_title = "TCZ index"
-        self.query_one("#closure", DataTable).add_columns("staged", "size", "why included")
+        closure = self.query_one("#closure", DataTable)
+        for label, width in (("staged", 28), ("size", 8), ("why included", 50)):
+            closure.add_column(label, width=width)
         self.query_one("#closure").border_title = "Closure"
         self.action_refresh()
         self._request_closure()

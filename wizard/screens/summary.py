@@ -111,19 +111,20 @@ pre-filled. The token is never in that file: it lives in the `app.secrets_file` 
     def stale_build(self) -> str:
         """Why the built tree no longer matches the answers ("" when it does or none exists).
 
-        The manifest records the digest of the answers it was built from, so a tree built
-        before, say, the Network screen was filled in differs from what ``--answers`` builds.
+        The manifest records the digest of the answers that shape the tree (``build_digest``:
+        everything but the network section and the device map), so changing e.g. the app's
+        port after building means the tree on disk is not what ``--answers`` would build.
         """
         import json
 
-        from steps.answers import answers_digest
+        from steps.answers import build_digest
 
         manifest = resolve_path(self.state.answers.build.output) / "manifest.json"
         try:
             recorded = json.loads(manifest.read_text(encoding="utf-8")).get("answers_digest")
         except (OSError, ValueError, AttributeError):
             return ""
-        if not recorded or recorded == answers_digest(self.state.answers):
+        if not recorded or recorded == build_digest(self.state.answers):
             return ""
         return (
             "the answers changed since this tree was built (its manifest records the answers "

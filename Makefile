@@ -42,7 +42,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: setup
-	$(VENV)/bin/firecore-wizard $(ARGS)
+	$(VENV)/bin/firecore-wizard --offer-demo $(ARGS)
 
 demo: setup
 	$(VENV)/bin/firecore-wizard --demo $(ARGS)

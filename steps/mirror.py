@@ -325,3 +325,21 @@ def scan_releases(
         yield LogLine(dl.step, f"{len(refs)} release file(s) on {mirror}")
         return Catalogue(refs, mirror, problems=problems)
     return None
+
+
+def answering_mirror(mirrors: Sequence[str], timeout: float = 3.0) -> str | None:
+    """The first mirror whose web server answers at all (any HTTP status), or None.
+
+    A cheap reachability check for ``make run`` (offer the demo mirror when offline); it reads
+    no listing and caches nothing.
+    """
+    import httpx
+
+    for url in mirrors:
+        try:
+            with httpx.Client(timeout=httpx.Timeout(timeout, connect=timeout)) as client:
+                client.head(url)
+        except httpx.HTTPError:
+            continue
+        return url
+    return None

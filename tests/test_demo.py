@@ -505,6 +505,16 @@ def test_start_demo_reuses_the_cache_and_serves(
         assert (kept.release.version, kept.release.arch) == ("12.0", "armv7")
         err = capsys.readouterr().err
         assert "DEMO" in err and "does NOT boot real hardware" in err and url in err
+        # the app's wheels are stand-ins too, so the demo needs no network at all
+        wheels = Path(out.app.wheelhouse)
+        assert wheels == cache / "demo" / "wheelhouse"
+        assert {p.name.split("-")[0] for p in wheels.glob("*.whl")} >= {
+            "fastapi",
+            "uvicorn",
+            "zeroconf",
+        }
+        answers.app.wheelhouse = str(tmp_path / "mine")
+        assert demo.start_demo(answers).app.wheelhouse == str(tmp_path / "mine")
     finally:
         for srv in demo._servers:
             srv.stop()

@@ -56,6 +56,11 @@ def _main_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--demo", action="store_true", help="serve a generated demo mirror on 127.0.0.1 and use it"
     )
+    parser.add_argument(
+        "--offer-demo",
+        action="store_true",
+        help="if no mirror answers, ask whether to use the demo mirror instead (make run)",
+    )
     parser.add_argument("--version", action="version", version=f"firecore-wizard {__version__}")
     return parser
 
@@ -93,6 +98,8 @@ def _run_main(ns: argparse.Namespace) -> int:
     from steps.answers import default_answers, load_answers
 
     answers = load_answers(ns.answers) if ns.answers else None
+    if ns.offer_demo and not ns.demo:
+        ns.demo = _ask_for_demo((answers or default_answers()).release.mirrors)
     if ns.demo:
         from wizard.commands.demo import start_demo
 
@@ -104,6 +111,24 @@ def _run_main(ns: argparse.Namespace) -> int:
     if ns.json or ns.dry_run:
         raise UsageError("--json and --dry-run need --answers FILE (they are headless options)")
     return _run_tui(answers, ns.answers)
+
+
+def _ask_for_demo(mirrors: list[str]) -> bool:
+    """True when no mirror answers and the user agrees to use the demo mirror instead."""
+    from steps.mirror import answering_mirror
+
+    if answering_mirror(mirrors) is not None:
+        return False
+    sys.stderr.write(
+        "No piCore mirror answered (" + ", ".join(mirrors) + ").\n"
+        "The demo mirror is a small generated piCore release served on 127.0.0.1: it lets you\n"
+        "walk the whole flow offline, but what you build from it does not boot a real Pi.\n"
+    )
+    if not sys.stdin.isatty():
+        sys.stderr.write("Not a terminal: going on without the demo mirror.\n")
+        return False
+    reply = input("Use the demo mirror? [Y/n] ").strip().lower()
+    return reply in ("", "y", "yes")
 
 
 def _run_tui(answers: object, path: Path | None) -> int:

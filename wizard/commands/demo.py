@@ -24,6 +24,7 @@ from steps.answers import Answers, Arch
 from steps.demo import DEMO_MARKER
 from steps.demo.factory import Mirror, build_mirror, cached_mirror
 from steps.demo.server import MirrorServer
+from steps.demo.wheels import demo_wheelhouse
 from steps.errors import UsageError
 from steps.fsutil import replacing_dir
 from steps.paths import cache_dir
@@ -60,6 +61,11 @@ def start_demo(answers: Answers) -> Answers:
         f"DEMO: using {out.release.version} {out.release.arch}; everything built from it is "
         "labelled DEMO and does NOT boot real hardware\n"
     )
+    if not out.app.wheelhouse:
+        # no network needed at all: the app's wheels are stand-ins too (unless you chose some)
+        wheels = demo_wheelhouse(cache_dir(answers) / "demo" / "wheelhouse")
+        out.app.wheelhouse = str(wheels)
+        sys.stderr.write(f"DEMO: the app's Python wheels are stand-ins from {wheels}\n")
     return out
 
 

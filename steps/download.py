@@ -115,17 +115,6 @@ def parse_md5(text: str, name: str = "") -> str | None:
     return None
 
 
-def human_size(n: float | None) -> str:
-    """Bytes as a short human string ("1.5 MB"); "size unknown" for None."""
-    if n is None:
-        return "size unknown"
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"  # pragma: no cover
-
-
 def _env_float(name: str, default: float) -> float:
     try:
         value = float(os.environ.get(name, ""))

@@ -16,11 +16,12 @@ from collections.abc import Generator, Iterator
 from steps.artifacts import Extension, ExtensionSet, ReleaseArtifact
 from steps.base import StepContext
 from steps.deps import Closure, expand, needed, resolve
-from steps.download import Downloader, Got, Want, human_size, parse_md5
+from steps.download import Downloader, Got, Want, parse_md5
 from steps.errors import AnswersError, DownloadError
 from steps.events import Event, LogLine, Planned, Result
 from steps.paths import cache_dir
 from steps.tcz import TczIndex, load_index, repo_path
+from steps.units import human_size
 
 #: Index files the step needs (names and sizes); search in the wizard reads the others too.
 STEP_INDEX_FILES = ("info.lst.gz", "sizelist.gz")

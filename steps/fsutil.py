@@ -12,14 +12,16 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import hashlib
 import os
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from steps.errors import StepError
+from steps.errors import Cancelled, StepError
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -141,3 +143,23 @@ def replacing_dir(final: Path) -> Iterator[Path]:
     with staging_dir(final) as tmp:
         yield tmp
         replace_dir(tmp, final)
+
+
+def sha256_file(
+    path: Path,
+    *,
+    cancel: threading.Event | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> str:
+    """sha256 hex of a file, read in 1 MiB chunks; checks ``cancel`` and reports bytes read."""
+    h = hashlib.sha256()
+    done = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            h.update(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(done)
+    return h.hexdigest()

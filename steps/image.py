@@ -39,7 +39,7 @@ from steps.configtxt import Cmdline, ConfigTxt
 from steps.demo import DEMO_MARKER
 from steps.errors import Cancelled, ChecksumError, CommandError, RemasterError
 from steps.events import Progress
-from steps.fsutil import disk_error
+from steps.fsutil import disk_error, sha256_file
 
 SECTOR = 512
 #: MBR partition types of FAT file systems (FAT12, FAT16 < 32M, FAT16, FAT32 CHS/LBA, FAT16 LBA).
@@ -365,15 +365,6 @@ def _listing(root: Path) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
-def sha256_file(path: Path, cancel: threading.Event | None = None) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            _check(cancel)
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # ---------------------------------------------------------------------- cached entry point
 
 
@@ -420,7 +411,7 @@ def unpack_boot(
         raise RemasterError(
             f"release file {release_file} does not exist", fix="run the release step first"
         )
-    digest = sha256 or sha256_file(release_file, cancel)
+    digest = sha256 or sha256_file(release_file, cancel=cancel)
     entry = cache_root / "boot" / digest
     cached = _load(entry)
     if cached is not None:

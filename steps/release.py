@@ -25,12 +25,13 @@ from steps.artifacts import ReleaseArtifact
 from steps.base import StepContext
 from steps.catalog import OFFLINE_NOTE, catalog_entries, offline_resolved
 from steps.configtxt import ConfigTxt
-from steps.download import Downloader, Want, human_size, parse_md5
+from steps.download import Downloader, Want, parse_md5
 from steps.errors import AnswersError, ChecksumError, DownloadError, RemasterError
 from steps.events import Event, LogLine, Planned, Result
 from steps.image import unpack_boot
 from steps.mirror import Resolved, resolve_release
 from steps.paths import cache_dir
+from steps.units import human_size
 
 
 def _md5_member(zf: zipfile.ZipFile, member: str) -> str:

@@ -23,7 +23,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -32,12 +32,13 @@ from typing import Any
 
 from steps import image, overlay
 from steps.answers import Answers, build_digest, resolve_path
+from steps.app import bundle_digest
 from steps.artifacts import AppBundle, BuildResult, ExtensionSet, ReleaseArtifact
 from steps.base import StepContext
 from steps.configtxt import BoardBoot, Cmdline, ConfigTxt
 from steps.errors import FirecoreError, RemasterError
 from steps.events import Event, LogLine, Planned, Progress, Result, Unit
-from steps.fsutil import atomic_write, disk_error, replacing_dir
+from steps.fsutil import atomic_write, disk_error, replacing_dir, sha256_file
 from steps.paths import cache_dir
 from steps.rootfs import BOOTLOCAL, BaseRootfs, read_base
 
@@ -83,39 +84,17 @@ def source_date(release: ReleaseArtifact) -> int:
     return 0
 
 
-def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
-    """sha256 of a file, read in 1 MiB chunks (``progress`` gets the bytes read so far)."""
-    h = hashlib.sha256()
-    done = 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-            done += len(chunk)
-            if progress is not None:
-                progress(done)
-    return h.hexdigest()
-
-
 def app_digest(bundle: AppBundle) -> str:
-    """The bundle's digest, or one computed over every file's path, mode, owner and bytes."""
+    """The bundle's digest (``steps.app.bundle_digest``, computed here for a bundle without)."""
     if bundle.digest:
         return bundle.digest
-    h = hashlib.sha256()
-    for f in sorted(bundle.files, key=lambda f: f.path):
-        h.update(f"{f.path}\0{f.mode:o}\0{f.uid}\0{f.gid}\0{int(f.is_dir)}\0".encode())
-        if f.source is not None and not f.is_dir:
-            try:
-                with open(f.source, "rb") as fh:
-                    h.update(hashlib.file_digest(fh, "sha256").digest())
-            except OSError as exc:
-                raise RemasterError(
-                    f"app file /{f.path}: {f.source} does not exist or cannot be read "
-                    f"({exc.strerror})",
-                    fix="check app.path and run the build again",
-                ) from None
-        elif f.data is not None:
-            h.update(hashlib.sha256(f.data).digest())
-    return h.hexdigest()
+    try:
+        return bundle_digest(bundle.files)
+    except OSError as exc:
+        raise RemasterError(
+            f"app file {exc.filename} does not exist or cannot be read ({exc.strerror})",
+            fix="check app.path and run the build again",
+        ) from None
 
 
 def _md5(path: Path) -> str:
@@ -251,7 +230,7 @@ class RemasterStep:
 
         # ---- verify: the cached file is the one the release step verified
         ph = _Phase("verify", size, message=rfile.name)
-        digest = sha256_file(rfile, ph)
+        digest = sha256_file(rfile, progress=ph)
         yield from ph.drain()
         if digest != release.sha256:
             raise RemasterError(

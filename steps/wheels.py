@@ -40,7 +40,7 @@ from steps.artifacts import ExtensionSet
 from steps.base import StepContext
 from steps.errors import AnswersError, CommandError, DownloadError, StepError
 from steps.events import Event, LogLine, Progress
-from steps.fsutil import atomic_write, disk_error, replacing_dir
+from steps.fsutil import atomic_write, disk_error, replacing_dir, sha256_file
 
 #: Newest glibc (2.N) assumed per piCore major release, for the manylinux_2_N tags. These are
 #: conservative guesses (UNCONFIRMED for piCore); a lower bound only loses some newer wheels.
@@ -166,16 +166,7 @@ def wheelhouse_listing(wheelhouse: Path | None) -> list[tuple[str, str]]:
     """(file name, sha256) of every wheel in the wheelhouse, sorted; [] without one."""
     if wheelhouse is None:
         return []
-    return sorted((p.name, file_sha256(p)) for p in wheelhouse.glob("*.whl") if p.is_file())
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 hex of a file, read in chunks."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sorted((p.name, sha256_file(p)) for p in wheelhouse.glob("*.whl") if p.is_file())
 
 
 def cache_key(
@@ -263,7 +254,7 @@ def wheel_hashes(report: Mapping[str, Any]) -> dict[str, str]:
         name = urllib.parse.unquote(url.rsplit("/", 1)[-1].split("#", 1)[0])
         digest = ((info.get("archive_info") or {}).get("hashes") or {}).get("sha256", "")
         if not digest and url.startswith("file:"):
-            digest = file_sha256(Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path)))
+            digest = sha256_file(Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path)))
         out[name] = str(digest)
     return dict(sorted(out.items()))
 

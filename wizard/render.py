@@ -14,15 +14,7 @@ from typing import Any, TextIO
 
 from steps.errors import FirecoreError
 from steps.events import Event, LogLine, Planned, Progress, Result, to_json
-
-
-def human_size(n: float) -> str:
-    """Bytes as a short human string (1.5 MB)."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"  # pragma: no cover
+from steps.units import human_size
 
 
 def progress_text(event: Progress) -> str:

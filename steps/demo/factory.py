@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from steps.demo import DEMO_MARKER, texts
-from steps.demo.release import BuiltRelease, Partition, build_release
+from steps.demo.release import BuiltRelease, build_release
 from steps.demo.specs import DEFAULT_SPECS, FACTORY_VERSION, ReleaseSpec
 from steps.demo.tczrepo import BuiltPackage, build_repo, package_specs
+from steps.image import Partition
 
 _PRUNE_AFTER = 24 * 3600
 

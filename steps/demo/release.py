@@ -27,6 +27,7 @@ from steps.demo import DEMO_MARKER, texts
 from steps.demo.rootfs import STAFF_GID, TC_UID, blob, modules_gz, rootfs_gz
 from steps.demo.specs import ReleaseSpec
 from steps.demo.tczrepo import BuiltPackage
+from steps.image import Partition
 
 SECTOR = 512
 P1_START = 8192
@@ -61,16 +62,6 @@ DTBS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 OVERLAYS = ("overlay_map.dtb", "w1-gpio.dtbo", "vc4-kms-v3d.dtbo", "disable-bt.dtbo", "dwc2.dtbo")
-
-
-@dataclass(frozen=True)
-class Partition:
-    """One MBR partition as written."""
-
-    number: int
-    type: int
-    start: int
-    sectors: int
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from textual.widgets import Button, Collapsible, Static
 
 from steps.artifacts import BuildResult
 from steps.errors import FirecoreError
+from steps.units import human_size
 from wizard.messages import RunFinished
-from wizard.render import human_size
 from wizard.screens.base import PaletteCommand, WizardScreen
 from wizard.screens.error import ErrorPanel
 from wizard.widgets.answer_field import AnswerField

@@ -11,8 +11,8 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label, Select, Static
 
 from steps.errors import AnswersError
+from steps.units import human_size
 from wizard.messages import Loaded, LoadFailed
-from wizard.render import human_size
 from wizard.screens.base import PaletteCommand, WizardScreen
 from wizard.views import BOARD_RAM, Closure, ExtensionInfo
 from wizard.widgets.answer_field import AnswerField

@@ -12,8 +12,8 @@ from textual.widgets.selection_list import Selection
 
 from steps.answers import ARCHES, BOARDS
 from steps.artifacts import ReleaseRef
+from steps.units import human_size
 from wizard.messages import Loaded, LoadFailed
-from wizard.render import human_size
 from wizard.screens.base import PaletteCommand, WizardScreen
 from wizard.views import ARCH_BOARDS, ReleaseListing
 from wizard.widgets.answer_field import AnswerField

@@ -15,7 +15,7 @@ from textual.widgets import Button, Input, Label, Static
 from steps.answers import resolve_path
 from steps.artifacts import BuildResult, DeployResult
 from steps.errors import FirecoreError
-from wizard.render import human_size
+from steps.units import human_size
 from wizard.screens.base import PaletteCommand, WizardScreen
 from wizard.state import default_answers_path
 

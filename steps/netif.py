@@ -239,7 +239,13 @@ def assess(iface: Interface, snapshot: Snapshot) -> Assessment:
     notes = _kind_notes(iface)
     usable = True
     if iface.kind == "loopback":
-        return Assessment(iface, False, 0, (Note("loopback", "error", "loopback interface"),))
+        note = Note(
+            "loopback",
+            "error",
+            f"{iface.name} is the loopback interface: no Pi can reach it",
+            "set network.interface to the wired interface on the Pis' LAN",
+        )
+        return Assessment(iface, False, 0, (note,))
     if iface.master:
         usable = False
         notes.append(

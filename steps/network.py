@@ -129,7 +129,8 @@ class NetworkStep:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise NetworkError(
                 f"preflight: {first.message}{more}; nothing was installed",
-                fix=first.fix + " — or set network.preflight_strict = false to go on anyway",
+                fix=(f"{first.fix} — or " if first.fix else "")
+                + "set network.preflight_strict = false to go on anyway",
                 details="\n".join(
                     f"{f.code}: {f.message} | {'; '.join(f.evidence)}" for f in errors
                 ),

@@ -125,21 +125,14 @@ class RichRenderer(Renderer):
     def __init__(self, out: TextIO, err: TextIO, *, json_lines: bool = False) -> None:
         super().__init__(out, err, json_lines=json_lines)
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-        from rich.progress import (
-            Progress as Bars,
-        )
+        from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as Bars
 
         self.console = Console(file=err, highlight=False)
         self.bars = Bars(
             TextColumn("  {task.description}"),
             BarColumn(),
-            DownloadColumn(),
+            TextColumn("{task.fields[amount]}"),  # bytes, files or steps, as the event says
             TimeRemainingColumn(),
             console=self.console,
             transient=True,
@@ -150,10 +143,16 @@ class RichRenderer(Renderer):
     def progress(self, event: Progress) -> None:
         key = (event.step, event.phase)
         if key not in self.tasks:
-            self.tasks[key] = self.bars.add_task(event.phase, total=event.total)
+            self.tasks[key] = self.bars.add_task(event.phase, total=event.total, amount="")
         task = self.tasks[key]
         desc = f"{event.phase} {event.message}".strip()[:40]
-        self.bars.update(task, completed=event.done, total=event.total, description=desc)
+        self.bars.update(
+            task,
+            completed=event.done,
+            total=event.total,
+            description=desc,
+            amount=progress_text(event),
+        )
 
     def step_finished(self, name: str, ok: bool) -> None:
         super().step_finished(name, ok)
@@ -162,6 +161,13 @@ class RichRenderer(Renderer):
 
     def line(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False)
+
+    def data(self, text: str) -> None:
+        # stdout on the same terminal: print above the live bars instead of through them
+        if not self.json_lines and text and self.out.isatty():
+            self.console.print(text, markup=False, highlight=False)
+        else:
+            super().data(text)
 
     def close(self) -> None:
         self.bars.stop()

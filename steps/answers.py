@@ -471,12 +471,6 @@ def load_answers(path: str | os.PathLike[str]) -> Answers:
     return parse_answers(data)
 
 
-def answers_digest(answers: Answers) -> str:
-    """sha256 of the canonical JSON form: identifies the inputs in a build manifest."""
-    canon = json.dumps(answers.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canon.encode()).hexdigest()
-
-
 def build_digest(answers: Answers) -> str:
     """sha256 of the answers that shape the boot tree (not network, devices or keep).
 

@@ -21,13 +21,12 @@ import ctypes
 import ctypes.util
 import itertools
 import os
-import queue
 import shutil
 import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from steps.dnsmasq import dnsmasq_program, render_dnsmasq_conf
 from steps.errors import Cancelled, CommandError, NetworkError, UsageError
 from steps.events import Event, LogLine
 from steps.netif import Address, Interface
+from steps.relay import relay
 from steps.virtualpi import BootOptions, BootReport, Stage
 
 _CLONE_NEWNET = 0x40000000
@@ -195,37 +195,22 @@ class Rehearsal:
         """Run the virtual Pi inside the pi namespace; yield its stages as they finish."""
         from steps.selftest import run_selftest
 
-        stages: queue.Queue[Stage | BaseException | None] = queue.Queue()
         path = f"/run/netns/{self.ns('pi')}"
 
-        def worker() -> None:
-            try:
-                _setns(path)  # only this thread moves; its sockets live in the pi namespace
-                for stage in run_selftest(
-                    "eth0",
-                    model=model,
-                    serial=serial,
-                    manifest=manifest,
-                    options=options,
-                    cancel=self.cancel,
-                    report=report,
-                ):
-                    stages.put(stage)
-            except BaseException as exc:  # handed to the consuming thread
-                stages.put(exc)
-            finally:
-                stages.put(None)
+        def boot_in_pi_namespace(emit: Callable[[Stage], None]) -> None:
+            _setns(path)  # only this helper thread moves; its sockets live in the pi namespace
+            for stage in run_selftest(
+                "eth0",
+                model=model,
+                serial=serial,
+                manifest=manifest,
+                options=options,
+                cancel=self.cancel,
+                report=report,
+            ):
+                emit(stage)
 
-        thread = threading.Thread(target=worker, name="virtual-pi", daemon=True)
-        thread.start()
-        while True:
-            item = stages.get()
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-        thread.join()
+        yield from relay(boot_in_pi_namespace, "virtual-pi")
 
     def close(self) -> None:
         """Stop our daemons (by PID), then remove our namespaces and files."""

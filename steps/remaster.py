@@ -23,7 +23,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -40,6 +40,7 @@ from steps.errors import FirecoreError, RemasterError
 from steps.events import Event, LogLine, Planned, Progress, Result, Unit
 from steps.fsutil import atomic_write, disk_error, replacing_dir, sha256_file
 from steps.paths import cache_dir
+from steps.relay import relay
 from steps.rootfs import BOOTLOCAL, BaseRootfs, read_base
 
 NAME = "remaster"
@@ -644,34 +645,15 @@ class _Packer:
         self.ov, self.dest, self.mtime, self.ctx, self.phase = ov, dest, mtime, ctx, phase
 
     def run(self) -> Iterator[Event]:
-        import queue
-        import threading
+        def pack(emit: Callable[[int], None]) -> None:
+            overlay.write_gz(self.ov, self.dest, self.mtime, self.ctx.cancel, emit)
 
-        events: queue.Queue[float | BaseException | None] = queue.Queue()
-
-        def work() -> None:
-            try:
-                overlay.write_gz(
-                    self.ov, self.dest, self.mtime, self.ctx.cancel, lambda done: events.put(done)
-                )
-                events.put(None)
-            except BaseException as exc:  # re-raised in the step's thread
-                events.put(exc)
-
-        worker = threading.Thread(target=work, name="remaster-pack", daemon=True)
-        worker.start()
-        while True:
-            item = events.get()
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                worker.join()
-                if isinstance(item, OSError):
-                    raise disk_error(item.filename or self.dest, item) from None
-                raise item
-            self.phase(item)
-            yield from self.phase.drain()
-        worker.join()
+        try:
+            for done in relay(pack, "remaster-pack"):
+                self.phase(done)
+                yield from self.phase.drain()
+        except OSError as exc:
+            raise disk_error(exc.filename or self.dest, exc) from None
         self.phase(self.phase.total or 0)
         yield from self.phase.drain()
         size = self.dest.stat().st_size

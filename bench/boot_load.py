@@ -1,6 +1,6 @@
 """Boot-load benchmark: 20 virtual Pis boot at once through one dnsmasq, against one Pi alone.
 
-A lab of network namespaces (``tests.lab``): a home router (plain dnsmasq DHCP), our server
+A lab of network namespaces (``tests.support.lab``): a home router (plain dnsmasq DHCP), our server
 (dnsmasq proxy + TFTP, config as netboot.md §7.1, serving a deployed release of the test boot
 tree), and one Pi namespace in which ``firecore-wizard selftest --json`` runs once alone (the
 baseline, each model), then 20 times at once (10 Pi 3, 10 Pi 4, distinct serials and MACs).
@@ -25,9 +25,9 @@ from pathlib import Path
 from steps.answers import default_answers
 from steps.base import StepContext
 from steps.deploy import DeployStep
-from tests.boot_tree import make_build
-from tests.lab import Host, Lab
-from tests.netboot_lab import start_proxy, start_router
+from tests.support.boot_tree import make_build
+from tests.support.lab import Host, Lab
+from tests.support.netboot_lab import start_proxy, start_router
 
 PIS = 20
 WIZARD = str(Path(sys.executable).with_name("firecore-wizard"))

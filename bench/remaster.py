@@ -84,7 +84,7 @@ def make_inputs(work: Path) -> dict[str, str]:
     _run(f"mksquashfs {big} {tcz} -b 4k -no-xattrs -all-root -noappend -quiet -no-progress")
     _run("md5sum bigdata.tcz > bigdata.tcz.md5.txt", cwd=tcz.parent)
     app = work / "app"
-    from tests.remaster_support import app_bundle
+    from tests.support.remaster_support import app_bundle
 
     app_bundle(app)  # writes the app's files
     return {

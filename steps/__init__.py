@@ -1,0 +1,23 @@
+"""The domain of firecore-wizard: everything it does, with no user interface.
+
+Read it top down; each layer imports only the ones below it (an import-linter ``layers``
+contract in pyproject.toml keeps it so, and ``textual``/``rich``/``wizard`` are never imported):
+
+- **the steps** (this package's top-level modules) — what the wizard and ``--answers`` run, in
+  order: ``release``, ``extensions``, ``app``, ``remaster``, ``network``, ``deploy``; and the
+  stand-alone ``selftest`` and ``status``. Each is a thin ``Step`` whose ``run(ctx)`` yields
+  events; ``plan`` lists them for a set of answers.
+- ``demo/`` — a realistic fake piCore mirror built with the real tools, and its HTTP server
+  (tests and ``--demo``).
+- ``host/`` — the serving machine: interfaces, firewall, preflight, dnsmasq config and service,
+  the TFTP root (releases, atomic switch) and the rehearsal namespaces.
+- ``wire/`` — what crosses the wire when a Pi boots: frames, DHCP and TFTP codecs, raw sockets,
+  the virtual Pi, the diagnosis codes and the JSON-lines shapes.
+- ``picore/`` — piCore as files: the release image, config.txt, cpio, the base rootfs, TCZs and
+  their dependencies, the app bundle and its wheels, overlay.gz.
+- ``fetch/`` — mirrors and verified, cached downloads.
+- **the framework** (top-level too) — ``answers`` (the one state) and ``answers_toml``,
+  ``artifacts`` (what steps hand on), ``base`` (the Step protocol), ``events``, ``errors`` (one
+  family, each with a fix and an exit code), ``proc`` (the one wrapper around external
+  programs), ``fsutil`` (atomic writes), ``paths``, ``relay``, ``units``.
+"""

@@ -24,18 +24,12 @@ is read with the ``<serial>/`` prefix, so the directory holds the whole tree. Un
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
-import hashlib
 import json
 import os
 import shutil
 import stat
-import threading
-import time
 from collections.abc import Generator, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,181 +37,29 @@ from typing import Any
 from steps.answers import Answers, resolve_path
 from steps.artifacts import BuildResult, DeployResult
 from steps.base import StepContext
-from steps.errors import Cancelled, DeployError, UsageError
+from steps.errors import DeployError, UsageError
 from steps.events import Event, LogLine, Planned, Progress, Result
 from steps.fsutil import disk_error, staging_dir
+from steps.host.tftproot import (
+    CURRENT,
+    DIR_MODE,
+    FILE_MODE,
+    MANIFEST,
+    PROFILES_DIR,
+    RELEASES,
+    clean_leftovers,
+    current_release,
+    deploy_lock,
+    hash_copy,
+    inside,
+    list_releases,
+    new_release_id,
+    read_manifest,
+    switch_current,
+    tftp_root,
+)
 
 NAME = "deploy"
-RELEASES = "releases"
-CURRENT = "current"
-LOCK = ".deploy.lock"
-#: Names the remaster step writes (steps/remaster.py); repeated here to keep deploy light.
-MANIFEST = "manifest.json"
-PROFILES_DIR = "profiles"
-FILE_MODE = 0o644
-DIR_MODE = 0o755
-_CHUNK = 1 << 20
-_LOCK_WAIT = 30.0
-
-
-# ----------------------------------------------------------------------------- reading
-
-
-@dataclass(frozen=True)
-class ReleaseInfo:
-    """One release directory in the TFTP root."""
-
-    id: str
-    path: Path
-    build_id: str
-    deployed: str
-    """UTC time of the deploy, ISO 8601."""
-    devices: Mapping[str, str]
-    previous: str | None
-    """The release that was live when this one was deployed (the rollback target)."""
-    current: bool
-    demo: bool = False
-
-    def to_data(self) -> dict[str, Any]:
-        """JSON-able form (for ``deploy --list --json``)."""
-        return {
-            "id": self.id,
-            "path": str(self.path),
-            "build_id": self.build_id,
-            "deployed": self.deployed,
-            "devices": dict(self.devices),
-            "previous": self.previous,
-            "current": self.current,
-            "demo": self.demo,
-        }
-
-
-def read_manifest(path: Path) -> dict[str, Any] | None:
-    """A manifest.json as a dict; None if missing or unreadable."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def current_release(root: Path) -> str | None:
-    """The id ``current`` points at, or None (no deploy yet, or ``current`` is not ours)."""
-    link = root / CURRENT
-    try:
-        target = os.readlink(link)
-    except OSError:
-        return None
-    parts = Path(target).parts
-    if len(parts) == 2 and parts[0] == RELEASES and (root / RELEASES / parts[1]).is_dir():
-        return parts[1]
-    return None
-
-
-def list_releases(root: Path) -> list[ReleaseInfo]:
-    """Every complete release under ``root``, oldest first."""
-    base = root / RELEASES
-    if not base.is_dir():
-        return []
-    live = current_release(root)
-    out: list[ReleaseInfo] = []
-    for entry in sorted(base.iterdir()):
-        if entry.name.startswith(".") or not entry.is_dir() or entry.is_symlink():
-            continue
-        manifest = read_manifest(entry / MANIFEST) or {}
-        info = manifest.get("deploy") if isinstance(manifest.get("deploy"), dict) else {}
-        assert isinstance(info, dict)
-        out.append(
-            ReleaseInfo(
-                id=entry.name,
-                path=entry,
-                build_id=str(manifest.get("build_id", "")),
-                deployed=str(info.get("deployed", "")),
-                devices=dict(info.get("devices", {})),
-                previous=info.get("previous"),
-                current=entry.name == live,
-                demo=bool(manifest.get("demo", False)),
-            )
-        )
-    return out
-
-
-def tftp_root(answers: Answers) -> Path:
-    """``network.tftp_root`` as an absolute path."""
-    return resolve_path(answers.network.tftp_root)
-
-
-# ----------------------------------------------------------------------------- locking
-
-
-@contextlib.contextmanager
-def deploy_lock(
-    root: Path, cancel: threading.Event | None = None, wait: float | None = None
-) -> Iterator[None]:
-    """Hold ``<root>/.deploy.lock`` (flock); wait up to ``wait`` s for another deploy to finish.
-
-    Raises:
-        DeployError: another deploy or rollback still holds it after ``wait`` seconds.
-    """
-    wait = _LOCK_WAIT if wait is None else wait
-    try:
-        if not root.exists():
-            root.mkdir(parents=True)
-            os.chmod(root, DIR_MODE)  # whatever the umask: dnsmasq must traverse it
-        fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise disk_error(root / LOCK, exc) from None
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled() from None
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-                    raise DeployError(
-                        f"another deploy or rollback (pid {holder}) is still running on {root}",
-                        fix="wait for it to finish, then run again",
-                    ) from None
-                time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-# ----------------------------------------------------------------------------- switching
-
-
-def switch_current(root: Path, release_id: str) -> None:
-    """Point ``<root>/current`` at ``releases/<id>`` atomically (new symlink, then rename).
-
-    Raises:
-        DeployError: ``current`` exists and is not a symlink (not ours to replace).
-    """
-    link = root / CURRENT
-    if link.exists() and not link.is_symlink():
-        raise DeployError(
-            f"{link} exists and is not a symlink; deploy will not replace it",
-            fix=f"move it away (e.g. `mv {link} {link}.old`) and deploy again",
-        )
-    tmp = root / f".{CURRENT}.{os.getpid()}.{time.monotonic_ns()}"
-    try:
-        os.symlink(f"{RELEASES}/{release_id}", tmp)
-        os.rename(tmp, link)
-        dfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise disk_error(link, exc) from None
 
 
 def rollback(answers: Answers, to: str | None = None) -> DeployResult:
@@ -264,33 +106,6 @@ def rollback(answers: Answers, to: str | None = None) -> DeployResult:
 # ----------------------------------------------------------------------------- the step
 
 
-def new_release_id(build_id: str, now: datetime | None = None) -> str:
-    """``20261126T003218.123456Z-<build id>``: sorts in deploy order, unique per microsecond."""
-    now = now or datetime.now(UTC)
-    return now.strftime("%Y%m%dT%H%M%S.%fZ") + f"-{build_id or 'nobuild'}"
-
-
-def _hash_copy(src: Path, dest: Path) -> tuple[str, int]:
-    """Copy ``src`` to ``dest`` (new file, mode 0644) returning its sha256 and size."""
-    h = hashlib.sha256()
-    size = 0
-    with src.open("rb") as fin, dest.open("xb") as fout:
-        while chunk := fin.read(_CHUNK):
-            h.update(chunk)
-            fout.write(chunk)
-            size += len(chunk)
-    os.chmod(dest, FILE_MODE)
-    return h.hexdigest(), size
-
-
-def _inside(path: Path, top: Path) -> bool:
-    try:
-        path.resolve().relative_to(top.resolve())
-    except ValueError:
-        return False
-    return True
-
-
 def _scan_build(out: Path, files: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """The build tree's directories and files (relative), checked against its manifest.
 
@@ -315,7 +130,7 @@ def _scan_build(out: Path, files: Mapping[str, Any]) -> tuple[list[str], list[st
             rel = p.relative_to(out).as_posix()
             if rel == MANIFEST:
                 continue
-            if p.is_symlink() and not _inside(p, out):
+            if p.is_symlink() and not inside(p, out):
                 raise DeployError(
                     f"{p} is a symlink that points outside the boot tree ({os.readlink(p)})",
                     fix="replace it with the file itself, or rebuild with the remaster step",
@@ -336,24 +151,6 @@ def _scan_build(out: Path, files: Mapping[str, Any]) -> tuple[list[str], list[st
             fix="run the remaster step again",
         )
     return sorted(dirs), sorted(found)
-
-
-def _clean_leftovers(root: Path) -> list[Path]:
-    """Remove staging trees and temporary symlinks a killed deploy left (call under the lock)."""
-    removed: list[Path] = []
-    for p in root.glob(f".{CURRENT}.*"):
-        if p.is_symlink():
-            p.unlink()
-            removed.append(p)
-    base = root / RELEASES
-    if base.is_dir():
-        for p in base.iterdir():
-            if p.name.startswith(".") and (
-                ".staging-" in p.name or p.name.startswith(".removing-")
-            ):
-                shutil.rmtree(p, ignore_errors=True)
-                removed.append(p)
-    return removed
 
 
 def _device_files(
@@ -400,7 +197,7 @@ class DeployStep:
             return
 
         with deploy_lock(root, ctx.cancel):
-            for leftover in _clean_leftovers(root):
+            for leftover in clean_leftovers(root):
                 yield LogLine(NAME, f"removed {leftover} (left by an interrupted deploy)")
             live = current_release(root)
             live_manifest = read_manifest(root / RELEASES / live / MANIFEST) if live else None
@@ -542,7 +339,7 @@ class DeployStep:
 
     @staticmethod
     def _copy(src: Path, dest: Path, entry: Mapping[str, Any]) -> None:
-        digest, size = _hash_copy(src, dest)
+        digest, size = hash_copy(src, dest)
         if digest != entry.get("sha256") or size != entry.get("size"):
             raise DeployError(
                 f"{src} does not match the build manifest (sha256 {digest[:12]}…, {size} bytes; "

@@ -2,7 +2,7 @@
 
 It reads the release's extension repo (``<major>.x/<arch>/tcz/``): the index for names and
 sizes, each package's ``.tcz.dep`` (recursively, as piCore's loader does; ``KERNEL`` expands to
-every target board's kernel release, see ``steps.deps``) and ``.tcz.md5.txt``; then downloads
+every target board's kernel release, see ``steps.picore.deps``) and ``.tcz.md5.txt``; then downloads
 every ``.tcz`` of the closure into the verified cache. Unknown requested names are an answers
 error with close matches. A dry run stops before the ``.tcz`` downloads: it reports the closure
 with the reason each package is in, the sizes, and which files would be downloaded from where.
@@ -15,12 +15,12 @@ from collections.abc import Generator, Iterator
 
 from steps.artifacts import Extension, ExtensionSet, ReleaseArtifact
 from steps.base import StepContext
-from steps.deps import Closure, expand, needed, resolve
-from steps.download import Downloader, Got, Want, parse_md5
 from steps.errors import AnswersError, DownloadError
 from steps.events import Event, LogLine, Planned, Result
+from steps.fetch.download import Downloader, Got, Want, parse_md5
 from steps.paths import cache_dir
-from steps.tcz import TczIndex, load_index, repo_path
+from steps.picore.deps import Closure, expand, needed, resolve
+from steps.picore.tcz import TczIndex, load_index, repo_path
 from steps.units import human_size
 
 #: Index files the step needs (names and sizes); search in the wizard reads the others too.

@@ -19,7 +19,10 @@ from collections.abc import Generator, Iterator
 from steps.answers import Answers, resolve_path
 from steps.artifacts import NetworkResult
 from steps.base import StepContext
-from steps.dnsmasq import (
+from steps.errors import NetworkError
+from steps.events import Event, LogLine, Planned, Progress, Result, Stream
+from steps.fsutil import disk_error
+from steps.host.dnsmasq import (
     backup_dir,
     check_conf,
     drift,
@@ -28,18 +31,15 @@ from steps.dnsmasq import (
     render_dnsmasq_conf,
     unified_diff,
 )
-from steps.dnsmasq_service import (
+from steps.host.dnsmasq_service import (
     process_state,
     restart_systemd,
     start_process,
     systemd_main_pid,
     udp_ports_of,
 )
-from steps.errors import NetworkError
-from steps.events import Event, LogLine, Planned, Progress, Result, Stream
-from steps.fsutil import disk_error
-from steps.netif import Interface, Snapshot, read_snapshot, recommend
-from steps.preflight import Finding, run_preflight
+from steps.host.netif import Interface, Snapshot, read_snapshot, recommend
+from steps.host.preflight import Finding, run_preflight
 
 _PHASES = 7
 

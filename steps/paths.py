@@ -35,3 +35,8 @@ def cache_dir(answers: Answers, override: Path | None = None) -> Path:
     if answers.build.cache:
         return resolve_path(answers.build.cache)
     return Path(platformdirs.user_cache_dir("firecore-wizard"))
+
+
+#: Marker file at the demo mirror's root and in every demo release's boot partition
+#: (``steps.demo``): what the image reader and ``--demo`` use to tell a demo build.
+DEMO_MARKER = "FIRECORE-DEMO"

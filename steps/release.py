@@ -4,7 +4,8 @@ It resolves ``release.version``/``release.arch`` on the mirrors (cached after th
 offline catalog when none answers), downloads the release file into the content-addressed cache
 (checked against ``<file>.md5.txt`` when the mirror publishes one, and always against the image's
 own ``<img>.md5.txt`` inside the zip / the gzip CRC), extracts the boot partition once
-(``steps.image.unpack_boot``) and reads each target board's kernel release from ``config.txt``.
+(``steps.picore.image.unpack_boot``) and reads each target board's kernel release from
+``config.txt``.
 The result is a ``ReleaseArtifact`` for the extensions and remaster steps.
 
 In a dry run the release file is still downloaded into the cache (the cache is not an output):
@@ -23,14 +24,14 @@ from pathlib import Path
 from steps.answers import BOARDS
 from steps.artifacts import ReleaseArtifact
 from steps.base import StepContext
-from steps.catalog import OFFLINE_NOTE, catalog_entries, offline_resolved
-from steps.configtxt import ConfigTxt
-from steps.download import Downloader, Want, parse_md5
 from steps.errors import AnswersError, ChecksumError, DownloadError, RemasterError
 from steps.events import Event, LogLine, Planned, Result
-from steps.image import unpack_boot
-from steps.mirror import Resolved, resolve_release
+from steps.fetch.catalog import OFFLINE_NOTE, catalog_entries, offline_resolved
+from steps.fetch.download import Downloader, Want, parse_md5
+from steps.fetch.mirror import Resolved, resolve_release
 from steps.paths import cache_dir
+from steps.picore.configtxt import ConfigTxt
+from steps.picore.image import unpack_boot
 from steps.units import human_size
 
 

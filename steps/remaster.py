@@ -1,9 +1,10 @@
 """The Remaster step: a verified piCore release + extensions + app → a TFTP-ready boot tree.
 
 Rootless: no mounts, loop devices, binfmt or chroot. The boot partition comes from the cached
-extraction in ``steps/image.py``; every boot file is copied byte-identically, ``config.txt`` gets
+extraction in ``steps/picore/image.py``; every boot file is copied byte-identically,
+``config.txt`` gets
 ``overlay.gz`` appended to every ``initramfs`` line (nothing else changes), ``cmdline.txt`` gets
-the flags a diskless netboot needs, and ``overlay.gz`` (``steps/overlay.py``) carries the
+the flags a diskless netboot needs, and ``overlay.gz`` (``steps/picore/overlay.py``) carries the
 extensions, the app, the boot glue and ``/opt/firecore/build.json``. ``manifest.json`` lists every
 file's sha256 and size and the inputs. Per-device profiles get ``profiles/<name>/`` with their own
 config.txt, cmdline.txt and a small ``profile.gz``.
@@ -30,18 +31,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from steps import image, overlay
 from steps.answers import Answers, build_digest, resolve_path
-from steps.app import bundle_digest
 from steps.artifacts import AppBundle, BuildResult, ExtensionSet, ReleaseArtifact
 from steps.base import StepContext
-from steps.configtxt import BoardBoot, Cmdline, ConfigTxt
 from steps.errors import FirecoreError, RemasterError
 from steps.events import Event, LogLine, Planned, Progress, Result, Unit
 from steps.fsutil import atomic_write, disk_error, replacing_dir, sha256_file
 from steps.paths import cache_dir
+from steps.picore import image, overlay
+from steps.picore.appbundle import bundle_digest
+from steps.picore.configtxt import BoardBoot, Cmdline, ConfigTxt
+from steps.picore.rootfs import BOOTLOCAL, BaseRootfs, read_base
 from steps.relay import relay
-from steps.rootfs import BOOTLOCAL, BaseRootfs, read_base
 
 NAME = "remaster"
 MANIFEST = "manifest.json"

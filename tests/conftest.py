@@ -18,7 +18,7 @@ from steps.events import Event, LogLine, Progress, Result
 ROOT = Path(__file__).resolve().parent.parent
 
 #: fake_mirror / mirror_server fixtures (the demo factory's piCore mirror).
-pytest_plugins = ["tests.fixtures"]
+pytest_plugins = ["tests.support.fixtures"]
 
 
 def needs_root() -> None:

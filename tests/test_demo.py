@@ -19,13 +19,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from steps import cpio
 from steps.answers import default_answers
-from steps.demo import DEMO_MARKER, factory
+from steps.demo import factory
 from steps.demo.factory import Mirror, build_mirror, cached_mirror
 from steps.demo.server import Corrupt, Delay, Drop, MirrorServer, Status, strfsize
 from steps.demo.specs import ReleaseSpec
 from steps.demo.tczrepo import parse_dep
+from steps.paths import DEMO_MARKER
+from steps.picore import cpio
 from wizard.cli import main
 from wizard.commands import demo
 

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from steps.demo.server import MirrorServer
-from steps.mirror import answering_mirror
+from steps.fetch.mirror import answering_mirror
 from wizard import cli
 
 

@@ -20,10 +20,10 @@ from steps import plan
 from steps.answers import load_answers
 from steps.answers_toml import dump_answers
 from steps.base import StepContext
-from steps.catalog import OFFLINE_NOTE
 from steps.demo.factory import Mirror
 from steps.demo.server import Corrupt, Delay, Drop, MirrorServer, Status
 from steps.events import Progress
+from steps.fetch.catalog import OFFLINE_NOTE
 from steps.release import ReleaseStep
 from tests.conftest import ROOT
 from wizard.cli import main

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from steps import cpio
 from steps.answers import Answers, Profile, default_answers
 from steps.artifacts import AppBundle, BuildResult, OverlayFile
 from steps.demo.factory import Mirror, cached_mirror
 from steps.demo.release import BuiltRelease
 from steps.errors import Cancelled, ChecksumError, FirecoreError, RemasterError
 from steps.events import Event, Planned, Progress
+from steps.picore import cpio
 from steps.remaster import RemasterStep
-from tests import remaster_support as rs
+from tests.support import remaster_support as rs
 
 BOARDS = {"12.0": ["pi3", "pi4"], "15.0.0": ["pi3", "pi4"], "16.0.0": ["pi3", "pi4"]}
 EXTENSIONS = ["openssh.tcz", "myapp.tcz"]
@@ -32,7 +32,7 @@ EXTENSIONS = ["openssh.tcz", "myapp.tcz"]
 
 @pytest.fixture
 def mirror(fake_mirror: Mirror) -> Mirror:
-    """The shared fixture mirror (tests/fixtures.py)."""
+    """The shared fixture mirror (tests/support/fixtures.py)."""
     return fake_mirror
 
 

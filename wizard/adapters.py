@@ -53,7 +53,7 @@ def _drive(gen: Any) -> Any:
 
 
 def _downloader(answers: Answers, cancel: threading.Event, step: str) -> Any:
-    download = _module("steps.download", "downloads")
+    download = _module("steps.fetch.download", "downloads")
     from steps.paths import cache_dir
 
     return download.Downloader(
@@ -63,8 +63,8 @@ def _downloader(answers: Answers, cancel: threading.Event, step: str) -> Any:
 
 def mirror_listing(answers: Answers, cancel: threading.Event) -> ReleaseListing:
     """Every release on the first mirror that answers (``scan_releases``), else the catalog."""
-    mirror = _module("steps.mirror", "release browsing")
-    catalog = _module("steps.catalog", "the offline catalog")
+    mirror = _module("steps.fetch.mirror", "release browsing")
+    catalog = _module("steps.fetch.catalog", "the offline catalog")
     with _downloader(answers, cancel, "release") as dl:
         found = _drive(mirror.scan_releases(dl))
     if found is None:
@@ -87,7 +87,7 @@ _INDEXES: dict[tuple[tuple[str, ...], str], Any] = {}
 
 def _index(answers: Answers, cancel: threading.Event) -> Any:
     """The release's TCZ index (cached per mirrors + repo for this session)."""
-    tcz = _module("steps.tcz", "the extension index")
+    tcz = _module("steps.picore.tcz", "the extension index")
     repo = tcz.repo_path(answers.release.version, answers.release.arch)
     key = (tuple(answers.release.mirrors), repo)
     with _INDEX_LOCK:
@@ -114,7 +114,7 @@ def tcz_index(answers: Answers, cancel: threading.Event) -> list[ExtensionInfo]:
 
 def _kernels(answers: Answers) -> tuple[list[str], str]:
     """Kernel releases of the chosen boards as the catalog knows them (for KERNEL deps)."""
-    catalog = _module("steps.catalog", "the offline catalog")
+    catalog = _module("steps.fetch.catalog", "the offline catalog")
     entry = catalog.find(answers.release.version, answers.release.arch)
     known = dict(entry.kernels) if entry is not None else {}
     kernels = list(dict.fromkeys(known[b] for b in answers.release.boards if b in known))
@@ -128,10 +128,10 @@ def _kernels(answers: Answers) -> tuple[list[str], str]:
 
 def tcz_closure(answers: Answers, cancel: threading.Event) -> Closure:
     """The closure of ``extensions.names`` exactly as the extensions step resolves it."""
-    deps = _module("steps.deps", "dependency resolution")
+    deps = _module("steps.picore.deps", "dependency resolution")
     extensions = _module("steps.extensions", "the extensions step")
     index = _index(answers, cancel)
-    tcz = _module("steps.tcz", "the extension index")
+    tcz = _module("steps.picore.tcz", "the extension index")
     repo = tcz.repo_path(answers.release.version, answers.release.arch)
     requested = list(answers.extensions.names)
     kernels, note = _kernels(answers)
@@ -156,7 +156,7 @@ def tcz_closure(answers: Answers, cancel: threading.Event) -> Closure:
 def app_checks(answers: Answers, cancel: threading.Event) -> list[Check]:
     """The app step's own checks: entry point, tree, requirements, wheels for the Pi."""
     app = _module("steps.app", "app checks")
-    wheels = _module("steps.wheels", "wheels")
+    wheels = _module("steps.picore.wheels", "wheels")
     from steps.artifacts import ExtensionSet
     from steps.base import StepContext
 
@@ -215,7 +215,7 @@ def app_checks(answers: Answers, cancel: threading.Event) -> list[Check]:
 
 
 def _snapshot() -> Any:
-    netif = _module("steps.netif", "the interface list")
+    netif = _module("steps.host.netif", "the interface list")
     return netif, netif.read_snapshot()
 
 
@@ -244,7 +244,7 @@ def interfaces(answers: Answers) -> list[InterfaceRow]:
 
 def dnsmasq_preview(answers: Answers) -> DnsmasqPreview:
     """``render_dnsmasq_conf`` for the chosen interface, and the installed file."""
-    dnsmasq = _module("steps.dnsmasq", "the dnsmasq preview")
+    dnsmasq = _module("steps.host.dnsmasq", "the dnsmasq preview")
     network = _module("steps.network", "the network step")
     _, snapshot = _snapshot()
     iface = network.chosen_interface(answers, snapshot)
@@ -254,9 +254,9 @@ def dnsmasq_preview(answers: Answers) -> DnsmasqPreview:
 
 def preflight(answers: Answers, cancel: threading.Event) -> list[Finding]:
     """The network step's preflight for the chosen interface (no changes made)."""
-    checks = _module("steps.preflight", "the preflight checks")
+    checks = _module("steps.host.preflight", "the preflight checks")
     network = _module("steps.network", "the network step")
-    dnsmasq = _module("steps.dnsmasq", "the dnsmasq preview")
+    dnsmasq = _module("steps.host.dnsmasq", "the dnsmasq preview")
     _, snapshot = _snapshot()
     try:
         iface = network.chosen_interface(answers, snapshot)

@@ -115,7 +115,7 @@ def _run_main(ns: argparse.Namespace) -> int:
 
 def _ask_for_demo(mirrors: list[str]) -> bool:
     """True when no mirror answers and the user agrees to use the demo mirror instead."""
-    from steps.mirror import answering_mirror
+    from steps.fetch.mirror import answering_mirror
 
     if answering_mirror(mirrors) is not None:
         return False

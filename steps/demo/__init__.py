@@ -7,6 +7,3 @@ fault injection for tests. Everything built from it carries the ``FIRECORE-DEMO`
 """
 
 from __future__ import annotations
-
-#: Marker file at the mirror root and in every demo release's boot partition.
-DEMO_MARKER = "FIRECORE-DEMO"

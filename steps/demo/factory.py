@@ -33,11 +33,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from steps.demo import DEMO_MARKER, texts
+from steps.demo import texts
 from steps.demo.release import BuiltRelease, build_release
 from steps.demo.specs import DEFAULT_SPECS, FACTORY_VERSION, ReleaseSpec
 from steps.demo.tczrepo import BuiltPackage, build_repo, package_specs
-from steps.image import Partition
+from steps.paths import DEMO_MARKER
+from steps.picore.image import Partition
 
 _PRUNE_AFTER = 24 * 3600
 
@@ -233,7 +234,7 @@ def _extras(root: Path, specs: Sequence[ReleaseSpec]) -> list[str]:
 def _source_digest() -> str:
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for path in sorted([*here.glob("*.py"), here.parent / "cpio.py"]):
+    for path in sorted([*here.glob("*.py"), here.parent / "picore" / "cpio.py"]):
         if path.name != "server.py":
             h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()

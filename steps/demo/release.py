@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from steps import proc
-from steps.demo import DEMO_MARKER, texts
+from steps.demo import texts
 from steps.demo.rootfs import STAFF_GID, TC_UID, blob, modules_gz, rootfs_gz
 from steps.demo.specs import ReleaseSpec
 from steps.demo.tczrepo import BuiltPackage
-from steps.image import Partition
+from steps.paths import DEMO_MARKER
+from steps.picore.image import Partition
 
 SECTOR = 512
 P1_START = 8192
@@ -212,7 +213,9 @@ def build_release(
     repo: Mapping[str, BuiltPackage],
 ) -> BuiltRelease:
     """Build ``spec``'s release file under ``mirror`` (its repo must be built already)."""
-    from steps.configtxt import ConfigTxt  # the factory checks its own config with the parser
+    from steps.picore.configtxt import (
+        ConfigTxt,  # the factory checks its own config with the parser
+    )
 
     work.mkdir(parents=True)
     env = {"SOURCE_DATE_EPOCH": str(spec.epoch)}

@@ -1,8 +1,8 @@
 """The fake releases' initramfs archives: ``rootfs-*.gz`` and ``modules-<release>.gz``.
 
-Both are gzip-compressed newc cpio archives written with ``steps.cpio``, like piCore's. The rootfs
-has the directories and owners that matter to an overlay (picore.md §6.2): ``/opt`` root:staff
-0775 with the default ``bootlocal.sh``/``bootsync.sh``, ``/tmp`` 1777,
+Both are gzip-compressed newc cpio archives written with ``steps.picore.cpio``, like piCore's.
+The rootfs has the directories and owners that matter to an overlay (picore.md §6.2): ``/opt``
+root:staff 0775 with the default ``bootlocal.sh``/``bootsync.sh``, ``/tmp`` 1777,
 ``/usr/local/tce.installed`` root:staff 0775, ``/home/tc`` owned by tc (1001:50) and an
 ``/etc/os-release`` whose ``VERSION_ID`` the tool can read. Programs are stand-in bytes.
 """
@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import io
 
-from steps import cpio
 from steps.demo import texts
 from steps.demo.specs import ReleaseSpec
+from steps.picore import cpio
 
 TC_UID = 1001
 STAFF_GID = 50

@@ -8,7 +8,7 @@ from pathlib import Path
 from firecore_app import announce
 from firecore_app.settings import Settings
 
-from tests.pifiles import pi_files
+from tests.support.pifiles import pi_files
 
 
 def test_name_and_txt_records_of_a_pi(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, needs_root
-from tests.lab import Lab, stop_process
+from tests.support.lab import Lab, stop_process
 
 BOOT_SH = ROOT / "assets" / "boot" / "boot.sh"
 SHELLS = {"dash": ["/bin/sh"], "busybox": ["busybox", "sh"]}

@@ -26,9 +26,9 @@ from steps.artifacts import AppBundle, Extension, ExtensionSet
 from steps.base import StepContext
 from tests.app.test_boot_script import BOOT_SH, read, wait_for, world  # noqa: F401 (fixture)
 from tests.conftest import ROOT
-from tests.lab import Host, Lab, stop_process
-from tests.pifiles import pi_files
-from tests.wheelhouse import service_wheels
+from tests.support.lab import Host, Lab, stop_process
+from tests.support.pifiles import pi_files
+from tests.support.wheelhouse import service_wheels
 
 BUILD = "e2e0b1d0"
 

@@ -16,7 +16,7 @@ with warnings.catch_warnings():
 from firecore_app import auth, logs, service
 from firecore_app.settings import Settings
 
-from tests.pifiles import pi_files
+from tests.support.pifiles import pi_files
 
 TOKEN = "s3cret-token"
 

@@ -14,7 +14,7 @@ from steps.artifacts import AppBundle, Extension, ExtensionSet
 from steps.base import StepContext
 from steps.errors import AnswersError, StepError
 from steps.events import Event, Planned, Result
-from tests.wheelhouse import PI_ARMV7_311, make_wheel, service_wheels
+from tests.support.wheelhouse import PI_ARMV7_311, make_wheel, service_wheels
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from steps.configtxt import Cmdline, ConfigTxt
 from steps.demo.factory import Mirror
 from steps.errors import RemasterError
+from steps.picore.configtxt import Cmdline, ConfigTxt
 
 # piCore 12.0's config.txt as quoted in reference/picore.md §2.3 (CS@b247d20), verbatim.
 PICORE_12 = (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from steps import cpio
+from steps.picore import cpio
 
 
 def _sample() -> list[cpio.Entry]:

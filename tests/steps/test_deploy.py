@@ -16,7 +16,8 @@ from steps.artifacts import DeployResult
 from steps.base import StepContext
 from steps.errors import Cancelled, DeployError, UsageError
 from steps.events import Event, LogLine, Planned, Progress, Result
-from tests.boot_tree import make_build
+from steps.host import tftproot
+from tests.support.boot_tree import make_build
 
 SERIAL_A = "9ffefdef"
 SERIAL_B = "2caf9c61"
@@ -58,7 +59,7 @@ def test_first_deploy_publishes_a_release_and_switches_current(
     assert result is not None and result.release == release.name and result.previous is None
     assert any(isinstance(e, Result) and release.name in e.summary for e in events)
     assert any(isinstance(e, Progress) and e.phase == "publish" for e in events)
-    manifest = deploy.read_manifest(link / "manifest.json")
+    manifest = tftproot.read_manifest(link / "manifest.json")
     assert manifest is not None and manifest["deploy"]["release"] == release.name
     assert manifest["build_id"] in release.name
     # world-readable, writable only by the owner, nothing else in the root
@@ -75,21 +76,21 @@ def test_a_new_build_links_unchanged_files_and_records_the_previous_release(
     answers, out, root = setup
     make_build(out, salt="v1")
     run(answers)
-    first = deploy.current_release(root)
+    first = tftproot.current_release(root)
     # rebuild: only the overlay changes
     import shutil
 
     shutil.rmtree(out)
     v1 = make_build(out, salt="v1", build_id="bbbbbbbbbbbb", extra={"overlay.gz": b"new overlay"})
     run(answers)
-    second = deploy.current_release(root)
+    second = tftproot.current_release(root)
     assert first and second and second > first
     a, b = root / "releases" / first, root / "releases" / second
     assert (b / "kernel6647v7.img").stat().st_ino == (a / "kernel6647v7.img").stat().st_ino
     assert (b / "overlay.gz").read_bytes() == b"new overlay"
     assert (a / "overlay.gz").read_bytes() != b"new overlay"  # the old release is intact
     assert tree_files(b) == v1
-    infos = deploy.list_releases(root)
+    infos = tftproot.list_releases(root)
     assert [i.id for i in infos] == [first, second]
     assert infos[1].previous == first and infos[1].current and not infos[0].current
 
@@ -98,9 +99,9 @@ def test_the_same_build_again_changes_nothing(setup: tuple[Answers, Path, Path])
     answers, out, root = setup
     make_build(out)
     run(answers)
-    before = deploy.list_releases(root)
+    before = tftproot.list_releases(root)
     events = run(answers)
-    assert deploy.list_releases(root) == before
+    assert tftproot.list_releases(root) == before
     assert any(isinstance(e, LogLine) and "no change" in e.text for e in events)
 
 
@@ -113,16 +114,16 @@ def test_rollback_goes_back_through_history(setup: tuple[Answers, Path, Path]) -
         shutil.rmtree(out, ignore_errors=True)
         make_build(out, salt=salt)
         run(answers)
-        ids.append(deploy.current_release(root))
+        ids.append(tftproot.current_release(root))
     res = deploy.rollback(answers)
     assert res.release == ids[1] and res.previous == ids[2]
-    assert deploy.current_release(root) == ids[1]
+    assert tftproot.current_release(root) == ids[1]
     deploy.rollback(answers)
-    assert deploy.current_release(root) == ids[0]
+    assert tftproot.current_release(root) == ids[0]
     with pytest.raises(DeployError, match="oldest release"):
         deploy.rollback(answers)
     deploy.rollback(answers, to=ids[2])
-    assert deploy.current_release(root) == ids[2]
+    assert tftproot.current_release(root) == ids[2]
     with pytest.raises(UsageError, match="not in"):
         deploy.rollback(answers, to="nope")
     # deploying after a rollback: rolling back returns to what was live, not the bad release
@@ -151,14 +152,14 @@ def test_keep_prunes_old_releases_but_never_the_live_one(
         shutil.rmtree(out, ignore_errors=True)
         make_build(out, salt=f"v{n}")
         run(answers)
-        ids.append(deploy.current_release(root))
-    assert [r.id for r in deploy.list_releases(root)] == ids[-2:]
+        ids.append(tftproot.current_release(root))
+    assert [r.id for r in tftproot.list_releases(root)] == ids[-2:]
     # after rolling back to the older one, a new deploy keeps the live release's rollback target
     deploy.rollback(answers)
     shutil.rmtree(out)
     make_build(out, salt="v9")
     run(answers)
-    left = [r.id for r in deploy.list_releases(root)]
+    left = [r.id for r in tftproot.list_releases(root)]
     assert ids[2] in left and len(left) == 3  # keep 2 + the rollback target of the live one
     assert not [p for p in (root / "releases").iterdir() if p.name.startswith(".")]
 
@@ -181,7 +182,7 @@ def test_device_trees_are_hard_links_plus_the_profile(setup: tuple[Answers, Path
         assert not (tree / "profiles").exists() and not (tree / "manifest.json").exists()
     assert b"kernel_alt.img" in (cur / SERIAL_A / "config.txt").read_bytes()
     assert b"kernel_alt.img" not in (cur / SERIAL_B / "config.txt").read_bytes()
-    manifest = deploy.read_manifest(cur / "manifest.json")
+    manifest = tftproot.read_manifest(cur / "manifest.json")
     assert manifest is not None
     assert (
         manifest["files"][f"{SERIAL_A}/config.txt"]
@@ -201,7 +202,7 @@ def test_a_device_whose_profile_was_not_built_is_refused(
     make_build(out)  # built before the profile existed
     with pytest.raises(DeployError, match="no profile 'kiosk'"):
         run(answers)
-    assert deploy.current_release(root) is None
+    assert tftproot.current_release(root) is None
     assert list((root / "releases").iterdir()) == []
 
 
@@ -212,7 +213,7 @@ def test_a_damaged_build_is_refused_and_nothing_changes(
     answers, out, root = setup
     make_build(out, salt="v1")
     run(answers)
-    live = deploy.current_release(root)
+    live = tftproot.current_release(root)
     import shutil
 
     shutil.rmtree(out)
@@ -232,7 +233,7 @@ def test_a_damaged_build_is_refused_and_nothing_changes(
         match = "points outside"
     with pytest.raises(DeployError, match=match):
         run(answers)
-    assert deploy.current_release(root) == live
+    assert tftproot.current_release(root) == live
     assert [p.name for p in (root / "releases").iterdir()] == [live]
 
 
@@ -264,19 +265,19 @@ def test_a_second_deploy_waits_for_the_lock(
 ) -> None:
     answers, out, root = setup
     make_build(out)
-    monkeypatch.setattr(deploy, "_LOCK_WAIT", 0.3)
-    with deploy.deploy_lock(root), pytest.raises(DeployError, match=f"pid {os.getpid()}"):
+    monkeypatch.setattr(tftproot, "_LOCK_WAIT", 0.3)
+    with tftproot.deploy_lock(root), pytest.raises(DeployError, match=f"pid {os.getpid()}"):
         run(answers)
-    assert deploy.current_release(root) is None
+    assert tftproot.current_release(root) is None
     run(answers)  # free again
-    assert deploy.current_release(root) is not None
+    assert tftproot.current_release(root) is not None
 
 
 def test_cancel_mid_publish_leaves_no_trace(setup: tuple[Answers, Path, Path]) -> None:
     answers, out, root = setup
     make_build(out, salt="v1")
     run(answers)
-    live = deploy.current_release(root)
+    live = tftproot.current_release(root)
     import shutil
 
     shutil.rmtree(out)
@@ -288,7 +289,7 @@ def test_cancel_mid_publish_leaves_no_trace(setup: tuple[Answers, Path, Path]) -
         for event in gen:
             if isinstance(event, Progress):
                 cancel.set()
-    assert deploy.current_release(root) == live
+    assert tftproot.current_release(root) == live
     assert [p.name for p in (root / "releases").iterdir()] == [live]
 
 
@@ -334,7 +335,7 @@ def test_leftovers_of_a_killed_deploy_are_cleaned(setup: tuple[Answers, Path, Pa
     (root / "releases" / ".20260101T000000.000000Z-x.staging-abc" / "sub").mkdir(parents=True)
     (root / ".current.123.456").symlink_to("releases/nowhere")
     events = run(answers)
-    assert [p.name for p in (root / "releases").iterdir()] == [deploy.current_release(root)]
+    assert [p.name for p in (root / "releases").iterdir()] == [tftproot.current_release(root)]
     assert not (root / ".current.123.456").is_symlink()
     assert sum(isinstance(e, LogLine) and "interrupted deploy" in e.text for e in events) == 2
 
@@ -357,7 +358,7 @@ def test_deploy_command_list_rollback_and_to(
         shutil.rmtree(out, ignore_errors=True)
         make_build(out, salt=salt)
         assert main(["deploy", "--answers", str(afile)]) == 0
-    ids = [r.id for r in deploy.list_releases(root)]
+    ids = [r.id for r in tftproot.list_releases(root)]
     capsys.readouterr()
     assert main(["deploy", "--answers", str(afile), "--list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
@@ -370,4 +371,4 @@ def test_deploy_command_list_rollback_and_to(
     assert main(["deploy", "--answers", str(afile), "--to", "nope"]) == 2
     assert main(["deploy", "--answers", str(afile), "--to", ids[1], "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["release"] == ids[1]
-    assert deploy.current_release(root) == ids[1]
+    assert tftproot.current_release(root) == ids[1]

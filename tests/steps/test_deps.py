@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from steps.deps import expand, needed, parse_dep, resolve
+from steps.picore.deps import expand, needed, parse_dep, resolve
 
 V7 = "6.6.47-piCore-v7"
 V8 = "6.6.47-piCore-v8"

@@ -13,11 +13,11 @@ from pathlib import Path
 import dpkt
 import pytest
 
-from steps import dhcp
-from steps.netframes import UdpPacket, parse_frame
+from steps.wire import dhcp
+from steps.wire.netframes import UdpPacket, parse_frame
 from tests.conftest import needs_root
-from tests.lab import Lab
-from tests.netboot_lab import in_netns, start_proxy, start_router
+from tests.support.lab import Lab
+from tests.support.netboot_lab import in_netns, start_proxy, start_router
 
 PI3_MAC = "b8:27:eb:28:f6:6d"
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from steps.answers import Answers, default_answers, parse_answers
-from steps.dnsmasq import (
+from steps.errors import AnswersError, NetworkError, StepError
+from steps.host.dnsmasq import (
     check_conf,
     drift,
     install_conf,
@@ -21,8 +22,7 @@ from steps.dnsmasq import (
     restore_backup,
     unified_diff,
 )
-from steps.errors import AnswersError, NetworkError, StepError
-from steps.netif import Address, Interface
+from steps.host.netif import Address, Interface
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 UPDATE = os.environ.get("FIRECORE_UPDATE_GOLDEN") == "1"

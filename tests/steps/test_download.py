@@ -13,9 +13,9 @@ import pytest
 
 from steps.demo.factory import Mirror
 from steps.demo.server import Corrupt, Delay, Drop, MirrorServer, Status
-from steps.download import Downloader, Got, Want, parse_md5
 from steps.errors import Cancelled, ChecksumError, DownloadError
 from steps.events import Event, LogLine, Progress
+from steps.fetch.download import Downloader, Got, Want, parse_md5
 
 REPO = "15.x/armhf/tcz"
 

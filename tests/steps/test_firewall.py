@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from steps.firewall import blocked, parse_iptables_save, parse_nft
+from steps.host.firewall import blocked, parse_iptables_save, parse_nft
 from tests.conftest import needs_root
-from tests.lab import Lab
+from tests.support.lab import Lab
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

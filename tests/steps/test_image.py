@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from steps import image, proc
+from steps import proc
 from steps.demo.factory import BuiltRelease, Mirror
 from steps.errors import Cancelled, ChecksumError, RemasterError
 from steps.events import Progress
-from steps.image import BootTree, read_partitions, unpack_boot
+from steps.picore import image
+from steps.picore.image import BootTree, read_partitions, unpack_boot
 
 ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "LC_ALL": "C"}
 

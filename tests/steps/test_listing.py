@@ -4,8 +4,8 @@
 
 from __future__ import annotations
 
-from steps.listing import Entry, parse_listing, parse_size
-from steps.mirror import release_refs, same_version, sort_refs, version_key
+from steps.fetch.listing import Entry, parse_listing, parse_size
+from steps.fetch.mirror import release_refs, same_version, sort_refs, version_key
 
 URL = "http://mirror.example/tc/15.x/armhf/releases/RPi/"
 

@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 
 from steps.artifacts import ReleaseRef
-from steps.catalog import (
+from steps.demo.factory import Mirror
+from steps.demo.server import MirrorServer, Status
+from steps.errors import AnswersError
+from steps.events import Event, LogLine
+from steps.fetch.catalog import (
     OFFLINE_NOTE,
     browse_releases,
     catalog_entries,
@@ -18,12 +22,8 @@ from steps.catalog import (
     offline_catalogue,
     offline_resolved,
 )
-from steps.demo.factory import Mirror
-from steps.demo.server import MirrorServer, Status
-from steps.download import Downloader
-from steps.errors import AnswersError
-from steps.events import Event, LogLine
-from steps.mirror import resolve_release, scan_releases, version_key
+from steps.fetch.download import Downloader
+from steps.fetch.mirror import resolve_release, scan_releases, version_key
 
 
 def drive(gen: Generator[Event, None, Any], events: list[Event] | None = None) -> Any:

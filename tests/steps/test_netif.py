@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from steps.netif import Address, Interface, Snapshot, assess, assess_all, read_kind, recommend
+from steps.host.netif import Address, Interface, Snapshot, assess, assess_all, read_kind, recommend
 from tests.conftest import ROOT, needs_root
-from tests.lab import Lab
+from tests.support.lab import Lab
 
 
 def sysfs(tmp: Path, name: str, **files: str) -> Path:
@@ -152,7 +152,7 @@ def test_real_reader_in_a_namespace() -> None:
         srv.run(["ip", "link", "add", "br9", "type", "bridge"])
         srv.run(["ip", "route", "add", "default", "via", "10.99.0.254"])
         code = (
-            "import json; from steps.netif import read_snapshot, recommend;"
+            "import json; from steps.host.netif import read_snapshot, recommend;"
             "s = read_snapshot();"
             "print(json.dumps({'ifs': [i.to_data() for i in s.interfaces], 'best': recommend(s)}))"
         )

@@ -11,13 +11,13 @@ import pytest
 from steps.answers import Answers, default_answers
 from steps.artifacts import NetworkResult
 from steps.base import StepContext
-from steps.dnsmasq_service import restart_systemd
 from steps.errors import Cancelled, NetworkError
 from steps.events import Event, LogLine, Planned, Progress, Result
+from steps.host.dnsmasq_service import restart_systemd
 from steps.network import NetworkStep
 from tests.conftest import needs_root
-from tests.lab import Lab
-from tests.netboot_lab import in_netns
+from tests.support.lab import Lab
+from tests.support.netboot_lab import in_netns
 
 
 def net_answers(tmp: Path, **network: object) -> Answers:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from steps import cpio
 from steps.artifacts import AppBundle, Extension, ExtensionSet, OverlayFile
 from steps.errors import ChecksumError, RemasterError
-from steps.overlay import (
+from steps.picore import cpio
+from steps.picore.overlay import (
     Overlay,
     add_app,
     add_builtin,
@@ -27,7 +27,7 @@ from steps.overlay import (
     squashfs_listing,
     tce_runner,
 )
-from steps.rootfs import read_base
+from steps.picore.rootfs import read_base
 
 BOOTLOCAL = (
     b"#!/bin/sh\n# put other system startup commands below this line\n"

@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from steps.answers import default_answers
-from steps.dhcp import DhcpPacket, Offer, build_pxe
-from steps.dnsmasq import render_dnsmasq_conf
-from steps.netframes import ip_bytes, mac_bytes
-from steps.netif import Address, Interface, Snapshot
-from steps.preflight import (
+from steps.host.dnsmasq import render_dnsmasq_conf
+from steps.host.netif import Address, Interface, Snapshot
+from steps.host.preflight import (
     PortUse,
     check_interface,
     conf_dirs,
@@ -19,6 +17,8 @@ from steps.preflight import (
     systemd_findings,
     version_findings,
 )
+from steps.wire.dhcp import DhcpPacket, Offer, build_pxe
+from steps.wire.netframes import ip_bytes, mac_bytes
 
 PROBE = "02:12:34:56:78:9a"
 

@@ -21,8 +21,8 @@ import pytest
 from steps.errors import UsageError
 from steps.status import Announcement, PiStatus, StatusReport, deployed_build, poll, table
 from tests.conftest import ROOT
-from tests.lab import stop_process
-from tests.pifiles import pi_files
+from tests.support.lab import stop_process
+from tests.support.pifiles import pi_files
 from wizard.cli import main
 
 TOKEN = "status-token"

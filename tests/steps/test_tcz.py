@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 
-from steps.tcz import (
+from steps.picore.tcz import (
     TczIndex,
     decompress,
     parse_depdb,

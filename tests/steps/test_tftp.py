@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from steps import tftp
+from steps.wire import tftp
 from tests.conftest import needs_root
-from tests.lab import Host, Lab
-from tests.netboot_lab import in_netns, start_dnsmasq
+from tests.support.lab import Host, Lab
+from tests.support.netboot_lab import in_netns, start_dnsmasq
 
 
 def test_rrq_bytes_match_the_pi4() -> None:

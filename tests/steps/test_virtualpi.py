@@ -11,19 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from steps import dhcp
 from steps.answers import Answers
 from steps.base import StepContext
-from steps.diagnosis import DIAGNOSES, markdown_table
 from steps.errors import StepError
 from steps.events import LogLine, Result
-from steps.netframes import ip_bytes
-from steps.selftest import SelftestStep, stage_json, summary_json
-from steps.virtualpi import BootOptions, BootReport, Stage, VirtualPi
-from tests.boot_tree import make_build
+from steps.selftest import SelftestStep
+from steps.wire import dhcp
+from steps.wire.diagnosis import DIAGNOSES, markdown_table
+from steps.wire.jsonlines import stage_json, summary_json
+from steps.wire.netframes import ip_bytes
+from steps.wire.virtualpi import BootOptions, BootReport, Stage, VirtualPi
+from tests.support.boot_tree import make_build
 from tests.conftest import needs_root
-from tests.lab import Host, Lab
-from tests.netboot_lab import in_netns, start_proxy, start_router
+from tests.support.lab import Host, Lab
+from tests.support.netboot_lab import in_netns, start_proxy, start_router
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,8 +13,8 @@ from steps.artifacts import Extension, ExtensionSet
 from steps.base import StepContext
 from steps.errors import AnswersError, Cancelled
 from steps.events import Event, LogLine
-from steps.wheels import WheelError, WheelSet, install, python_version, target_for
-from tests.wheelhouse import (
+from steps.picore.wheels import WheelError, WheelSet, install, python_version, target_for
+from tests.support.wheelhouse import (
     PI_AARCH64_311,
     PI_ARMV7_38,
     PI_ARMV7_311,

@@ -26,7 +26,8 @@ SCRIPT = textwrap.dedent(
 
     app = make_app()
     HEAVY = ("httpx", "zeroconf", "psutil", "sh",
-             "steps.download", "steps.remaster", "steps.mirror", "steps.status", "steps.proc")
+             "steps.fetch.download", "steps.remaster", "steps.fetch.mirror", "steps.status",
+             "steps.proc")
     at_import = sorted(m for m in HEAVY if m in sys.modules)
 
     async def auto_pilot(pilot):

@@ -27,7 +27,7 @@ from steps.answers_toml import dump_answers
 from steps.base import StepContext
 from steps.demo.server import MirrorServer
 from steps.plan import build_plan
-from tests.wheelhouse import service_wheels
+from tests.support.wheelhouse import service_wheels
 from tests.wizard.conftest import wait_for
 from wizard.app import make_app
 from wizard.exit_codes import ExitCode

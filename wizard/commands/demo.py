@@ -21,13 +21,12 @@ import threading
 from pathlib import Path
 
 from steps.answers import Answers, Arch
-from steps.demo import DEMO_MARKER
 from steps.demo.factory import Mirror, build_mirror, cached_mirror
 from steps.demo.server import MirrorServer
 from steps.demo.wheels import demo_wheelhouse
 from steps.errors import UsageError
 from steps.fsutil import replacing_dir
-from steps.paths import cache_dir
+from steps.paths import DEMO_MARKER, cache_dir
 
 HELP = "build the demo piCore mirror into a directory (and optionally serve it)"
 

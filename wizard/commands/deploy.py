@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list(answers: Answers, as_json: bool) -> int:
-    from steps.deploy import list_releases, tftp_root
+    from steps.host.tftproot import list_releases, tftp_root
 
     root = tftp_root(answers)
     releases = list_releases(root)

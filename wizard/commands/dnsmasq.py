@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _status(answers: Answers, as_json: bool) -> int:
-    from steps.dnsmasq_service import service_status
+    from steps.host.dnsmasq_service import service_status
 
     st = service_status(answers)
     state = "running" if st.alive else "not running"
@@ -97,7 +97,7 @@ def _status(answers: Answers, as_json: bool) -> int:
 
 
 def _stop(answers: Answers, as_json: bool) -> int:
-    from steps.dnsmasq_service import stop_process
+    from steps.host.dnsmasq_service import stop_process
 
     pid = stop_process(answers)
     text = f"stopped our dnsmasq (PID {pid})" if pid else "our dnsmasq is not running"
@@ -118,11 +118,11 @@ def _apply(answers: Answers, as_json: bool, dry_run: bool) -> int:
 
 
 def _preflight(answers: Answers, as_json: bool) -> int:
-    from steps.dnsmasq import render_dnsmasq_conf
     from steps.errors import FirecoreError
-    from steps.netif import read_snapshot
+    from steps.host.dnsmasq import render_dnsmasq_conf
+    from steps.host.netif import read_snapshot
+    from steps.host.preflight import Finding, run_preflight
     from steps.network import own_pids
-    from steps.preflight import Finding, run_preflight
 
     snapshot = read_snapshot()
     iface = snapshot.get(answers.network.interface)
@@ -145,7 +145,7 @@ def _preflight(answers: Answers, as_json: bool) -> int:
 
 
 def _restore(answers: Answers, args: argparse.Namespace) -> int:
-    from steps.dnsmasq import list_backups, restore_backup
+    from steps.host.dnsmasq import list_backups, restore_backup
 
     if args.list:
         backups = list_backups(answers)
@@ -157,8 +157,8 @@ def _restore(answers: Answers, args: argparse.Namespace) -> int:
         lines.append(f"the replaced config is kept as {installed.backup}")
     pid = None
     if not args.no_restart and answers.network.dnsmasq_service != "none":
-        from steps.dnsmasq_service import restart_systemd, start_process
         from steps.events import LogLine
+        from steps.host.dnsmasq_service import restart_systemd, start_process
 
         gen = (
             restart_systemd("dnsmasq")

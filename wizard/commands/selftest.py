@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from steps.virtualpi import BootReport, Stage
+    from steps.wire.virtualpi import BootReport, Stage
 
 HELP = "boot a virtual Pi 3/Pi 4 from an interface and check every stage"
 
@@ -64,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
     """Boot, print the stages, exit 0 only if all passed."""
     from steps.answers import default_answers, load_answers
     from steps.events import LogLine
-    from steps.rehearsal import Rehearsal
-    from steps.selftest import deployed_manifest, load_manifest, run_selftest
-    from steps.virtualpi import DEFAULT_SERIAL, BootOptions, BootReport
+    from steps.host.rehearsal import Rehearsal
+    from steps.selftest import deployed_manifest, load_manifest
+    from steps.wire.virtualpi import DEFAULT_SERIAL, BootOptions, BootReport, run_selftest
 
     answers = load_answers(args.answers) if args.answers else default_answers()
     iface = args.interface or answers.network.interface
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_stages(stages: Iterator[Stage], report: BootReport, *, json_lines: bool) -> None:
-    from steps.selftest import stage_json, stage_line, summary_json
+    from steps.wire.jsonlines import stage_json, stage_line, summary_json
 
     out = sys.stdout
 
@@ -119,7 +119,7 @@ def _print_stages(stages: Iterator[Stage], report: BootReport, *, json_lines: bo
         else:
             out.write(stage_line(stage) + "\n")
             if not stage.ok and stage.code:
-                from steps.diagnosis import fix_for
+                from steps.wire.diagnosis import fix_for
 
                 out.write(f"     fix: {fix_for(stage.code)}\n")
             out.flush()

@@ -4,7 +4,8 @@ A piCore extension repo (``<major>.x/<arch>/tcz/``) publishes repo-wide index fi
 extensions (picore.md §1.4): ``info.lst.gz`` (names), ``sizelist.gz`` (``NAME.tcz <bytes>``),
 ``tags.db.gz`` (``NAME.tcz<TAB>words``), ``md5.db.gz`` (``md5sum`` lines) and ``dep.db.gz``
 (blank-line separated records: name, then its deps). The wizard searches these; dependency
-resolution itself reads the per-extension ``.tcz.dep`` files like piCore's loader (``steps.deps``).
+resolution itself reads the per-extension ``.tcz.dep`` files like piCore's loader
+(``steps.picore.deps``).
 Every reader is lenient (blank lines, stray whitespace, a missing file) because the files are
 maintained by hand and scripts over many years.
 """
@@ -18,9 +19,9 @@ from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from steps.download import Downloader, parse_md5
 from steps.events import Event
-from steps.mirror import major_of
+from steps.fetch.download import Downloader, parse_md5
+from steps.fetch.mirror import major_of
 
 #: Index files read by ``load_index`` (all optional; names come from info.lst or sizelist).
 INDEX_FILES = ("info.lst.gz", "sizelist.gz", "tags.db.gz", "md5.db.gz", "dep.db.gz")

@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from steps import cpio, proc
+from steps import proc
 from steps.artifacts import AppBundle, Extension, ExtensionSet
 from steps.errors import Cancelled, ChecksumError, RemasterError
-from steps.rootfs import BOOTLOCAL, BaseRootfs
+from steps.picore import cpio
+from steps.picore.rootfs import BOOTLOCAL, BaseRootfs
 
 TC_UID = 1001
 STAFF_GID = 50

@@ -27,7 +27,7 @@ from steps import proc
 from steps.answers import Answers, resolve_path
 from steps.errors import AnswersError, CommandError, NetworkError
 from steps.fsutil import atomic_write, backup, disk_error
-from steps.netif import Address, Interface
+from steps.host.netif import Address, Interface
 from steps.paths import asset
 
 PXE_MENU_TEXT = "Raspberry Pi Boot"

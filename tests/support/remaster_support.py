@@ -23,8 +23,8 @@ from steps.artifacts import (
     ReleaseRef,
 )
 from steps.base import StepContext
-from steps.configtxt import ConfigTxt
 from steps.events import Event
+from steps.picore.configtxt import ConfigTxt
 
 
 def release_artifact(

@@ -33,12 +33,12 @@ from typing import Any
 
 from steps import proc
 from steps.answers import Answers, resolve_path
-from steps.dnsmasq import dnsmasq_program, render_dnsmasq_conf
 from steps.errors import Cancelled, CommandError, NetworkError, UsageError
 from steps.events import Event, LogLine
-from steps.netif import Address, Interface
+from steps.host.dnsmasq import dnsmasq_program, render_dnsmasq_conf
+from steps.host.netif import Address, Interface
 from steps.relay import relay
-from steps.virtualpi import BootOptions, BootReport, Stage
+from steps.wire.virtualpi import BootOptions, BootReport, Stage
 
 _CLONE_NEWNET = 0x40000000
 _counter = itertools.count()
@@ -193,7 +193,7 @@ class Rehearsal:
         options: BootOptions | None = None,
     ) -> Iterator[Stage]:
         """Run the virtual Pi inside the pi namespace; yield its stages as they finish."""
-        from steps.selftest import run_selftest
+        from steps.wire.virtualpi import run_selftest
 
         path = f"/run/netns/{self.ns('pi')}"
 

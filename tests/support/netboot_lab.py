@@ -1,9 +1,9 @@
 """A netboot LAN for tests: a home router (plain DHCP), our proxy-DHCP + TFTP server, Pis.
 
-Built on ``tests.lab``. The router is a dnsmasq that leases addresses (``no-ping``, so its offer
+Built on ``tests.support.lab``. The router is a dnsmasq that leases addresses (``no-ping``, so its offer
 is not 3 s late); the proxy is started from a config written as netboot.md §7.1 recommends, or by
 the real network step (the end-to-end tests). ``in_netns`` lets a test thread create sockets
-inside a host's namespace, so codec-level tests call ``steps.dhcp`` directly without a
+inside a host's namespace, so codec-level tests call ``steps.wire.dhcp`` directly without a
 subprocess.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.lab import Host, stop_process
+from tests.support.lab import Host, stop_process
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from steps import cpio
 from steps.errors import RemasterError
+from steps.picore import cpio
 
 BOOTLOCAL = "opt/bootlocal.sh"
 BOOTSYNC = "opt/bootsync.sh"

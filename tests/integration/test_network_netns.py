@@ -1,8 +1,8 @@
 """The network step for real: the headless CLI in a server namespace, real dnsmasq, real probes.
 
-Each test builds a small LAN (tests/lab.py): the server namespace runs
+Each test builds a small LAN (tests/support/lab.py): the server namespace runs
 ``firecore-wizard dnsmasq apply|status|stop|preflight|restore`` through ``ip netns exec``, a router
-namespace runs a plain DHCP dnsmasq, and the Pi side sends boot-ROM DISCOVERs with steps.dhcp.
+namespace runs a plain DHCP dnsmasq, and the Pi side sends boot-ROM DISCOVERs with steps.wire.dhcp.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import pytest
 
 from steps.answers import Answers, default_answers
 from steps.answers_toml import dump_answers
-from steps.dhcp import DhcpPacket, Offer, client_frame, collect, pi3_rom_discover, pi4_discover
-from steps.rawlink import RawLink
+from steps.wire.dhcp import DhcpPacket, Offer, client_frame, collect, pi3_rom_discover, pi4_discover
+from steps.wire.rawlink import RawLink
 from tests.conftest import ROOT, needs_root
-from tests.lab import Host, Lab
-from tests.netboot_lab import in_netns, start_proxy, start_router
+from tests.support.lab import Host, Lab
+from tests.support.netboot_lab import in_netns, start_proxy, start_router
 
 pytestmark = pytest.mark.netns
 

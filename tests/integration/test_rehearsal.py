@@ -23,10 +23,10 @@ from steps.base import StepContext
 from steps.errors import StepError, UsageError
 from steps.events import Result
 from steps.selftest import SelftestStep
-from steps.virtualpi import BootOptions
-from tests.boot_tree import make_build
+from steps.wire.virtualpi import BootOptions
+from tests.support.boot_tree import make_build
 from tests.conftest import ROOT, needs_root
-from tests.lab import Lab
+from tests.support.lab import Lab
 
 pytestmark = pytest.mark.netns
 

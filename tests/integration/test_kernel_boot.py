@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from steps import cpio
 from steps.demo.factory import Mirror
-from tests.armhf import ArmhfKit, KitUnavailable, ensure_kit
+from steps.picore import cpio
+from tests.support.armhf import ArmhfKit, KitUnavailable, ensure_kit
 from tests.test_remaster import Build
 
 pytestmark = pytest.mark.qemu
-INIT = Path(__file__).parent / "data" / "kernel_init.sh"
+INIT = Path(__file__).parents[1] / "data" / "kernel_init.sh"
 
 
 @pytest.fixture(scope="session")

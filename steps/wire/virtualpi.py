@@ -1,10 +1,10 @@
 """A virtual Raspberry Pi: does on the wire what a Pi 3 boot ROM or a Pi 4 bootloader does.
 
 From one interface, through a raw socket and a MAC of its own, it sends the model's DISCOVER
-(byte-exact, ``steps.dhcp``), collects every offer, checks the proxy offer the way the firmware
+(byte-exact, ``steps.wire.dhcp``), collects every offer, checks the proxy offer the way the firmware
 reads it, gets an address from the real DHCP server (the Pi 3 ROM simply takes the offered
 address; the Pi 4 does the full DISCOVER/OFFER/REQUEST/ACK), ARPs for the TFTP server, and then
-reads over TFTP (``steps.tftp``) the files the model reads, in its order and with its options:
+reads over TFTP (``steps.wire.tftp``) the files the model reads, in its order and with its options:
 
 - Pi 3: ``bootcode.bin`` (no options, 512-byte blocks, client port 49152), the ``bootsig.bin``
   probe, the ``<serial>/start.elf`` probe (which decides the per-device prefix), ``config.txt``,
@@ -12,13 +12,13 @@ reads over TFTP (``steps.tftp``) the files the model reads, in its order and wit
 - Pi 4: the ``<serial>/start4.elf`` and ``<serial>/start.elf`` probes, ``config.txt``,
   ``start4.elf``, ``fixup4.dat`` (``tsize 0 blksize 1468``, each file probed with
   ``ERROR 0 "Early terminate"`` and then read, a new source port per request);
-- both: then, as start*.elf would, the served ``config.txt`` is parsed (``steps.configtxt``) and
-  the cmdline file, the model's device tree, the kernel and every initramfs file named for the
-  board are read.
+- both: then, as start*.elf would, the served ``config.txt`` is parsed
+  (``steps.picore.configtxt``) and the cmdline file, the model's device tree, the kernel and
+  every initramfs file named for the board are read.
 
 It plays a well-behaved Pi, not a buggy one: no 3B ROM reply-timing bug and no bootcode.bin
 second DHCP round (the stages that matter for the server are covered without them).
-Each step is reported as a ``Stage`` with a diagnosis code from ``steps.diagnosis`` on failure.
+Each step is reported as a ``Stage`` with a diagnosis code from ``steps.wire.diagnosis`` on failure.
 The stack under it is minimal and its own: it answers ARP for its address and sends/receives
 UDP in raw frames, so the host's interface needs no address and its kernel is not involved.
 """
@@ -36,10 +36,10 @@ from typing import Any
 
 import psutil
 
-from steps import dhcp, tftp
-from steps.configtxt import ConfigTxt
-from steps.errors import Cancelled, FirecoreError
-from steps.netframes import (
+from steps.errors import Cancelled, FirecoreError, UsageError
+from steps.picore.configtxt import ConfigTxt
+from steps.wire import dhcp, tftp
+from steps.wire.netframes import (
     ARP_REPLY,
     ARP_REQUEST,
     ZERO_MAC,
@@ -49,7 +49,7 @@ from steps.netframes import (
     parse_frame,
     udp_frame,
 )
-from steps.rawlink import RawLink
+from steps.wire.rawlink import RawLink
 
 #: The device tree start*.elf loads for each model (netboot.md §5.3).
 DTB = {"pi3": "bcm2710-rpi-3-b.dtb", "pi4": "bcm2711-rpi-4-b.dtb"}
@@ -713,3 +713,53 @@ class VirtualPi:
             if not stage.ok:
                 return
         report.phase = "initramfs"
+
+
+def check_serial(serial: str) -> str:
+    """A serial as the firmware writes its prefix: 8 lower-case hex digits.
+
+    Raises:
+        UsageError: anything else.
+    """
+    low = serial.lower()
+    if len(low) != 8 or any(c not in "0123456789abcdef" for c in low):
+        raise UsageError(
+            f"{serial!r} is not a serial number (8 hex digits, e.g. 9ffefdef)",
+            fix="use the low 8 hex digits of /proc/cpuinfo's Serial",
+        )
+    return low
+
+
+def run_selftest(
+    iface: str,
+    *,
+    model: str = "pi3",
+    serial: str = DEFAULT_SERIAL,
+    mac: str | None = None,
+    manifest: Mapping[str, Any] | None = None,
+    options: BootOptions | None = None,
+    cancel: threading.Event | None = None,
+    report: BootReport | None = None,
+) -> Iterator[Stage]:
+    """Boot one virtual Pi on ``iface`` and yield each stage as it finishes.
+
+    Raises:
+        UsageError: bad model/serial, no such interface, or not root.
+    """
+    if model not in ("pi3", "pi4"):
+        raise UsageError(f"model {model!r} is not pi3 or pi4")
+    opts = options or BootOptions()
+    if manifest is not None:
+        opts.manifest = manifest
+    pi = VirtualPi(
+        iface,
+        model=model,  # type: ignore[arg-type]
+        serial=check_serial(serial),
+        mac=mac,
+        options=opts,
+        cancel=cancel,
+    )
+    if report is None:
+        report = pi.new_report()
+    report.mac, report.model, report.serial = pi.mac, pi.model, pi.serial
+    yield from pi.boot(report)

@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from steps import proc
-from steps.configtxt import Cmdline, ConfigTxt
-from steps.demo import DEMO_MARKER
 from steps.errors import Cancelled, ChecksumError, CommandError, RemasterError
 from steps.events import Progress
 from steps.fsutil import disk_error, sha256_file
+from steps.paths import DEMO_MARKER
+from steps.picore.configtxt import Cmdline, ConfigTxt
 
 SECTOR = 512
 #: MBR partition types of FAT file systems (FAT12, FAT16 < 32M, FAT16, FAT32 CHS/LBA, FAT16 LBA).

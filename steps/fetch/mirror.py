@@ -10,7 +10,7 @@ pages as the only index. Two entry points, both bounded in the number of pages t
   each arch and its release directories (about 30 pages on tinycorelinux.net), read in parallel.
 
 Mirrors are tried in order; a mirror that does not answer is skipped, and when none answers the
-caller falls back to the offline catalog (``steps.catalog``).
+caller falls back to the offline catalog (``steps.fetch.catalog``).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 from steps.answers import ARCHES
 from steps.artifacts import Layout, ReleaseRef
-from steps.download import Downloader, MirrorNotFound, MirrorUnreachable
 from steps.errors import AnswersError
 from steps.events import Event, LogLine
-from steps.listing import Entry, parse_listing
+from steps.fetch.download import Downloader, MirrorNotFound, MirrorUnreachable
+from steps.fetch.listing import Entry, parse_listing
 
 #: The oldest major this tool knows how to remaster (config.txt naming, see picore.md §2.2).
 MIN_MAJOR = 12

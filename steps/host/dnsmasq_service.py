@@ -25,9 +25,9 @@ from typing import Any
 
 from steps import proc
 from steps.answers import Answers, resolve_path
-from steps.dnsmasq import dnsmasq_program, state_files
 from steps.errors import Cancelled, CommandError, NetworkError
 from steps.events import Event, LogLine
+from steps.host.dnsmasq import dnsmasq_program, state_files
 
 READY_MARK = "TFTP root is"
 SYSTEMD_UNIT = "dnsmasq"
@@ -397,8 +397,8 @@ class ServiceStatus:
 
 def service_status(answers: Answers, *, log_lines: int = 15) -> ServiceStatus:
     """Read the installed config, the running dnsmasq and the live interface addresses."""
-    from steps.dnsmasq import parse_header, read_installed
-    from steps.netif import read_snapshot
+    from steps.host.dnsmasq import parse_header, read_installed
+    from steps.host.netif import read_snapshot
 
     mode = answers.network.dnsmasq_service
     conf = resolve_path(answers.network.dnsmasq_conf)

@@ -10,7 +10,7 @@ Three layers, each usable alone:
   EEPROM bootloader: random xid, GUID "RPi4" + board revision + MAC + serial, REQUEST without
   option 60), framed by ``client_frame`` as the ROM frames them (0.0.0.0 → broadcast, TTL 128, IP id
   0, UDP checksum 0);
-- a client over ``steps.rawlink.RawLink``: ``collect`` every OFFER/ACK for one transaction, and
+- a client over ``steps.wire.rawlink.RawLink``: ``collect`` every OFFER/ACK for one transaction, and
   ``probe_offers`` — one DISCOVER from an interface and every offer that answers it within a
   window — which the network preflight uses to find other DHCP servers and other proxies.
 """
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from steps.errors import Cancelled
-from steps.netframes import (
+from steps.wire.netframes import (
     BROADCAST_MAC,
     UdpPacket,
     ip_bytes,
@@ -36,7 +36,7 @@ from steps.netframes import (
     parse_frame,
     udp_frame,
 )
-from steps.rawlink import RawLink, random_local_mac
+from steps.wire.rawlink import RawLink, random_local_mac
 
 Model = Literal["pi3", "pi4"]
 

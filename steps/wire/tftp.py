@@ -6,7 +6,7 @@ blocks) or with ``tsize 0 blksize 1468`` (the Pi 4), an existence probe that sto
 says *how* a transfer ended (complete, probe, not-found, denied, timeout …) rather than raising.
 
 It runs over any ``Endpoint`` — a plain UDP socket (``UdpEndpoint``) or the virtual Pi's raw
-frames (``steps.virtualpi``) — and follows the server's ephemeral port (the transfer id) as RFC
+frames (``steps.wire.virtualpi``) — and follows the server's ephemeral port (the transfer id) as RFC
 1350 says: the first answer fixes it, packets from any other port get ``ERROR 5`` and are
 otherwise ignored.
 """

@@ -28,12 +28,13 @@ from steps import deploy
 from steps.answers import Answers, Profile, default_answers
 from steps.answers_toml import dump_answers
 from steps.base import StepContext
-from steps.virtualpi import BootOptions, BootReport, VirtualPi
-from tests.boot_tree import make_build
+from steps.host import tftproot
+from steps.wire.virtualpi import BootOptions, BootReport, VirtualPi
+from tests.support.boot_tree import make_build
 from tests.conftest import needs_root
-from tests.lab import Host, Lab
-from tests.netboot_lab import in_netns, start_router
-from tests.wheelhouse import service_wheels
+from tests.support.lab import Host, Lab
+from tests.support.netboot_lab import in_netns, start_router
+from tests.support.wheelhouse import service_wheels
 
 pytestmark = pytest.mark.netns
 
@@ -153,7 +154,7 @@ def test_the_server_is_what_the_headless_run_left(server: Server) -> None:
     assert f"tftp-root={server.answers.network.tftp_root}/current" in conf
     pid = int((server.base / "run" / "dnsmasq.pid").read_text())
     assert Path(f"/proc/{pid}").exists()  # dnsmasq kept running after the wizard exited
-    assert deploy.current_release(Path(server.answers.network.tftp_root)) is not None
+    assert tftproot.current_release(Path(server.answers.network.tftp_root)) is not None
 
 
 @pytest.mark.parametrize(
@@ -232,13 +233,13 @@ def test_deploy_and_rollback_under_load_never_serve_a_mixed_file(server: Server)
     answers = server.answers.model_copy(deep=True)
     answers.deploy.keep = 100  # keep every release: the original is restored at the end
     root = Path(answers.network.tftp_root)
-    original = deploy.current_release(root)
+    original = tftproot.current_release(root)
     work = server.base / "load"
     manifests: dict[str, dict[str, Any]] = {}
 
     def remember() -> None:
-        for info in deploy.list_releases(root):
-            m = deploy.read_manifest(info.path / "manifest.json")
+        for info in tftproot.list_releases(root):
+            m = tftproot.read_manifest(info.path / "manifest.json")
             assert m is not None
             manifests.setdefault(info.id, m)
 
@@ -372,7 +373,7 @@ def test_missing_initramfs(server: Server) -> None:
 
 def test_changed_file_fails_the_manifest_check(server: Server) -> None:
     root = Path(server.answers.network.tftp_root)
-    manifest = deploy.read_manifest(root / "current" / "manifest.json")
+    manifest = tftproot.read_manifest(root / "current" / "manifest.json")
     manifest_file = server.base / "old-manifest.json"
     assert manifest is not None
     manifest["files"]["config.txt"]["sha256"] = "0" * 64
@@ -472,7 +473,7 @@ def test_full_headless_plan_in_the_server_namespace_boots_virtual_pis(
                 [sys.executable, "-c", MIRROR_SERVER, str(fake_mirror.root)],
                 stdout=subprocess.PIPE,
                 text=True,
-                cwd=str(Path(__file__).resolve().parents[1]),
+                cwd=str(Path(__file__).resolve().parents[2]),
             )
             assert mirror.stdout is not None
             answers.release.mirrors = [mirror.stdout.readline().strip()]

@@ -3,13 +3,13 @@
 Each check returns ``Finding``s with a severity, the evidence (PID and name, the firewall rule,
 the offer's server) and a fix:
 
-- the interface: missing, down, no address, wireless/bond/bridge (``steps.netif``);
+- the interface: missing, down, no address, wireless/bond/bridge (``steps.host.netif``);
 - ports: other processes owning udp/67 or udp/69 (our own dnsmasq is not a conflict; DNS is
   always off in our config, ``port=0``, so udp/53 is not checked);
-- the segment: one PXE-flavoured DISCOVER from a locally administered MAC (``steps.dhcp``); an
+- the segment: one PXE-flavoured DISCOVER from a locally administered MAC (``steps.wire.dhcp``); an
   offer of an address = a DHCP server (needed: proxy DHCP only adds the boot menu), an offer with
   option 43 from a host that is not us = a second proxy. Needs root and the interface up;
-- the firewall: nftables / iptables rules that drop udp/67 or udp/69 (``steps.firewall``);
+- the firewall: nftables / iptables rules that drop udp/67 or udp/69 (``steps.host.firewall``);
 - dnsmasq: missing, built without DHCP/TFTP, or older than the options the config uses;
 - systemd mode: the unit exists and reads the drop-in's directory.
 
@@ -28,10 +28,10 @@ from typing import Any, Literal
 
 from steps import proc
 from steps.answers import Answers, resolve_path
-from steps.dnsmasq import dnsmasq_program, required_version
 from steps.errors import CommandError, FirecoreError
-from steps.firewall import Blocked, Chain, blocked, parse_iptables_save, parse_nft
-from steps.netif import Interface, Snapshot, assess
+from steps.host.dnsmasq import dnsmasq_program, required_version
+from steps.host.firewall import Blocked, Chain, blocked, parse_iptables_save, parse_nft
+from steps.host.netif import Interface, Snapshot, assess
 
 Severity = Literal["error", "warning", "info"]
 SERVICE_PORTS = {67: "DHCP", 69: "TFTP"}
@@ -166,7 +166,7 @@ def port_findings(users: Iterable[PortUse], own_pids: set[int]) -> list[Finding]
 def segment_findings(
     offers: Iterable[Any], own_addresses: set[str], probe_mac: str
 ) -> list[Finding]:
-    """Judge the offers one probe DISCOVER drew (``steps.dhcp.Offer`` objects)."""
+    """Judge the offers one probe DISCOVER drew (``steps.wire.dhcp.Offer`` objects)."""
     out: list[Finding] = []
     servers: list[str] = []
     proxies: list[tuple[str, bool]] = []
@@ -231,7 +231,7 @@ def check_segment(
         ]
     if iface is None or not iface.up:
         return [Finding("probe-skipped", "info", "skipped: the interface is missing or down")]
-    from steps.dhcp import probe
+    from steps.wire.dhcp import probe
 
     try:
         result = probe(iface.name, None, model="pi4", timeout=seconds, cancel=cancel)

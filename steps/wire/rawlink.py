@@ -22,7 +22,7 @@ import time
 from types import TracebackType
 
 from steps.errors import UsageError
-from steps.netframes import mac_bytes, mac_str
+from steps.wire.netframes import mac_bytes, mac_str
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263

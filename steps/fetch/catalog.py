@@ -16,9 +16,9 @@ from functools import cache
 from pathlib import Path
 
 from steps.artifacts import ReleaseRef
-from steps.download import Downloader
 from steps.events import Event, LogLine
-from steps.mirror import Catalogue, Resolved, same_version, scan_releases, sort_refs
+from steps.fetch.download import Downloader
+from steps.fetch.mirror import Catalogue, Resolved, same_version, scan_releases, sort_refs
 from steps.paths import asset
 
 OFFLINE_NOTE = (

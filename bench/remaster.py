@@ -100,7 +100,7 @@ def tool_build(inputs: dict[str, str], out: Path, cache: Path) -> dict[str, floa
     """One build in this process; returns seconds and this process's peak RSS (MB)."""
     from steps.answers import default_answers
     from steps.remaster import RemasterStep
-    from tests import remaster_support as rs
+    from tests.support import remaster_support as rs
 
     a = default_answers()
     a.build.output = str(out)

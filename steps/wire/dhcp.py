@@ -450,18 +450,64 @@ def pi3_rom_discover(mac: str) -> DhcpPacket:
     )
 
 
-def pi4_guid(mac: str, serial: str, board_rev: int = PI4_BOARD_REV) -> bytes:
-    """Option 97 of a Pi 4: 00 "RPi4" + board revision + MAC low 4 bytes + serial.
+#: The option-97 FourCCs of the EEPROM bootloaders: Pi 4 (some firmware sends it reversed) and Pi 5.
+GUID_MODELS = {b"RPi4": "pi4", b"4iPR": "pi4", b"RPi5": "pi5"}
+#: The Pi 3 ROM's constant GUID (a ROM bug: 16 × 0x44), netboot.md §2.1.
+PI3_ROM_GUID = b"\x00" + b"\x44" * 16
 
-    The byte order of the three numbers is UNCONFIRMED (netboot.md §10); big-endian is used, so
-    the serial reads the same in a hex dump as in ``/proc/cpuinfo``.
+
+def pi4_guid(
+    mac: str, serial: str, board_rev: int = PI4_BOARD_REV, fourcc: bytes = b"RPi4"
+) -> bytes:
+    """Option 97 of a Pi 4/5 bootloader.
+
+    ``00`` + FourCC + board revision (4 bytes, little-endian) + the MAC's low 4 bytes (wire order)
+    + the serial (4 bytes, little-endian). Source: raspberrypi/documentation
+    eeprom-bootloader.adoc (DHCP_OPTION97) and real dnsmasq logs of Pi 4 boots, where serial
+    ``5b154510`` with board revision ``0x00a03111`` logs as
+    ``00:52:50:69:34:11:31:a0:00:<mac4>:10:45:15:5b`` (netboot.md §12).
     """
     return (
-        b"\x00RPi4"
-        + struct.pack("!I", board_rev)
+        b"\x00"
+        + fourcc
+        + struct.pack("<I", board_rev)
         + mac_bytes(mac)[2:]
-        + bytes.fromhex(serial.rjust(8, "0")[-8:])
+        + struct.pack("<I", int(serial.rjust(8, "0")[-8:], 16))
     )
+
+
+@dataclass(frozen=True)
+class PiGuid:
+    """What a Pi's option 97 says about it."""
+
+    model: str
+    """``pi3`` (the 3B ROM's constant GUID or bootcode.bin's serial × 4), ``pi4`` or ``pi5``."""
+    serial: str | None
+    """8 lower-case hex digits as ``/proc/cpuinfo`` prints them; None when the GUID has none."""
+    board_rev: int | None = None
+    mac_low: bytes | None = None
+
+
+def parse_guid(guid: bytes | None) -> PiGuid | None:
+    """Read option 97 as a Pi's boot code writes it; None for anything else.
+
+    Three shapes (netboot.md §2.2, §12): the 3B ROM's ``00`` + ``44`` × 16 (no serial);
+    bootcode.bin's ``00`` + the serial (little-endian) four times; the Pi 4/5 EEPROM's ``00`` +
+    FourCC + board revision (LE) + MAC low 4 bytes + serial (LE).
+    """
+    if guid is None or len(guid) != 17 or guid[0] != 0:
+        return None
+    if guid == PI3_ROM_GUID:
+        return PiGuid("pi3", None)
+    model = GUID_MODELS.get(guid[1:5])
+    if model is not None:
+        (rev,) = struct.unpack("<I", guid[5:9])
+        (serial,) = struct.unpack("<I", guid[13:17])
+        return PiGuid(model, f"{serial:08x}", rev, guid[9:13])
+    if guid[1:5] == guid[5:9] == guid[9:13] == guid[13:17] and any(guid[1:5]):
+        (serial,) = struct.unpack("<I", guid[1:5])
+        return PiGuid("pi3", f"{serial:08x}")
+    return None
 
 
 def pi4_discover(

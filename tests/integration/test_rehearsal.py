@@ -24,8 +24,8 @@ from steps.errors import StepError, UsageError
 from steps.events import Result
 from steps.selftest import SelftestStep
 from steps.wire.virtualpi import BootOptions
-from tests.support.boot_tree import make_build
 from tests.conftest import ROOT, needs_root
+from tests.support.boot_tree import make_build
 from tests.support.lab import Lab
 
 pytestmark = pytest.mark.netns

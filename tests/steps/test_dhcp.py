@@ -149,7 +149,7 @@ def test_pi4_packets_round_trip() -> None:
     assert back == disc
     guid = back.client_guid
     assert guid is not None and len(guid) == 17 and guid[1:5] == b"RPi4"
-    assert guid[-4:] == bytes.fromhex("9ffefdef") and guid[9:13] == bytes.fromhex("32 01 36 c2")
+    assert guid[-4:] == bytes.fromhex("ef fd fe 9f") and guid[9:13] == bytes.fromhex("32 01 36 c2")
     assert back.parameter_list == (1, 3, 43, 60, 66, 67, *range(128, 136))
     assert back.vendor_class == dhcp.PXE_VENDOR_CLASS.decode()
     offer = dhcp.DhcpPacket(
@@ -310,3 +310,25 @@ def test_probe_on_a_missing_interface_is_a_usage_error() -> None:
 
     with pytest.raises(UsageError, match="does not exist"):
         dhcp.probe_offers("nosuchif0", timeout=0.1)
+
+
+def test_pi4_guid_is_little_endian_as_in_a_real_dnsmasq_log() -> None:
+    # netboot.md §12: serial 5b154510, board rev 0x00a03111 logs as
+    # 00:52:50:69:34:11:31:a0:00:<mac4>:10:45:15:5b
+    guid = dhcp.pi4_guid("dc:a6:32:aa:bb:cc", "5b154510", board_rev=0x00A03111)
+    assert guid.hex(":") == "00:52:50:69:34:11:31:a0:00:32:aa:bb:cc:10:45:15:5b"
+    info = dhcp.parse_guid(guid)
+    assert info == dhcp.PiGuid("pi4", "5b154510", 0x00A03111, bytes.fromhex("32aabbcc"))
+
+
+def test_parse_guid_reads_every_pi_shape_and_nothing_else() -> None:
+    assert dhcp.parse_guid(dhcp.PI3_ROM_GUID) == dhcp.PiGuid("pi3", None)
+    # bootcode.bin: the serial little-endian four times (netboot.md §2.2, firmware#1605)
+    bootcode = bytes.fromhex("00" + "164c6cb6" * 4)
+    assert dhcp.parse_guid(bootcode) == dhcp.PiGuid("pi3", "b66c4c16")
+    reversed_magic = b"\x00" + b"4iPR" + bytes(8) + bytes.fromhex("10451 55b".replace(" ", ""))
+    assert dhcp.parse_guid(reversed_magic) == dhcp.PiGuid("pi4", "5b154510", 0, bytes(4))
+    pi5 = dhcp.pi4_guid("2c:cf:67:00:00:01", "0a1b2c3d", fourcc=b"RPi5")
+    assert dhcp.parse_guid(pi5) is not None and dhcp.parse_guid(pi5).model == "pi5"  # type: ignore[union-attr]
+    for other in (None, b"", bytes(17), b"\x01" + bytes(16), bytes.fromhex("00" + "11" * 15)):
+        assert dhcp.parse_guid(other) is None

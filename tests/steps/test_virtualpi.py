@@ -21,8 +21,8 @@ from steps.wire.diagnosis import DIAGNOSES, markdown_table
 from steps.wire.jsonlines import stage_json, summary_json
 from steps.wire.netframes import ip_bytes
 from steps.wire.virtualpi import BootOptions, BootReport, Stage, VirtualPi
-from tests.support.boot_tree import make_build
 from tests.conftest import needs_root
+from tests.support.boot_tree import make_build
 from tests.support.lab import Host, Lab
 from tests.support.netboot_lab import in_netns, start_proxy, start_router
 

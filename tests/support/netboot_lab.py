@@ -1,8 +1,8 @@
 """A netboot LAN for tests: a home router (plain DHCP), our proxy-DHCP + TFTP server, Pis.
 
-Built on ``tests.support.lab``. The router is a dnsmasq that leases addresses (``no-ping``, so its offer
-is not 3 s late); the proxy is started from a config written as netboot.md §7.1 recommends, or by
-the real network step (the end-to-end tests). ``in_netns`` lets a test thread create sockets
+Built on ``tests.support.lab``. The router is a dnsmasq that leases addresses (``no-ping``, so its
+offer is not 3 s late); the proxy is started from a config written as netboot.md §7.1 recommends, or
+by the real network step (the end-to-end tests). ``in_netns`` lets a test thread create sockets
 inside a host's namespace, so codec-level tests call ``steps.wire.dhcp`` directly without a
 subprocess.
 """

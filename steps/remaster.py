@@ -50,7 +50,7 @@ OVERLAY = "overlay.gz"
 PROFILE_GZ = "profile.gz"
 PROFILES_DIR = "profiles"
 MANIFEST_FORMAT = 1
-#: Flags every netboot cmdline gets (see README "Boot codes"): no RTC wait, no mydata restore.
+#: Flags every netboot cmdline gets (docs/remaster.md "Boot codes"): no RTC wait, no mydata restore.
 NETBOOT_FLAGS = ("nortc", "norestore")
 _KEEP_OVERLAYS = 4
 _CHUNK = 1 << 20

@@ -148,9 +148,9 @@ def test_stage_and_summary_json_shapes() -> None:
     }
 
 
-def test_readme_documents_every_diagnosis_code() -> None:
-    readme = (ROOT / "README.md").read_text()
-    assert markdown_table() in readme
+def test_docs_document_every_diagnosis_code() -> None:
+    page = (ROOT / "docs" / "reference" / "diagnosis-codes.md").read_text()
+    assert markdown_table() in page
 
 
 # --------------------------------------------------------------------- on the wire

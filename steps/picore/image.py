@@ -36,7 +36,7 @@ from typing import BinaryIO, Protocol
 
 from steps import proc
 from steps.errors import Cancelled, ChecksumError, CommandError, RemasterError
-from steps.events import Progress
+from steps.events import Progress, drive
 from steps.fsutil import disk_error, sha256_file
 from steps.paths import DEMO_MARKER
 from steps.picore.configtxt import Cmdline, ConfigTxt
@@ -487,13 +487,7 @@ def raw_image(
     tmp = Path(tempfile.mkdtemp(prefix=".image-", dir=workdir))
     try:
         img = tmp / "image.img"
-        gen = extract_image("image", release_file, img, cancel)
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                name, md5, _ = stop.value
-                break
+        name, md5, _ = drive(extract_image("image", release_file, img, cancel))
         yield img, name, md5
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +14,10 @@ import pytest
 from steps.demo.factory import Mirror
 from steps.demo.server import Corrupt, Delay, Drop, MirrorServer, Status
 from steps.errors import Cancelled, ChecksumError, DownloadError
-from steps.events import Event, LogLine, Progress
+from steps.events import Event, LogLine, Progress, drive
 from steps.fetch.download import Downloader, Got, Want, parse_md5
 
 REPO = "15.x/armhf/tcz"
-
-
-def drive(gen: Generator[Event, None, Any], events: list[Event] | None = None) -> Any:
-    """Run a step-style generator to its return value, collecting its events."""
-    sink = events if events is not None else []
-    while True:
-        try:
-            sink.append(next(gen))
-        except StopIteration as stop:
-            return stop.value
 
 
 def want(mirror: Mirror, name: str) -> Want:
@@ -71,7 +61,7 @@ def test_fetch_verifies_caches_and_a_warm_run_makes_no_request(
     wants = [want(fake_mirror, n) for n in names]
     events: list[Event] = []
     with downloader(tmp_path, mirror_server.url, workers=3) as dl:
-        got = drive(dl.fetch(wants), events)
+        got = drive(dl.fetch(wants), events.append)
     assert set(got) == {w.path for w in wants}
     for w in wants:
         g: Got = got[w.path]
@@ -103,10 +93,9 @@ def test_metadata_is_cached_including_404s(
         first = drive(dl.meta_many(paths, missing_ok=True))
     assert first[paths[0]] is None
     assert first[paths[1]] == fake_mirror.path(paths[1]).read_bytes()
-    assert (
-        parse_md5(first[paths[2]].decode(), with_dep)
-        == fake_mirror.repos[REPO].packages[with_dep].md5
-    )
+    md5_text = first[paths[2]]
+    assert md5_text is not None
+    assert parse_md5(md5_text.decode(), with_dep) == fake_mirror.repos[REPO].packages[with_dep].md5
     mirror_server.reset_counts()
     with downloader(tmp_path, mirror_server.url) as dl:
         assert drive(dl.meta_many(paths, missing_ok=True)) == first
@@ -146,7 +135,7 @@ def test_server_errors_are_retried_with_backoff(
     mirror_server.fault("/" + w.path, Status(500), Status(503))
     events: list[Event] = []
     with downloader(tmp_path, mirror_server.url, retries=3) as dl:
-        got = drive(dl.fetch([w]), events)
+        got = drive(dl.fetch([w]), events.append)
     assert got[w.path].md5 == w.md5
     assert [r.status for r in mirror_server.requests if r.path == "/" + w.path] == [500, 503, 200]
     retries = [e.text for e in events if isinstance(e, LogLine) and "retrying in" in e.text]
@@ -163,7 +152,7 @@ def test_a_dropped_connection_resumes_with_range(
     mirror_server.fault("/" + w.path, Drop(after=cut))
     events: list[Event] = []
     with downloader(tmp_path, mirror_server.url) as dl:
-        got = drive(dl.fetch([w]), events)
+        got = drive(dl.fetch([w]), events.append)
     assert got[w.path].file.read_bytes() == fake_mirror.path(w.path).read_bytes()
     requests = [r for r in mirror_server.requests if r.path == "/" + w.path]
     assert [(r.status, r.range) for r in requests] == [(200, None), (206, f"bytes={cut}-")]
@@ -178,7 +167,7 @@ def test_corrupt_bytes_fail_md5_and_are_fetched_from_the_next_mirror(
     mirror_server.fault("/" + w.path, Corrupt())
     events: list[Event] = []
     with downloader(tmp_path, mirror_server.url, second_server.url) as dl:
-        got = drive(dl.fetch([w]), events)
+        got = drive(dl.fetch([w]), events.append)
     assert got[w.path].mirror == second_server.url
     assert got[w.path].file.read_bytes() == fake_mirror.path(w.path).read_bytes()
     warning = next(e.text for e in events if isinstance(e, LogLine) and "md5 is" in e.text)
@@ -215,7 +204,7 @@ def test_a_slow_mirror_times_out_and_the_next_one_serves(
     events: list[Event] = []
     start = time.monotonic()
     with downloader(tmp_path, mirror_server.url, second_server.url, read_timeout=0.3) as dl:
-        got = drive(dl.fetch([w]), events)
+        got = drive(dl.fetch([w]), events.append)
         assert dl.mirrors == [second_server.url, mirror_server.url]  # slow one tried last now
     assert time.monotonic() - start < 5
     assert got[w.path].mirror == second_server.url

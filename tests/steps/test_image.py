@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import threading
 import zipfile
-from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +18,16 @@ import pytest
 from steps import proc
 from steps.demo.factory import BuiltRelease, Mirror
 from steps.errors import Cancelled, ChecksumError, RemasterError
-from steps.events import Progress
+from steps.events import Progress, drive
 from steps.picore import image
 from steps.picore.image import BootTree, read_partitions, unpack_boot
 
 ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "LC_ALL": "C"}
 
 
-def drain(gen: Generator[Progress, None, Any]) -> tuple[Any, list[Progress]]:
-    events: list[Progress] = []
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            return stop.value, events
-
-
 def unpack(release: Path, cache: Path, **kw: Any) -> tuple[BootTree, list[Progress]]:
-    tree, events = drain(unpack_boot("release", release, cache, **kw))
+    events: list[Progress] = []
+    tree = drive(unpack_boot("release", release, cache, **kw), events.append)
     assert isinstance(tree, BootTree)
     return tree, events
 
@@ -170,7 +161,7 @@ def test_cancel_leaves_nothing(fake_mirror: Mirror, tmp_path: Path) -> None:
     next(gen)  # the first progress event: extraction has begun
     cancel.set()
     with pytest.raises(Cancelled):
-        drain(gen)
+        drive(gen)
     assert leftovers(tmp_path) == []
     cancel.clear()
     tree, _ = unpack(fake_mirror.path(rel.path), tmp_path, cancel=cancel)

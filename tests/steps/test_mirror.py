@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ from steps.artifacts import ReleaseRef
 from steps.demo.factory import Mirror
 from steps.demo.server import MirrorServer, Status
 from steps.errors import AnswersError
-from steps.events import Event, LogLine
+from steps.events import Event, LogLine, drive
 from steps.fetch.catalog import (
     OFFLINE_NOTE,
     browse_releases,
@@ -24,15 +23,6 @@ from steps.fetch.catalog import (
 )
 from steps.fetch.download import Downloader
 from steps.fetch.mirror import resolve_release, scan_releases, version_key
-
-
-def drive(gen: Generator[Event, None, Any], events: list[Event] | None = None) -> Any:
-    sink = events if events is not None else []
-    while True:
-        try:
-            sink.append(next(gen))
-        except StopIteration as stop:
-            return stop.value
 
 
 def dl(cache: Path, *mirrors: str) -> Downloader:
@@ -75,6 +65,7 @@ def test_scan_can_be_limited_to_some_majors(
 ) -> None:
     with dl(tmp_path, mirror_server.url) as d:
         cat = drive(scan_releases(d, majors=[15]))
+    assert cat is not None
     assert {r.version for r in cat.refs} == {"15.0.0", "15.0.0-beta2"}
     assert mirror_server.count("/12.x/*") == mirror_server.count("/16.x/*") == 0
 
@@ -89,6 +80,7 @@ def test_resolve_reads_only_a_few_pages_and_is_cached(
     rel = fake_mirror.release(version, arch)
     with dl(tmp_path, mirror_server.url) as d:
         found = drive(resolve_release(d, version, arch))
+    assert found is not None
     assert found.ref.path == rel.path and found.mirror == mirror_server.url
     assert found.ref.beta == rel.spec.beta
     assert found.md5_path == (f"{rel.path}.md5.txt" if rel.spec.publish_md5 else None)
@@ -104,6 +96,7 @@ def test_resolve_accepts_an_equivalent_version_spelling(
 ) -> None:
     with dl(tmp_path, mirror_server.url) as d:
         found = drive(resolve_release(d, "12.0.0", "armv7"))
+    assert found is not None
     assert found.ref.filename == "piCore-12.0.zip" and found.ref.version == "12.0"
 
 
@@ -136,9 +129,9 @@ def test_failover_skips_a_broken_mirror_and_reports_it(
         broken.fault("*", Status(503), repeat_last=True)
         events: list[Event] = []
         with dl(tmp_path, broken.url, mirror_server.url) as d:
-            found = drive(resolve_release(d, "15.0.0", "armhf"), events)
+            found = drive(resolve_release(d, "15.0.0", "armhf"), events.append)
             assert d.mirrors[0] == mirror_server.url  # the broken one goes last
-    assert found.mirror == mirror_server.url
+    assert found is not None and found.mirror == mirror_server.url
     texts = [e.text for e in events if isinstance(e, LogLine)]
     assert any(broken.url in t and "did not answer" in t and "HTTP 503" in t for t in texts)
 
@@ -188,7 +181,7 @@ def test_browse_falls_back_to_the_catalog_and_says_so(
     server.stop()
     events: list[Event] = []
     with dl(tmp_path, url) as d:
-        offline = drive(browse_releases(d), events)
+        offline = drive(browse_releases(d), events.append)
     assert offline.offline and offline.mirror == ""
     assert [r.path for r in offline.refs] == [e.ref.path for e in catalog_entries()]
     assert offline.problems == [f"{url}: did not answer"]

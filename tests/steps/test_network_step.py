@@ -12,7 +12,7 @@ from steps.answers import Answers, default_answers
 from steps.artifacts import NetworkResult
 from steps.base import StepContext
 from steps.errors import Cancelled, NetworkError
-from steps.events import Event, LogLine, Planned, Progress, Result
+from steps.events import Event, LogLine, Planned, Progress, Result, drive
 from steps.host.dnsmasq_service import restart_systemd
 from steps.network import NetworkStep
 from tests.conftest import needs_root
@@ -135,21 +135,13 @@ def shim(tmp: Path, *, state: str) -> Path:
     return bin_dir
 
 
-def drive(gen: object) -> tuple[list[Event], object]:
-    events: list[Event] = []
-    try:
-        while True:
-            events.append(next(gen))  # type: ignore[call-overload]
-    except StopIteration as stop:
-        return events, stop.value
-
-
 def test_systemd_restart_checks_the_unit_stays_active(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bin_dir = shim(tmp_path, state="active")
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    events, pid = drive(restart_systemd("network", settle=0.05))
+    events: list[Event] = []
+    pid = drive(restart_systemd("network", settle=0.05), events.append)
     assert pid == 4321
     calls = (tmp_path / "calls.log").read_text().splitlines()
     assert calls == [

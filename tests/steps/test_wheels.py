@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from steps.answers import default_answers
 from steps.artifacts import Extension, ExtensionSet
 from steps.base import StepContext
 from steps.errors import AnswersError, Cancelled
-from steps.events import Event, LogLine
+from steps.events import Event, LogLine, drive
 from steps.picore.wheels import WheelError, WheelSet, install, python_version, target_for
 from tests.support.wheelhouse import (
     PI_AARCH64_311,
@@ -21,15 +20,6 @@ from tests.support.wheelhouse import (
     X86_64_311,
     make_wheel,
 )
-
-
-def drain(gen: Generator[Event, None, WheelSet]) -> tuple[list[Event], WheelSet]:
-    events: list[Event] = []
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            return events, stop.value
 
 
 @pytest.fixture
@@ -92,7 +82,8 @@ def test_armv7l_311_picks_the_pi_wheels_and_records_sha256(
 ) -> None:
     ctx = StepContext(default_answers())
     target = target_for("armhf", "15.0.0", "3.11")
-    events, ws = drain(install("app", ctx, ["purelib"], target, tmp_path / "c", wheelhouse))
+    events: list[Event] = []
+    ws = drive(install("app", ctx, ["purelib"], target, tmp_path / "c", wheelhouse), events.append)
     assert installed(ws) == {"purelib": "py3-none-any", "fastcalc": PI_ARMV7_311}
     assert (
         ws.site_packages / "fastcalc" / "__init__.py"
@@ -110,7 +101,7 @@ def test_python38_gets_dependencies_whose_markers_hold_only_on_the_pi(
 ) -> None:
     ctx = StepContext(default_answers())
     target = target_for("armv7", "13.0.0", "3.8")
-    _, ws = drain(install("app", ctx, ["purelib"], target, tmp_path / "c", wheelhouse))
+    ws = drive(install("app", ctx, ["purelib"], target, tmp_path / "c", wheelhouse))
     # pip evaluated `python_version < "3.9"` for this 3.11 host; the step re-checked for 3.8
     assert installed(ws) == {
         "purelib": "py3-none-any",
@@ -122,7 +113,7 @@ def test_python38_gets_dependencies_whose_markers_hold_only_on_the_pi(
 def test_aarch64_picks_the_aarch64_wheel(tmp_path: Path, wheelhouse: Path) -> None:
     ctx = StepContext(default_answers())
     target = target_for("aarch64", "16.0.0", "3.11")
-    _, ws = drain(install("app", ctx, ["purelib"], target, tmp_path / "c", wheelhouse))
+    ws = drive(install("app", ctx, ["purelib"], target, tmp_path / "c", wheelhouse))
     assert installed(ws)["fastcalc"] == PI_AARCH64_311
 
 
@@ -132,7 +123,7 @@ def test_a_package_without_a_pi_wheel_is_named_with_the_fix(
     ctx = StepContext(default_answers())
     target = target_for("armhf", "15.0.0", "3.11")
     with pytest.raises(WheelError) as err:
-        drain(install("app", ctx, ["purelib", "nativeonly"], target, tmp_path / "c", wheelhouse))
+        drive(install("app", ctx, ["purelib", "nativeonly"], target, tmp_path / "c", wheelhouse))
     assert err.value.package == "nativeonly"
     assert "nativeonly has no wheel for the Pi (CPython 3.11 on manylinux2014_armv7l)" in str(
         err.value.message
@@ -146,13 +137,14 @@ def test_the_installed_tree_is_cached_by_its_inputs(tmp_path: Path, wheelhouse: 
     ctx = StepContext(default_answers())
     target = target_for("armhf", "15.0.0", "3.11")
     cache = tmp_path / "c"
-    _, first = drain(install("app", ctx, ["purelib"], target, cache, wheelhouse))
-    events, again = drain(install("app", ctx, ["purelib"], target, cache, wheelhouse))
+    first = drive(install("app", ctx, ["purelib"], target, cache, wheelhouse))
+    events: list[Event] = []
+    again = drive(install("app", ctx, ["purelib"], target, cache, wheelhouse), events.append)
     assert again.cached and again.site_packages == first.site_packages
     assert again.wheels == first.wheels
     assert not any(isinstance(e, LogLine) and e.stream == "cmd" for e in events)  # no pip run
     make_wheel(wheelhouse, "fastcalc", "1.1", PI_ARMV7_311)  # wheelhouse content changed
-    _, newer = drain(install("app", ctx, ["purelib"], target, cache, wheelhouse))
+    newer = drive(install("app", ctx, ["purelib"], target, cache, wheelhouse))
     assert not newer.cached and newer.key != first.key
     assert f"fastcalc-1.1-{PI_ARMV7_311}.whl" in newer.wheels
 
@@ -161,11 +153,11 @@ def test_bad_wheelhouse_and_cancel(tmp_path: Path, wheelhouse: Path) -> None:
     ctx = StepContext(default_answers())
     target = target_for("armhf", "15.0.0", "3.11")
     with pytest.raises(AnswersError) as err:
-        drain(install("app", ctx, ["purelib"], target, tmp_path / "c", tmp_path / "missing"))
+        drive(install("app", ctx, ["purelib"], target, tmp_path / "c", tmp_path / "missing"))
     assert err.value.key == "app.wheelhouse"
     ctx.cancel.set()
     with pytest.raises(Cancelled):
-        drain(install("app", ctx, ["purelib"], target, tmp_path / "c", wheelhouse))
+        drive(install("app", ctx, ["purelib"], target, tmp_path / "c", wheelhouse))
     assert not (tmp_path / "c" / "wheels").exists() or not any(
         (tmp_path / "c" / "wheels").iterdir()
     )

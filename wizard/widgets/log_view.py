@@ -2,8 +2,8 @@
 
 A Textual ``Log`` (plain strings, styled only when a line is drawn) rather than a ``RichLog``:
 a chatty tool can print thousands of lines a second, and rendering each one as it arrives would
-starve key presses. Lines carry the headless renderer's prefixes (``> cmd``, ``< output``,
-``WARNING``) and the highlighter colours them by prefix. The log keeps the last few thousand.
+starve key presses. Lines carry the headless renderer's prefixes (``steps.events.log_text``)
+and the highlighter colours them by prefix. The log keeps the last few thousand.
 """
 
 from __future__ import annotations
@@ -14,15 +14,7 @@ from rich.highlighter import Highlighter
 from rich.text import Text
 from textual.widgets import Log
 
-from steps.events import Event, LogLine, Planned, Result
-
-_PREFIX: dict[str, str] = {
-    "cmd": "> ",
-    "stdout": "< ",
-    "stderr": "<! ",
-    "warning": "WARNING ",
-    "info": "",
-}
+from steps.events import Event, LogLine, Planned, Result, log_text, plan_text
 
 _STYLES: tuple[tuple[str, str], ...] = (
     ("> ", "bold"),
@@ -50,10 +42,9 @@ class PrefixHighlighter(Highlighter):
 def line_for(event: Event) -> str | None:
     """The log line for an event (None for progress, which the progress panel shows)."""
     if isinstance(event, LogLine):
-        return f"{_PREFIX.get(event.stream, '')}{event.text}"
+        return log_text(event)
     if isinstance(event, Planned):
-        detail = f"  ({event.detail})" if event.detail else ""
-        return f"plan: {event.action} {event.target}{detail}"
+        return f"plan: {plan_text(event)}"
     if isinstance(event, Result):
         return f"✓ {event.summary}" if event.summary else None
     return None

@@ -145,6 +145,12 @@ def replacing_dir(final: Path) -> Iterator[Path]:
         replace_dir(tmp, final)
 
 
+def md5_file(path: Path) -> str:
+    """md5 hex of a file (piCore publishes md5 sums for its images and TCZs)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "md5").hexdigest()
+
+
 def sha256_file(
     path: Path,
     *,

@@ -36,10 +36,10 @@ from steps.artifacts import AppBundle, BuildResult, ExtensionSet, ReleaseArtifac
 from steps.base import StepContext
 from steps.errors import FirecoreError, RemasterError
 from steps.events import Event, LogLine, Planned, Progress, Result, Unit
-from steps.fsutil import atomic_write, disk_error, replacing_dir, sha256_file
+from steps.fsutil import atomic_write, disk_error, md5_file, replacing_dir, sha256_file
 from steps.paths import cache_dir
 from steps.picore import image, overlay
-from steps.picore.appbundle import bundle_digest
+from steps.picore.appbundle import bundle_digest, render_env
 from steps.picore.configtxt import BoardBoot, Cmdline, ConfigTxt
 from steps.picore.rootfs import BOOTLOCAL, BaseRootfs, read_base
 from steps.relay import relay
@@ -99,11 +99,6 @@ def app_digest(bundle: AppBundle) -> str:
         ) from None
 
 
-def _md5(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "md5").hexdigest()
-
-
 def build_inputs(
     answers: Answers, release: ReleaseArtifact, extset: ExtensionSet, bundle: AppBundle, mtime: int
 ) -> dict[str, Any]:
@@ -116,7 +111,7 @@ def build_inputs(
     for pkg in extset.packages:
         md5 = pkg.md5
         if not md5 and pkg.name in extset.files:
-            md5 = _md5(Path(extset.files[pkg.name]))
+            md5 = md5_file(Path(extset.files[pkg.name]))
         packages.append([pkg.name, md5 or "", pkg.dep_text])
     return {
         "tool": tool_version(),
@@ -304,7 +299,7 @@ class RemasterStep:
             pov.add_file(
                 f"{overlay.FIRECORE_DIR}/profile.env",
                 0o644,
-                data=overlay.env_bytes(env),
+                data=render_env(env),
                 origin=f"profile {pname}",
             )
             with tempfile.SpooledTemporaryFile() as fh:

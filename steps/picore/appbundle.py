@@ -271,7 +271,8 @@ def sh_quote(value: str) -> str:
 
 
 def render_env(env: Mapping[str, str]) -> bytes:
-    """``KEY='value'`` lines: sourced by boot.sh (``set -a; . app.env``)."""
+    """``KEY='value'`` lines, in the given order: app.env and profile.env, which boot.sh
+    sources (``set -a; . app.env``)."""
     return "".join(f"{k}={sh_quote(v)}\n" for k, v in env.items()).encode()
 
 

@@ -34,6 +34,7 @@ from typing import BinaryIO
 from steps import proc
 from steps.artifacts import AppBundle, Extension, ExtensionSet
 from steps.errors import Cancelled, ChecksumError, RemasterError
+from steps.fsutil import md5_file
 from steps.picore import cpio
 from steps.picore.rootfs import BOOTLOCAL, BaseRootfs
 
@@ -403,7 +404,7 @@ def add_extracted(
         path = _tcz_file(extset, pkg)
         check_tcz(pkg.name, path)
         if pkg.md5:
-            actual = _md5_file(path)
+            actual = md5_file(path)
             if actual != pkg.md5:
                 raise ChecksumError(pkg.name, pkg.md5, actual, source=str(path))
         dest = workdir / pkg.name
@@ -448,14 +449,6 @@ def _add_tree(
                     "cannot carry",
                     fix='use extensions.mode = "builtin" for this extension',
                 )
-
-
-def _md5_file(path: Path) -> str:
-    h = hashlib.md5()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def tce_runner(names: Sequence[str]) -> bytes:
@@ -572,15 +565,6 @@ def add_ssh_keys(ov: Overlay, keys: Sequence[str]) -> None:
 def json_bytes(data: Mapping[str, object]) -> bytes:
     """Canonical, human-readable JSON (sorted keys, trailing newline): stable bytes."""
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
-
-
-def env_bytes(env: Mapping[str, str]) -> bytes:
-    """``KEY=value`` lines (single-quoted for sh), in the given order."""
-    out = []
-    for key, value in env.items():
-        quoted = "'" + value.replace("'", "'\\''") + "'"
-        out.append(f"{key}={quoted}\n")
-    return "".join(out).encode()
 
 
 def write_gz(

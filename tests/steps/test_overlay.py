@@ -15,6 +15,7 @@ import pytest
 from steps.artifacts import AppBundle, Extension, ExtensionSet, OverlayFile
 from steps.errors import ChecksumError, RemasterError
 from steps.picore import cpio
+from steps.picore.appbundle import render_env
 from steps.picore.overlay import (
     Overlay,
     add_app,
@@ -23,7 +24,6 @@ from steps.picore.overlay import (
     add_ssh_keys,
     bootlocal,
     bootlocal_meta,
-    env_bytes,
     squashfs_listing,
     tce_runner,
 )
@@ -382,7 +382,7 @@ def test_ssh_keys_for_tc(tmp_path: Path) -> None:
 
 
 def test_env_file_quotes_for_sh(tmp_path: Path) -> None:
-    text = env_bytes({"A": "it's", "B": "x y"})
+    text = render_env({"A": "it's", "B": "x y"})
     script = tmp_path / "e.sh"
     script.write_bytes(text + b'printf "%s|%s" "$A" "$B"\n')
     out = subprocess.run(["sh", str(script)], capture_output=True, text=True, check=True)

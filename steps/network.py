@@ -14,12 +14,13 @@ DISCOVER, and runs ``dnsmasq --test`` on a temporary copy; it writes nothing and
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Generator, Iterator
 
 from steps.answers import Answers, resolve_path
 from steps.artifacts import NetworkResult
 from steps.base import StepContext
-from steps.errors import NetworkError
+from steps.errors import FirecoreError, NetworkError
 from steps.events import Event, LogLine, Planned, Progress, Result, Stream
 from steps.fsutil import disk_error
 from steps.host.dnsmasq import (
@@ -31,13 +32,7 @@ from steps.host.dnsmasq import (
     render_dnsmasq_conf,
     unified_diff,
 )
-from steps.host.dnsmasq_service import (
-    process_state,
-    restart_systemd,
-    start_process,
-    systemd_main_pid,
-    udp_ports_of,
-)
+from steps.host.dnsmasq_service import process_state, restart, systemd_main_pid, udp_ports_of
 from steps.host.netif import Interface, Snapshot, read_snapshot, recommend
 from steps.host.preflight import Finding, run_preflight
 
@@ -73,6 +68,36 @@ def chosen_interface(answers: Answers, snapshot: Snapshot) -> Interface:
             fix=f"set network.interface = {best!r}" if best else "connect the Pis' LAN first",
         )
     return iface
+
+
+def preflight(
+    answers: Answers,
+    *,
+    snapshot: Snapshot | None = None,
+    conf_text: str | None = None,
+    cancel: threading.Event | None = None,
+) -> list[Finding]:
+    """Every preflight check for ``network.interface``, errors first; changes nothing.
+
+    The network step passes the snapshot and the config it is about to install. Without them
+    (``dnsmasq preflight``, the Network screen) the snapshot is read and the config rendered
+    here, and problems are findings rather than exceptions: a config that cannot be rendered is
+    the error ``config``, a missing interface ``interface-missing``. Our own dnsmasq is never
+    a conflict (``own_pids``).
+    """
+    if snapshot is None:
+        snapshot = read_snapshot()
+    found: list[Finding] = []
+    if conf_text is None:
+        conf_text = ""
+        iface = snapshot.get(answers.network.interface)
+        if iface is not None:
+            try:
+                conf_text = render_dnsmasq_conf(answers, iface)
+            except FirecoreError as exc:
+                found.append(Finding("config", "error", exc.message, exc.fix))
+    own = own_pids(answers)
+    return found + run_preflight(answers, snapshot, conf_text, own_pids=own, cancel=cancel)
 
 
 def _finding_line(step: str, f: Finding) -> Iterator[LogLine]:
@@ -120,7 +145,7 @@ class NetworkStep:
         ctx.check_cancel()
 
         yield Progress(step, "network", 1, _PHASES, "steps", "preflight")
-        findings = run_preflight(a, snapshot, text, own_pids=own_pids(a), cancel=ctx.cancel)
+        findings = preflight(a, snapshot=snapshot, conf_text=text, cancel=ctx.cancel)
         for f in findings:
             yield from _finding_line(step, f)
         errors = [f for f in findings if f.severity == "error"]
@@ -249,15 +274,11 @@ class NetworkStep:
         if mode == "none":
             yield LogLine(self.name, "network.dnsmasq_service = none: config written, not started")
             return None
-        if mode == "systemd":
-            return (yield from restart_systemd(self.name, cancel=ctx.cancel))
-        state = process_state(a)
-        if (
-            not changed
-            and state.ours
-            and state.pid is not None
-            and {67, 69} <= udp_ports_of(state.pid)
-        ):
-            yield LogLine(self.name, f"our dnsmasq (PID {state.pid}) already serves this config")
-            return state.pid
-        return (yield from start_process(self.name, a, cancel=ctx.cancel))
+        if mode == "process" and not changed:
+            state = process_state(a)
+            if state.ours and state.pid is not None and {67, 69} <= udp_ports_of(state.pid):
+                yield LogLine(
+                    self.name, f"our dnsmasq (PID {state.pid}) already serves this config"
+                )
+                return state.pid
+        return (yield from restart(self.name, a, cancel=ctx.cancel))

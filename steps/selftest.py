@@ -1,10 +1,10 @@
 """The self-test: boot a virtual Pi against the server and report every stage.
 
-``run_selftest`` drives ``steps.wire.virtualpi.VirtualPi`` and yields its stages; ``stage_json`` and
-``summary_json`` give the DESIGN.md "Monitor JSON lines" shapes (``selftest --json``), and
-``SelftestStep`` wraps the same run as a step for the TUI's Deploy screen (it is not part of the
-headless plan: a self-test needs an interface on the Pis' LAN and root, and may run on another
-machine).
+``boot_stages`` boots ``steps.wire.virtualpi.VirtualPi`` on the LAN or in a rehearsal and yields
+its stages; ``steps.wire.jsonlines`` gives the DESIGN.md "Monitor JSON lines" shapes (``selftest
+--json``), and ``SelftestStep`` wraps the same boot as a step for the TUI's Deploy screen (it is
+not part of the headless plan: a self-test needs an interface on the Pis' LAN and root, and may
+run on another machine).
 
 The deployed manifest, when known, makes the test stricter: every file read completely must have
 the sha256 the manifest lists for that path (``<serial>/…`` paths included), so a stale or
@@ -13,9 +13,9 @@ hand-edited TFTP root fails as ``manifest-mismatch``.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,61 @@ def deployed_manifest(answers: Answers) -> Path | None:
     return path if path.is_file() else None
 
 
+def find_manifest(
+    answers: Answers, given: Path | None = None
+) -> tuple[Path, dict[str, Any]] | None:
+    """The manifest to compare every file with: ``given``, else the one deployed on this host.
+
+    Returns its path and contents, or None when there is none to compare with.
+
+    Raises:
+        UsageError: ``given`` (or the deployed one) is missing or not a manifest.
+    """
+    path = given or deployed_manifest(answers)
+    return (path, load_manifest(path)) if path is not None else None
+
+
+def boot_stages(
+    answers: Answers,
+    report: BootReport,
+    *,
+    interface: str | None = None,
+    mac: str | None = None,
+    manifest: Mapping[str, Any] | None = None,
+    options: BootOptions | None = None,
+    rehearse: bool = False,
+    cancel: threading.Event | None = None,
+) -> Iterator[Event | Stage]:
+    """Boot a virtual Pi (``report``'s model and serial) and yield each stage as it finishes.
+
+    It boots on the Pis' LAN from ``interface`` (default ``network.interface``), or, with
+    ``rehearse``, against a private copy of this server in network namespaces
+    (``steps.host.rehearsal``), whose set-up events come first. ``report`` fills in as it goes.
+    The self-test step and the ``selftest`` command both boot through here.
+    """
+    if not rehearse:
+        yield from run_selftest(
+            interface or answers.network.interface,
+            model=report.model,
+            serial=report.serial,
+            mac=mac,
+            manifest=manifest,
+            options=options,
+            cancel=cancel,
+            report=report,
+        )
+        return
+    with Rehearsal(answers, cancel=cancel) as rehearsal:
+        yield from rehearsal.start()
+        yield from rehearsal.boot(
+            model=report.model,
+            serial=report.serial,
+            manifest=manifest,
+            report=report,
+            options=options,
+        )
+
+
 class SelftestStep:
     """The virtual-Pi self-test as a step (TUI Deploy screen); not in the headless plan."""
 
@@ -89,35 +144,26 @@ class SelftestStep:
 
     def run(self, ctx: StepContext) -> Iterator[Event]:
         """Boot the virtual Pi; one log line per stage; fail with the first failure's code."""
-        iface = self.interface or ctx.answers.network.interface
-        path = self.manifest or deployed_manifest(ctx.answers)
-        manifest = load_manifest(path) if path is not None else None
-        if manifest is not None:
-            yield LogLine(NAME, f"comparing every file with {path}")
+        found = find_manifest(ctx.answers, self.manifest)
+        if found is not None:
+            yield LogLine(NAME, f"comparing every file with {found[0]}")
         report = BootReport("", self.model, self.serial)
         stages: list[Stage] = []
-        with contextlib.ExitStack() as stack:
-            if self.rehearse:
-                rehearsal = stack.enter_context(Rehearsal(ctx.answers, cancel=ctx.cancel))
-                yield from rehearsal.start()
-                source = rehearsal.boot(
-                    model=self.model,
-                    serial=self.serial,
-                    manifest=manifest,
-                    report=report,
-                    options=self.options,
-                )
-            else:
-                source = run_selftest(
-                    iface,
-                    model=self.model,
-                    serial=self.serial,
-                    manifest=manifest,
-                    options=self.options,
-                    cancel=ctx.cancel,
-                    report=report,
-                )
-            yield from self._stages(source, stages)
+        for item in boot_stages(
+            ctx.answers,
+            report,
+            interface=self.interface,
+            manifest=found[1] if found else None,
+            options=self.options,
+            rehearse=self.rehearse,
+            cancel=ctx.cancel,
+        ):
+            if not isinstance(item, Stage):
+                yield item  # the rehearsal's set-up
+                continue
+            stages.append(item)
+            yield LogLine(NAME, stage_line(item), "info" if item.ok else "warning")
+            yield Progress(NAME, "stages", len(stages), None, "steps", item.stage)
         first_fail = next((s for s in stages if not s.ok), None)
         data = {
             "ok": report.ok,
@@ -142,10 +188,3 @@ class SelftestStep:
             fix=fix_for(code),
             title="Self-test failed",
         )
-
-    @staticmethod
-    def _stages(source: Iterator[Stage], into: list[Stage]) -> Iterator[Event]:
-        for stage in source:
-            into.append(stage)
-            yield LogLine(NAME, stage_line(stage), "info" if stage.ok else "warning")
-            yield Progress(NAME, "stages", len(into), None, "steps", stage.stage)

@@ -1,8 +1,10 @@
 """Headless renderers: human lines on stderr, JSON lines on stdout.
 
 Like pypa/build's logger: ``* Title`` when a step starts, ``> cmd`` before a command, ``< line`` for
-its output, a percentage only when the total is known. On a terminal, rich progress bars replace
-the percentage lines. stdout carries only data: step results, the dry-run plan, or JSON lines.
+its output (``steps.events.log_text``: the TUI's log marks lines the same way), a percentage only
+when the total is known. On a terminal, rich progress bars replace the percentage lines. stdout
+carries only data: step results, the dry-run plan, a sub-command's answer (``answer``), or JSON
+lines. Every command prints through one of these, so ``--json`` means the same everywhere.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
 from steps.errors import FirecoreError
-from steps.events import Event, LogLine, Planned, Progress, Result, to_json
+from steps.events import Event, LogLine, Planned, Progress, Result, log_text, plan_text, to_json
 from steps.units import human_size
 
 
@@ -36,11 +39,27 @@ class Renderer:
         self._last_pct: dict[tuple[str, str], int] = {}
         self._last_time: dict[tuple[str, str], float] = {}
 
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # ---- data channel
-    def emit_json(self, obj: dict[str, Any]) -> None:
+    def emit_json(self, obj: Mapping[str, Any]) -> None:
+        """One JSON object on stdout (only with ``--json``)."""
         if self.json_lines:
             self.out.write(json.dumps(obj, default=str) + "\n")
             self.out.flush()
+
+    def answer(self, obj: Mapping[str, Any], lines: Iterable[str] = ()) -> None:
+        """A sub-command's answer on stdout: ``obj`` as one JSON line with ``--json``, else
+        ``lines`` for a person."""
+        if self.json_lines:
+            self.emit_json(obj)
+            return
+        for text in lines:
+            self.data(text)
 
     # ---- lifecycle
     def step_started(self, name: str, title: str) -> None:
@@ -55,15 +74,9 @@ class Renderer:
         if isinstance(event, Progress):
             self.progress(event)
         elif isinstance(event, LogLine):
-            prefix = {"cmd": "> ", "stdout": "< ", "stderr": "< ", "warning": "WARNING "}.get(
-                event.stream, ""
-            )
-            self.line(f"  {prefix}{event.text}")
+            self.line(f"  {log_text(event)}")
         elif isinstance(event, Planned):
-            text = f"{event.action} {event.target}" + (
-                f"  ({event.detail})" if event.detail else ""
-            )
-            self.data(f"  {text}")
+            self.data(f"  {plan_text(event)}")
         elif isinstance(event, Result):
             self.data(f"  ✓ {event.summary}" if event.summary else "")
 
@@ -138,11 +151,12 @@ class RichRenderer(Renderer):
             transient=True,
         )
         self.tasks: dict[tuple[str, str], Any] = {}
-        self.bars.start()
 
     def progress(self, event: Progress) -> None:
         key = (event.step, event.phase)
         if key not in self.tasks:
+            if not self.bars.live.is_started:
+                self.bars.start()  # at the first bar: a command that shows none draws nothing
             self.tasks[key] = self.bars.add_task(event.phase, total=event.total, amount="")
         task = self.tasks[key]
         desc = f"{event.phase} {event.message}".strip()[:40]
@@ -160,12 +174,13 @@ class RichRenderer(Renderer):
             self.bars.remove_task(self.tasks.pop(key))
 
     def line(self, text: str) -> None:
-        self.console.print(text, markup=False, highlight=False)
+        # soft_wrap: the terminal wraps long lines; rich would cut them with newlines of its own
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def data(self, text: str) -> None:
         # stdout on the same terminal: print above the live bars instead of through them
         if not self.json_lines and text and self.out.isatty():
-            self.console.print(text, markup=False, highlight=False)
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
         else:
             super().data(text)
 

@@ -319,6 +319,19 @@ def restart_systemd(
 # ------------------------------------------------------------------ what is listening
 
 
+def restart(
+    step: str, answers: Answers, *, cancel: threading.Event | None = None
+) -> Generator[Event, None, int | None]:
+    """(Re)start dnsmasq as ``network.dnsmasq_service`` says; the generator returns its PID.
+
+    ``systemd``: restart the system unit; ``process``: (re)start our own background dnsmasq.
+    Callers handle ``none`` (nothing to start) themselves.
+    """
+    if answers.network.dnsmasq_service == "systemd":
+        return (yield from restart_systemd(step, cancel=cancel))
+    return (yield from start_process(step, answers, cancel=cancel))
+
+
 def udp_ports_of(pid: int | None) -> set[int]:
     """UDP ports (IPv4) that ``pid`` has bound in this network namespace."""
     import psutil

@@ -27,6 +27,7 @@ from steps.demo.wheels import demo_wheelhouse
 from steps.errors import UsageError
 from steps.fsutil import replacing_dir
 from steps.paths import DEMO_MARKER, cache_dir
+from wizard.render import make_renderer
 
 HELP = "build the demo piCore mirror into a directory (and optionally serve it)"
 
@@ -92,20 +93,19 @@ def _write(out: Path) -> Mirror:
 def run(args: argparse.Namespace) -> int:
     """Write the demo mirror; list what it holds on stdout; serve it with --serve."""
     mirror = _write(args.out)
-    lines = [f"demo mirror written to {mirror.root}"]
-    for rel in mirror.releases:
-        kernels = ", ".join(f"{b} {k}" for b, k in rel.kernels.items())
-        lines.append(f"  {rel.path}  ({rel.size} bytes; {kernels})")
-    for path, repo in mirror.repos.items():
-        lines.append(f"  {path}/  ({len(repo.packages)} extensions, python{repo.python})")
-    sys.stdout.write("\n".join(lines) + "\n")
-    if not args.serve:
-        return 0
-    with MirrorServer(mirror.root, host=args.host, port=args.port) as server:
-        sys.stdout.write(f"serving {mirror.root} at {server.url} — Ctrl-C stops\n")
-        sys.stdout.flush()
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            sys.stderr.write("stopped\n")
+    with make_renderer(json_lines=False) as out:
+        out.data(f"demo mirror written to {mirror.root}")
+        for rel in mirror.releases:
+            kernels = ", ".join(f"{b} {k}" for b, k in rel.kernels.items())
+            out.data(f"  {rel.path}  ({rel.size} bytes; {kernels})")
+        for path, repo in mirror.repos.items():
+            out.data(f"  {path}/  ({len(repo.packages)} extensions, python{repo.python})")
+        if not args.serve:
+            return 0
+        with MirrorServer(mirror.root, host=args.host, port=args.port) as server:
+            out.data(f"serving {mirror.root} at {server.url} — Ctrl-C stops")
+            try:
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                out.line("stopped")
     return 0

@@ -8,11 +8,10 @@ rename, no copying — and ``--to ID`` to any kept release; ``--list`` shows the
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 from steps.answers import Answers, default_answers, load_answers
+from wizard.render import Renderer, make_renderer
 
 HELP = "publish build.output to the TFTP root, roll back, or list releases"
 
@@ -41,45 +40,43 @@ def _answers(args: argparse.Namespace) -> Answers:
 def run(args: argparse.Namespace) -> int:
     """Do the chosen action; exit 0 on success (errors are raised and mapped by the CLI)."""
     answers = _answers(args)
-    if args.list:
-        return _list(answers, args.json)
-    if args.rollback or args.to:
-        from steps.deploy import rollback
+    if not (args.list or args.rollback or args.to):
+        from steps.base import StepContext
+        from steps.deploy import DeployStep
+        from wizard.headless import run_steps
 
-        result = rollback(answers, to=args.to)
-        if args.json:
-            sys.stdout.write(json.dumps({"type": "rollback", **result.to_data()}) + "\n")
+        ctx = StepContext(answers=answers, dry_run=args.dry_run)
+        return int(run_steps([DeployStep()], ctx, make_renderer(json_lines=args.json)))
+    with make_renderer(json_lines=args.json) as out:
+        if args.list:
+            _list(answers, out)
         else:
-            sys.stdout.write(
-                f"{result.tftp_root / 'current'} → releases/{result.release}"
-                f" (was {result.previous})\n"
-            )
-        return 0
-    from steps.base import StepContext
-    from steps.deploy import DeployStep
-    from wizard.headless import run_steps
-    from wizard.render import make_renderer
-
-    ctx = StepContext(answers=answers, dry_run=args.dry_run)
-    return int(run_steps([DeployStep()], ctx, make_renderer(json_lines=args.json)))
+            _rollback(answers, args.to, out)
+    return 0
 
 
-def _list(answers: Answers, as_json: bool) -> int:
+def _rollback(answers: Answers, to: str | None, out: Renderer) -> None:
+    from steps.deploy import rollback
+
+    result = rollback(answers, to=to)
+    out.answer(
+        {"type": "rollback", **result.to_data()},
+        [f"{result.tftp_root / 'current'} → releases/{result.release} (was {result.previous})"],
+    )
+
+
+def _list(answers: Answers, out: Renderer) -> None:
     from steps.host.tftproot import list_releases, tftp_root
 
     root = tftp_root(answers)
     releases = list_releases(root)
-    if as_json:
-        sys.stdout.write(
-            json.dumps({"tftp_root": str(root), "releases": [r.to_data() for r in releases]}) + "\n"
-        )
-        return 0
-    if not releases:
-        sys.stdout.write(f"no releases in {root}\n")
-        return 0
+    lines = []
     for r in releases:
         mark = "*" if r.current else " "
         devices = f"  devices: {', '.join(sorted(r.devices))}" if r.devices else ""
         demo = "  DEMO" if r.demo else ""
-        sys.stdout.write(f"{mark} {r.id}  build {r.build_id}  {r.deployed}{devices}{demo}\n")
-    return 0
+        lines.append(f"{mark} {r.id}  build {r.build_id}  {r.deployed}{devices}{demo}")
+    out.answer(
+        {"tftp_root": str(root), "releases": [r.to_data() for r in releases]},
+        lines or [f"no releases in {root}"],
+    )

@@ -9,12 +9,10 @@ backed-up config back.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
-from typing import Any
 
 from steps.answers import Answers, default_answers, load_answers
+from wizard.render import Renderer, make_renderer
 
 HELP = "status, stop, regenerate (apply), check (preflight) or restore our dnsmasq"
 
@@ -47,30 +45,23 @@ def _answers(args: argparse.Namespace) -> Answers:
     return load_answers(args.answers) if args.answers else default_answers()
 
 
-def _out(obj: dict[str, Any] | None, lines: list[str], as_json: bool) -> None:
-    if as_json and obj is not None:
-        sys.stdout.write(json.dumps(obj, default=str) + "\n")
-    else:
-        sys.stdout.write("".join(line + "\n" for line in lines))
-    sys.stdout.flush()
-
-
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the action; exit codes as DESIGN.md (0 ok, 1 failed/not ok, 2 usage)."""
     answers = _answers(args)
     action: str = args.action
-    if action == "status":
-        return _status(answers, args.json)
-    if action == "stop":
-        return _stop(answers, args.json)
     if action == "apply":
         return _apply(answers, args.json, args.dry_run)
-    if action == "preflight":
-        return _preflight(answers, args.json)
-    return _restore(answers, args)
+    with make_renderer(json_lines=args.json) as out:
+        if action == "status":
+            return _status(answers, out)
+        if action == "stop":
+            return _stop(answers, out)
+        if action == "preflight":
+            return _preflight(answers, out)
+        return _restore(answers, args, out)
 
 
-def _status(answers: Answers, as_json: bool) -> int:
+def _status(answers: Answers, out: Renderer) -> int:
     from steps.host.dnsmasq_service import service_status
 
     st = service_status(answers)
@@ -92,16 +83,16 @@ def _status(answers: Answers, as_json: bool) -> int:
     if st.log:
         lines.append("log:")
         lines += [f"  {line}" for line in st.log]
-    _out(st.to_data(), lines, as_json)
+    out.answer(st.to_data(), lines)
     return 0 if st.ok else 1
 
 
-def _stop(answers: Answers, as_json: bool) -> int:
+def _stop(answers: Answers, out: Renderer) -> int:
     from steps.host.dnsmasq_service import stop_process
 
     pid = stop_process(answers)
     text = f"stopped our dnsmasq (PID {pid})" if pid else "our dnsmasq is not running"
-    _out({"stopped": pid}, [text], as_json)
+    out.answer({"stopped": pid}, [text])
     return 0
 
 
@@ -110,46 +101,32 @@ def _apply(answers: Answers, as_json: bool, dry_run: bool) -> int:
     from steps.base import StepContext
     from steps.network import NetworkStep
     from wizard.headless import run_steps
-    from wizard.render import make_renderer
 
     check_answers(answers)
     ctx = StepContext(answers=answers, dry_run=dry_run)
     return int(run_steps([NetworkStep()], ctx, make_renderer(json_lines=as_json)))
 
 
-def _preflight(answers: Answers, as_json: bool) -> int:
-    from steps.errors import FirecoreError
-    from steps.host.dnsmasq import render_dnsmasq_conf
-    from steps.host.netif import read_snapshot
-    from steps.host.preflight import Finding, run_preflight
-    from steps.network import own_pids
+def _preflight(answers: Answers, out: Renderer) -> int:
+    from steps.network import preflight
 
-    snapshot = read_snapshot()
-    iface = snapshot.get(answers.network.interface)
-    text = ""
-    extra: list[Finding] = []
-    if iface is not None:
-        try:
-            text = render_dnsmasq_conf(answers, iface)
-        except FirecoreError as exc:
-            extra.append(Finding("config", "error", exc.message, exc.fix))
-    findings = extra + run_preflight(answers, snapshot, text, own_pids=own_pids(answers))
+    findings = preflight(answers)
     lines = []
     for f in findings:
         lines.append(f"{f.severity.upper():8} {f.code}: {f.message}")
         lines += [f"         evidence: {e}" for e in f.evidence]
         if f.fix and f.severity != "info":
             lines.append(f"         fix: {f.fix}")
-    _out({"findings": [f.to_data() for f in findings]}, lines, as_json)
+    out.answer({"findings": [f.to_data() for f in findings]}, lines)
     return 1 if any(f.severity == "error" for f in findings) else 0
 
 
-def _restore(answers: Answers, args: argparse.Namespace) -> int:
+def _restore(answers: Answers, args: argparse.Namespace, out: Renderer) -> int:
     from steps.host.dnsmasq import list_backups, restore_backup
 
     if args.list:
-        backups = list_backups(answers)
-        _out({"backups": [str(b) for b in backups]}, [str(b) for b in backups], args.json)
+        backups = [str(b) for b in list_backups(answers)]
+        out.answer({"backups": backups}, backups)
         return 0
     installed = restore_backup(answers, args.backup)
     lines = [f"restored {installed.path}" + ("" if installed.changed else " (already in place)")]
@@ -157,26 +134,19 @@ def _restore(answers: Answers, args: argparse.Namespace) -> int:
         lines.append(f"the replaced config is kept as {installed.backup}")
     pid = None
     if not args.no_restart and answers.network.dnsmasq_service != "none":
-        from steps.events import LogLine
-        from steps.host.dnsmasq_service import restart_systemd, start_process
+        from steps.events import LogLine, drive, log_text
+        from steps.host.dnsmasq_service import restart
 
-        gen = (
-            restart_systemd("dnsmasq")
-            if answers.network.dnsmasq_service == "systemd"
-            else start_process("dnsmasq", answers)
-        )
-        try:
-            while True:
-                event = next(gen)
-                if isinstance(event, LogLine) and event.stream == "cmd":
-                    sys.stderr.write(f"> {event.text}\n")
-        except StopIteration as stop:
-            pid = stop.value
+        def show_commands(event: object) -> None:
+            if isinstance(event, LogLine) and event.stream == "cmd":
+                out.line(log_text(event))
+
+        pid = drive(restart("dnsmasq", answers), show_commands)
         lines.append(f"dnsmasq restarted (PID {pid})")
     data = {
         "restored": str(installed.path),
         "backup": str(installed.backup) if installed.backup else None,
         "pid": pid,
     }
-    _out(data, lines, args.json)
+    out.answer(data, lines)
     return 0

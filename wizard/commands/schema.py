@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from steps.answers import Answers
+from wizard.render import make_renderer
 
 HELP = "print the JSON Schema of the answers file"
 
@@ -17,5 +17,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the schema (pydantic's, with every field's documentation)."""
-    sys.stdout.write(json.dumps(Answers.model_json_schema(), indent=2) + "\n")
+    with make_renderer(json_lines=False) as out:
+        out.data(json.dumps(Answers.model_json_schema(), indent=2))
     return 0

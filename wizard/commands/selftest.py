@@ -8,12 +8,10 @@ DESIGN.md "Monitor JSON lines" says) and exits 0 only if every stage passed.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from wizard.render import Renderer, make_renderer
 
 if TYPE_CHECKING:
     from steps.wire.virtualpi import BootReport, Stage
@@ -64,71 +62,58 @@ def run(args: argparse.Namespace) -> int:
     """Boot, print the stages, exit 0 only if all passed."""
     from steps.answers import default_answers, load_answers
     from steps.events import LogLine
-    from steps.host.rehearsal import Rehearsal
-    from steps.selftest import deployed_manifest, load_manifest
-    from steps.wire.virtualpi import DEFAULT_SERIAL, BootOptions, BootReport, run_selftest
+    from steps.selftest import boot_stages, find_manifest
+    from steps.wire.virtualpi import DEFAULT_SERIAL, BootOptions, BootReport, Stage
 
     answers = load_answers(args.answers) if args.answers else default_answers()
-    iface = args.interface or answers.network.interface
-    path = args.manifest or deployed_manifest(answers)
-    manifest = load_manifest(path) if path is not None else None
+    found = find_manifest(answers, args.manifest)
     report = BootReport("", args.model, args.serial or DEFAULT_SERIAL)
-    if not args.json:
-        where = "a private copy of this server" if args.rehearse else iface
-        what = f"comparing files with {path}" if path else "no deployed manifest to compare with"
-        sys.stderr.write(f"* virtual {args.model} on {where} ({what})\n")
-    with contextlib.ExitStack() as stack:
-        if args.rehearse:
-            rehearsal = stack.enter_context(Rehearsal(answers))
-            for event in rehearsal.start():
-                if not args.json and isinstance(event, LogLine):
-                    sys.stderr.write(f"  {event.text}\n")
-            stages = rehearsal.boot(
-                model=args.model,
-                serial=args.serial or DEFAULT_SERIAL,
-                manifest=manifest,
-                report=report,
-                options=BootOptions(dhcp_window=args.dhcp_timeout),
+    with make_renderer(json_lines=args.json) as out:
+        if not args.json:
+            iface = args.interface or answers.network.interface
+            where = "a private copy of this server" if args.rehearse else iface
+            what = (
+                f"comparing files with {found[0]}"
+                if found
+                else "no deployed manifest to compare with"
             )
-        else:
-            stages = run_selftest(
-                iface,
-                model=args.model,
-                serial=args.serial or DEFAULT_SERIAL,
-                mac=args.mac,
-                manifest=manifest,
-                options=BootOptions(dhcp_window=args.dhcp_timeout),
-                report=report,
-            )
-        _print_stages(stages, report, json_lines=args.json)
+            out.line(f"* virtual {args.model} on {where} ({what})")
+        for item in boot_stages(
+            answers,
+            report,
+            interface=args.interface,
+            mac=args.mac,
+            manifest=found[1] if found else None,
+            options=BootOptions(dhcp_window=args.dhcp_timeout),
+            rehearse=args.rehearse,
+        ):
+            if isinstance(item, Stage):
+                _print_stage(out, item, report)
+            elif isinstance(item, LogLine) and not args.json:
+                out.line(f"  {item.text}")  # the rehearsal setting up
+        _print_summary(out, report)
     return 0 if report.ok else 1
 
 
-def _print_stages(stages: Iterator[Stage], report: BootReport, *, json_lines: bool) -> None:
-    from steps.wire.jsonlines import stage_json, stage_line, summary_json
+def _print_stage(out: Renderer, stage: Stage, report: BootReport) -> None:
+    from steps.wire.diagnosis import fix_for
+    from steps.wire.jsonlines import stage_json, stage_line
 
-    out = sys.stdout
+    lines = [stage_line(stage)]
+    if not stage.ok and stage.code:
+        lines.append(f"     fix: {fix_for(stage.code)}")
+    out.answer(stage_json(stage, report.mac), lines)
 
-    def emit(obj: dict[str, object]) -> None:
-        out.write(json.dumps(obj) + "\n")
-        out.flush()
 
-    for stage in stages:
-        if json_lines:
-            emit(stage_json(stage, report.mac))
-        else:
-            out.write(stage_line(stage) + "\n")
-            if not stage.ok and stage.code:
-                from steps.wire.diagnosis import fix_for
+def _print_summary(out: Renderer, report: BootReport) -> None:
+    from steps.wire.jsonlines import summary_json
 
-                out.write(f"     fix: {fix_for(stage.code)}\n")
-            out.flush()
-    if json_lines:
-        emit(summary_json([report]))
-    else:
-        verdict = "booted" if report.ok else f"did NOT boot (stopped at {report.phase})"
-        out.write(
+    verdict = "booted" if report.ok else f"did NOT boot (stopped at {report.phase})"
+    out.answer(
+        summary_json([report]),
+        [
             f"virtual {report.model} {report.mac} serial {report.serial}: {verdict}"
             f"{f', address {report.ip}' if report.ip else ''}"
-            f"{f', TFTP server {report.server}' if report.server else ''}\n"
-        )
+            f"{f', TFTP server {report.server}' if report.server else ''}"
+        ],
+    )

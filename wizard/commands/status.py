@@ -10,8 +10,6 @@ build); 1 otherwise — including when none was found, so a script can wait for 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 from steps.answers import default_answers, load_answers
@@ -20,6 +18,7 @@ from steps.errors import UsageError
 from steps.events import LogLine
 from steps.status import StatusReport, StatusStep, summary_line, table
 from wizard.headless import sigint_cancels
+from wizard.render import make_renderer
 
 HELP = "list the Pis whose app announced itself over mDNS, with health and build"
 
@@ -59,27 +58,23 @@ def run(args: argparse.Namespace) -> int:
     answers = load_answers(args.answers) if args.answers else default_answers()
     ctx = StepContext(answers)
     step = StatusStep(wait=args.wait, manifest=args.manifest)
-    with sigint_cancels(ctx.cancel):
-        for event in step.run(ctx):
-            if isinstance(event, LogLine) and event.stream == "info" and not args.json:
-                sys.stderr.write(f"  {event.text}\n")
-    report = ctx.results.need(StatusReport, by="status")
-    ok = report.ok(require_current=args.require_current)
-    if args.json:
+    with make_renderer(json_lines=args.json) as out:
+        with sigint_cancels(ctx.cancel):
+            for event in step.run(ctx):
+                if isinstance(event, LogLine) and event.stream == "info" and not args.json:
+                    out.line(f"  {event.text}")
+        report = ctx.results.need(StatusReport, by="status")
         for pi in report.pis:
-            sys.stdout.write(json.dumps({"type": "pi", **pi.to_data()}) + "\n")
+            out.emit_json({"type": "pi", **pi.to_data()})
         summary = report.summary(require_current=args.require_current)
-        sys.stdout.write(json.dumps({"type": "summary", **summary}) + "\n")
-    elif report.pis:
-        sys.stdout.write(table(report.pis) + "\n")
-    sys.stderr.write(summary_line(report) + "\n")
-    if not report.pis:
-        sys.stderr.write(
-            "  fix: check that the Pis booted (firecore-wizard selftest / monitor), that this "
-            "machine is on their LAN segment (mDNS does not cross routers), that UDP port 5353 "
-            "is not blocked here, or wait longer (--wait)\n"
-        )
-    elif report.old_builds:
-        sys.stderr.write("  Pis running an old build pick up the deployed one when they reboot\n")
-    sys.stdout.flush()
-    return 0 if ok else 1
+        out.answer({"type": "summary", **summary}, [table(report.pis)] if report.pis else [])
+        out.line(summary_line(report))
+        if not report.pis:
+            out.line(
+                "  fix: check that the Pis booted (firecore-wizard selftest / monitor), that this "
+                "machine is on their LAN segment (mDNS does not cross routers), that UDP port "
+                "5353 is not blocked here, or wait longer (--wait)"
+            )
+        elif report.old_builds:
+            out.line("  Pis running an old build pick up the deployed one when they reboot")
+    return 0 if report.ok(require_current=args.require_current) else 1

@@ -11,8 +11,10 @@ per-device ``/opt/firecore/profile.env``. What the bundle holds and the app conv
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from steps.answers import resolve_path
+from steps.answers import Answers, resolve_path
 from steps.artifacts import AppBundle, ExtensionSet, OverlayFile
 from steps.base import StepContext
 from steps.errors import AnswersError
@@ -42,6 +44,52 @@ from steps.picore.appbundle import (
 from steps.picore.wheels import WheelSet, check_requirement, install, python_version, target_for
 
 
+@dataclass(frozen=True)
+class AppSource:
+    """The app the answers name, as found on disk."""
+
+    entry: EntryPoint
+    root: Path | None = None
+    """``app.path`` resolved; None for the bundled firecore_app."""
+    files: list[TreeFile] = field(default_factory=list)
+    """The app's tree ([] for the bundled app)."""
+    requirements: list[str] = field(default_factory=list)
+    """Lines of its requirements.txt."""
+
+
+def read_app(answers: Answers) -> AppSource:
+    """Find the app's entry point, files and requirements (the bundled app if no ``app.path``).
+
+    Raises:
+        AnswersError: naming ``app.path`` (missing, not a directory, no entry point, a file
+            that cannot ship) or ``app.env`` (a bad FIRECORE_APP_MODULE).
+    """
+    if not answers.app.path:
+        return AppSource(EntryPoint("bundled", file="firecore_app"))
+    root = resolve_path(answers.app.path)
+    if not root.exists():
+        raise AnswersError(
+            "app.path", f"{root} does not exist", fix="check the path, or leave it empty"
+        )
+    if not root.is_dir():
+        raise AnswersError("app.path", f"{root} is not a directory")
+    entry = find_entry(root, answers.app.env)
+    files = scan_tree(root, "app.path")
+    reqfile = root / "requirements.txt"
+    requirements = read_requirements(reqfile, "app.path") if reqfile.is_file() else []
+    return AppSource(entry, root, files, requirements)
+
+
+def pip_requirements(answers: Answers, app: AppSource) -> list[str]:
+    """What pip installs for the Pi, each once: the agent's needs (the web service's unless
+    the app runs itself), ``app.python_packages``, then the app's requirements.txt."""
+    base = list(ANNOUNCE_REQUIREMENTS)
+    if app.entry.mode != "run":
+        base = [*SERVICE_REQUIREMENTS, *base]
+    packages = [check_requirement(p, "app.python_packages") for p in answers.app.python_packages]
+    return list(dict.fromkeys([*base, *packages, *app.requirements]))
+
+
 class AppStep:
     """Validate the app, resolve its Pi wheels, and hand the remaster step an AppBundle."""
 
@@ -56,41 +104,18 @@ class AppStep:
         target = target_for(answers.release.arch, answers.release.version, python)
         yield LogLine(self.name, f"Pi target: CPython {python}, {target.platform}")
 
-        user_files: list[TreeFile] = []
-        requirements: list[str] = []
-        if answers.app.path:
-            root = resolve_path(answers.app.path)
-            if not root.exists():
-                raise AnswersError(
-                    "app.path", f"{root} does not exist", fix="check the path, or leave it empty"
-                )
-            if not root.is_dir():
-                raise AnswersError("app.path", f"{root} is not a directory")
-            entry = find_entry(root, answers.app.env)
-            user_files = scan_tree(root, "app.path")
-            check_syntax(user_files, python, "app.path")
-            yield LogLine(self.name, f"app {root}: {_describe(entry)}")
-            reqfile = root / "requirements.txt"
-            if reqfile.is_file():
-                requirements += read_requirements(reqfile, "app.path")
+        app = read_app(answers)
+        entry = app.entry
+        if app.root is not None:
+            check_syntax(app.files, python, "app.path")
+            yield LogLine(self.name, f"app {app.root}: {describe_entry(entry)}")
         else:
-            entry = EntryPoint("bundled", file="firecore_app")
             yield LogLine(self.name, "app: the bundled firecore_app (FastAPI + uvicorn)")
         agent_files = scan_tree(bundled_dir(), "app.path")
         check_syntax(agent_files, python, "app.path")
         ctx.check_cancel()
 
-        base = list(ANNOUNCE_REQUIREMENTS)
-        if entry.mode != "run":
-            base = [*SERVICE_REQUIREMENTS, *base]
-        wanted: list[str] = []
-        for line in [
-            *base,
-            *(check_requirement(p, "app.python_packages") for p in answers.app.python_packages),
-            *requirements,
-        ]:
-            if line not in wanted:
-                wanted.append(line)
+        wanted = pip_requirements(answers, app)
         wheelhouse = resolve_path(answers.app.wheelhouse) if answers.app.wheelhouse else None
         if ctx.dry_run:
             yield Planned(
@@ -104,7 +129,7 @@ class AppStep:
         )
         sha = token_sha256(answers)
         env = app_env(answers, entry, python, sha)
-        bundle = self._bundle(entry, agent_files, user_files, wheels, env)
+        bundle = self._bundle(entry, agent_files, app.files, wheels, env)
         ctx.results.put(bundle)
         n_files = sum(1 for f in bundle.files if not f.is_dir)
         size = sum(_size(f) for f in bundle.files)
@@ -115,7 +140,7 @@ class AppStep:
         yield Progress(self.name, "app", size, size, "bytes", f"{n_files} files")
         yield Result(
             self.name,
-            f"{_describe(entry)}; CPython {python} {target.platform}; {len(wheels.wheels)} "
+            f"{describe_entry(entry)}; CPython {python} {target.platform}; {len(wheels.wheels)} "
             f"wheels{' (cached)' if wheels.cached else ''}; {n_files} files, {size / 1e6:.1f} MB"
             + ("; token required" if sha else ""),
             {
@@ -167,7 +192,8 @@ def _is_agent(rel: str) -> bool:
     return rel == "firecore_app" or rel.startswith("firecore_app/")
 
 
-def _describe(entry: EntryPoint) -> str:
+def describe_entry(entry: EntryPoint) -> str:
+    """How the Pi starts the app, in a few words."""
     if entry.mode == "bundled":
         return "bundled firecore_app"
     if entry.mode == "run":

@@ -55,6 +55,27 @@ def why_text(ext: Extension) -> str:
     return "requested" if len(ext.why) == 1 else " → ".join(ext.why)
 
 
+def resolve_closure(
+    dl: Downloader, repo: str, requested: list[str], kernels: list[str], index: TczIndex
+) -> Generator[Event, None, Closure]:
+    """The dependency closure of ``requested``: ``.dep`` files are fetched a round at a time.
+
+    ``kernels`` expand ``KERNEL`` in names; ``index`` gives the sizes, and (when the repo
+    publishes one) which dependencies exist. The step and the wizard's Extensions screen both
+    resolve through here.
+    """
+    available = index if index.names else None
+    texts: dict[str, str | None] = {}
+    while todo := needed(requested, texts, kernels, available):
+        got = yield from dl.meta_many(
+            [repo + name + ".dep" for name in todo], missing_ok=True, phase="deps"
+        )
+        for name in todo:
+            data = got.get(repo + name + ".dep")
+            texts[name] = data.decode("utf-8", "replace") if data is not None else None
+    return resolve(requested, texts, kernels, index.sizes, available)
+
+
 class ExtensionsStep:
     """Resolve, download and verify the extensions and their dependencies."""
 
@@ -79,8 +100,7 @@ class ExtensionsStep:
                 yield LogLine(self.name, f"{repo} publishes no index; names are not checked")
             check_names(requested, kernels, index)
             ctx.check_cancel()
-            available = index if index.names else None
-            closure = yield from self._resolve(dl, repo, requested, kernels, index, available)
+            closure = yield from resolve_closure(dl, repo, requested, kernels, index)
             for name, why in closure.missing:
                 yield LogLine(
                     self.name,
@@ -115,25 +135,6 @@ class ExtensionsStep:
             result = ExtensionSet(tuple(requested), tuple(packages), files, mirror)
             ctx.results.put(result)
             yield self._result(ctx, result, closure, kernels, repo, got, cached, dl)
-
-    def _resolve(
-        self,
-        dl: Downloader,
-        repo: str,
-        requested: list[str],
-        kernels: list[str],
-        index: TczIndex,
-        available: TczIndex | None,
-    ) -> Generator[Event, None, Closure]:
-        texts: dict[str, str | None] = {}
-        while todo := needed(requested, texts, kernels, available):
-            got = yield from dl.meta_many(
-                [repo + name + ".dep" for name in todo], missing_ok=True, phase="deps"
-            )
-            for name in todo:
-                data = got.get(repo + name + ".dep")
-                texts[name] = data.decode("utf-8", "replace") if data is not None else None
-        return resolve(requested, texts, kernels, index.sizes, available)
 
     def _md5s(
         self, dl: Downloader, repo: str, closure: Closure

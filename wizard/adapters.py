@@ -1,20 +1,23 @@
 """Adapters from the domain's APIs to the view records the screens show.
 
-Each function imports its domain module lazily (``_module``: a clear "not available" error if an
-install lacks it) and returns records from ``wizard.services``. They run in worker threads only.
-Generators that return a value (the domain's ``yield from`` style) are driven by ``_drive``.
+Each function calls the same domain functions the steps and the sub-commands call, and turns
+what they return into records from ``wizard.views``; none decides anything of its own. They run
+in worker threads only. The domain modules are imported inside the functions, so the wizard's
+first frame never waits for httpx, psutil or zeroconf; the imports are still ordinary ones,
+checked by mypy and by the import contracts. Progress that the library functions yield is not
+shown here (``steps.events.drive`` runs them to their result).
 """
 
 from __future__ import annotations
 
-import importlib
-import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
 from steps.answers import Answers, resolve_path
-from steps.base import Step
+from steps.base import Step, StepContext
 from steps.errors import FirecoreError
+from steps.events import drive
+from steps.paths import cache_dir
 from wizard.views import (
     Check,
     Closure,
@@ -28,48 +31,24 @@ from wizard.views import (
     TftpState,
 )
 
-
-def _module(name: str, what: str) -> Any:
-    """Import a domain module, or say plainly that this install lacks it."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        raise FirecoreError(
-            f"{what} is not available: module {name} is missing from this install",
-            title="Not available",
-            fix="update firecore-wizard (`make setup`)",
-        ) from None
+if TYPE_CHECKING:
+    from steps.fetch.download import Downloader
+    from steps.picore.tcz import TczIndex
 
 
-def _drive(gen: Any) -> Any:
-    """Run a domain generator to its end (its events are not shown) and return its value."""
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+def _downloader(answers: Answers, cancel: threading.Event, step: str) -> Downloader:
+    from steps.fetch.download import Downloader
 
-
-def _downloader(answers: Answers, cancel: threading.Event, step: str) -> Any:
-    download = _module("steps.fetch.download", "downloads")
-    from steps.paths import cache_dir
-
-    return download.Downloader(
-        answers.release.mirrors, cache_dir(answers), cancel=cancel, step=step
-    )
+    return Downloader(answers.release.mirrors, cache_dir(answers), cancel=cancel, step=step)
 
 
 def mirror_listing(answers: Answers, cancel: threading.Event) -> ReleaseListing:
-    """Every release on the first mirror that answers (``scan_releases``), else the catalog."""
-    mirror = _module("steps.fetch.mirror", "release browsing")
-    catalog = _module("steps.fetch.catalog", "the offline catalog")
+    """Every release on the first mirror that answers, else the offline catalog."""
+    from steps.fetch.catalog import browse_releases
+
     with _downloader(answers, cancel, "release") as dl:
-        found = _drive(mirror.scan_releases(dl))
-    if found is None:
-        found = catalog.offline_catalogue()
-    problems = {p.split(": ", 1)[0]: p.split(": ", 1)[-1] for p in getattr(found, "problems", [])}
+        found = drive(browse_releases(dl))
+    problems = dict(p.split(": ", 1) for p in found.problems if ": " in p)
     states = []
     for url in answers.release.mirrors:
         if url == found.mirror:
@@ -78,23 +57,24 @@ def mirror_listing(answers: Answers, cancel: threading.Event) -> ReleaseListing:
             states.append(MirrorState(url, False, problems[url]))
         else:
             states.append(MirrorState(url, False, "not needed" if found.mirror else "no answer"))
-    return ReleaseListing(tuple(found.refs), tuple(states), offline=bool(found.offline))
+    return ReleaseListing(tuple(found.refs), tuple(states), offline=found.offline)
 
 
 _INDEX_LOCK = threading.Lock()
-_INDEXES: dict[tuple[tuple[str, ...], str], Any] = {}
+_INDEXES: dict[tuple[tuple[str, ...], str], TczIndex] = {}
 
 
-def _index(answers: Answers, cancel: threading.Event) -> Any:
+def _index(answers: Answers, cancel: threading.Event) -> TczIndex:
     """The release's TCZ index (cached per mirrors + repo for this session)."""
-    tcz = _module("steps.picore.tcz", "the extension index")
-    repo = tcz.repo_path(answers.release.version, answers.release.arch)
+    from steps.picore.tcz import load_index, repo_path
+
+    repo = repo_path(answers.release.version, answers.release.arch)
     key = (tuple(answers.release.mirrors), repo)
     with _INDEX_LOCK:
         if key in _INDEXES:
             return _INDEXES[key]
     with _downloader(answers, cancel, "extensions") as dl:
-        index = _drive(tcz.load_index(dl, repo))
+        index = drive(load_index(dl, repo))
     if not index.names:
         raise FirecoreError(
             f"no extension index at {repo} on {', '.join(answers.release.mirrors)}",
@@ -114,8 +94,9 @@ def tcz_index(answers: Answers, cancel: threading.Event) -> list[ExtensionInfo]:
 
 def _kernels(answers: Answers) -> tuple[list[str], str]:
     """Kernel releases of the chosen boards as the catalog knows them (for KERNEL deps)."""
-    catalog = _module("steps.fetch.catalog", "the offline catalog")
-    entry = catalog.find(answers.release.version, answers.release.arch)
+    from steps.fetch.catalog import find
+
+    entry = find(answers.release.version, answers.release.arch)
     known = dict(entry.kernels) if entry is not None else {}
     kernels = list(dict.fromkeys(known[b] for b in answers.release.boards if b in known))
     if kernels:
@@ -128,24 +109,16 @@ def _kernels(answers: Answers) -> tuple[list[str], str]:
 
 def tcz_closure(answers: Answers, cancel: threading.Event) -> Closure:
     """The closure of ``extensions.names`` exactly as the extensions step resolves it."""
-    deps = _module("steps.picore.deps", "dependency resolution")
-    extensions = _module("steps.extensions", "the extensions step")
+    from steps.extensions import check_names, resolve_closure
+    from steps.picore.tcz import repo_path
+
     index = _index(answers, cancel)
-    tcz = _module("steps.picore.tcz", "the extension index")
-    repo = tcz.repo_path(answers.release.version, answers.release.arch)
+    repo = repo_path(answers.release.version, answers.release.arch)
     requested = list(answers.extensions.names)
     kernels, note = _kernels(answers)
-    extensions.check_names(requested, kernels, index)
-    texts: dict[str, str | None] = {}
+    check_names(requested, kernels, index)
     with _downloader(answers, cancel, "extensions") as dl:
-        while todo := deps.needed(requested, texts, kernels, index):
-            got = _drive(
-                dl.meta_many([repo + n + ".dep" for n in todo], missing_ok=True, phase="deps")
-            )
-            for name in todo:
-                data = got.get(repo + name + ".dep")
-                texts[name] = data.decode("utf-8", "replace") if data is not None else None
-    closure = deps.resolve(requested, texts, kernels, index.sizes, index)
+        closure = drive(resolve_closure(dl, repo, requested, kernels, index))
     mode = answers.extensions.mode
     ram_note = "RAM: the .tcz sizes" if mode == "builtin" else "RAM: unpacked estimate"
     return Closure(
@@ -154,59 +127,32 @@ def tcz_closure(answers: Answers, cancel: threading.Event) -> Closure:
 
 
 def app_checks(answers: Answers, cancel: threading.Event) -> list[Check]:
-    """The app step's own checks: entry point, tree, requirements, wheels for the Pi."""
-    app = _module("steps.app", "app checks")
-    wheels = _module("steps.picore.wheels", "wheels")
+    """The app step's own checks: entry point and files, Python for the Pi, wheels for it."""
+    from steps.app import describe_entry, pip_requirements, read_app
     from steps.artifacts import ExtensionSet
-    from steps.base import StepContext
+    from steps.picore.wheels import install, python_version, target_for
 
     checks: list[Check] = []
-    requirements: list[str] = []
 
     def failed(name: str, exc: FirecoreError) -> list[Check]:
         return [*checks, Check(name, False, exc.message, exc.fix)]
 
-    if answers.app.path:
-        root = resolve_path(answers.app.path)
-        if not root.is_dir():
-            what = "does not exist" if not root.exists() else "is not a directory"
-            return [Check("app directory", False, f"{root} {what}", "check app.path")]
-        try:
-            entry = app.find_entry(root, answers.app.env)
-            app.scan_tree(root, "app.path")
-            reqfile = root / "requirements.txt"
-            if reqfile.is_file():
-                requirements = app.read_requirements(reqfile, "app.path")
-        except FirecoreError as exc:
-            return failed("entry point", exc)
-        checks.append(Check("entry point", True, f"{entry.mode} {entry.module or entry.file}"))
-    else:
-        checks.append(Check("entry point", True, "the bundled FastAPI app (firecore_app)"))
     try:
-        python = wheels.python_version(ExtensionSet(tuple(answers.extensions.names), (), {}, ""))
-        target = wheels.target_for(answers.release.arch, answers.release.version, python)
-        base = [*app.SERVICE_REQUIREMENTS, *app.ANNOUNCE_REQUIREMENTS]
-        wanted = list(
-            dict.fromkeys(
-                [
-                    *base,
-                    *(
-                        wheels.check_requirement(p, "app.python_packages")
-                        for p in answers.app.python_packages
-                    ),
-                    *requirements,
-                ]
-            )
-        )
+        app = read_app(answers)
+    except FirecoreError as exc:
+        return failed("entry point", exc)
+    checks.append(Check("entry point", True, describe_entry(app.entry)))
+    try:
+        python = python_version(ExtensionSet(tuple(answers.extensions.names), (), {}, ""))
+        target = target_for(answers.release.arch, answers.release.version, python)
+        wanted = pip_requirements(answers, app)
     except FirecoreError as exc:
         return failed("python", exc)
     checks.append(Check("python", True, f"CPython {python} on {target.platform}"))
     house = resolve_path(answers.app.wheelhouse) if answers.app.wheelhouse else None
-    from steps.paths import cache_dir
-
     ctx = StepContext(answers=answers, cancel=cancel)
     try:
-        got = _drive(wheels.install("app", ctx, wanted, target, cache_dir(answers), house))
+        got = drive(install("app", ctx, wanted, target, cache_dir(answers), house))
     except FirecoreError as exc:
         return failed("wheels", exc)
     source = "wheelhouse" if house else "PyPI"
@@ -214,17 +160,14 @@ def app_checks(answers: Answers, cancel: threading.Event) -> list[Check]:
     return checks
 
 
-def _snapshot() -> Any:
-    netif = _module("steps.host.netif", "the interface list")
-    return netif, netif.read_snapshot()
-
-
 def interfaces(answers: Answers) -> list[InterfaceRow]:
     """Every interface, best first, with the network step's own advice."""
-    netif, snapshot = _snapshot()
-    best = netif.recommend(snapshot)
+    from steps.host.netif import assess_all, read_snapshot, recommend
+
+    snapshot = read_snapshot()
+    best = recommend(snapshot)
     rows = []
-    for assessment in netif.assess_all(snapshot):
+    for assessment in assess_all(snapshot):
         iface = assessment.interface
         if iface.kind == "loopback":
             continue
@@ -244,67 +187,56 @@ def interfaces(answers: Answers) -> list[InterfaceRow]:
 
 def dnsmasq_preview(answers: Answers) -> DnsmasqPreview:
     """``render_dnsmasq_conf`` for the chosen interface, and the installed file."""
-    dnsmasq = _module("steps.host.dnsmasq", "the dnsmasq preview")
-    network = _module("steps.network", "the network step")
-    _, snapshot = _snapshot()
-    iface = network.chosen_interface(answers, snapshot)
-    text = dnsmasq.render_dnsmasq_conf(answers, iface)
-    return DnsmasqPreview(answers.network.dnsmasq_conf, text, dnsmasq.read_installed(answers))
+    from steps.host.dnsmasq import read_installed, render_dnsmasq_conf
+    from steps.host.netif import read_snapshot
+    from steps.network import chosen_interface
+
+    iface = chosen_interface(answers, read_snapshot())
+    text = render_dnsmasq_conf(answers, iface)
+    return DnsmasqPreview(answers.network.dnsmasq_conf, text, read_installed(answers))
 
 
 def preflight(answers: Answers, cancel: threading.Event) -> list[Finding]:
     """The network step's preflight for the chosen interface (no changes made)."""
-    checks = _module("steps.host.preflight", "the preflight checks")
-    network = _module("steps.network", "the network step")
-    dnsmasq = _module("steps.host.dnsmasq", "the dnsmasq preview")
-    _, snapshot = _snapshot()
-    try:
-        iface = network.chosen_interface(answers, snapshot)
-        text = dnsmasq.render_dnsmasq_conf(answers, iface)
-    except FirecoreError as exc:
-        return [Finding("error", exc.message, exc.fix, "config")]
-    found = checks.run_preflight(
-        answers,
-        snapshot,
-        text,
-        own_pids=network.own_pids(answers),
-        cancel=cancel,
-        probe=os.geteuid() == 0,
-    )
+    from steps import network
+
+    found = network.preflight(answers, cancel=cancel)
     return [Finding(f.severity, f.message, f.fix, f.code) for f in found]
 
 
 def tftp_state(answers: Answers) -> TftpState:
     """Release directories in the TFTP root (newest first) and which one is live."""
-    deploy = _module("steps.deploy", "deploy")
-    root = deploy.tftp_root(answers)
+    from steps.host.tftproot import list_releases, tftp_root
+
+    root = tftp_root(answers)
     rows = [
         TftpRelease(r.id, r.current, r.build_id, None, r.demo)
-        for r in reversed(deploy.list_releases(root))
+        for r in reversed(list_releases(root))
     ]
     return TftpState(str(root), tuple(rows), "" if rows else "nothing deployed yet")
 
 
 def rollback(answers: Answers) -> str:
     """``steps.deploy.rollback``; returns the release now live."""
-    deploy = _module("steps.deploy", "rollback")
+    from steps import deploy
+
     return str(deploy.rollback(answers).release)
 
 
 def status_step(answers: Answers, wait: float) -> Step:
     """``steps.status.StatusStep`` listening ``wait`` seconds."""
-    status = _module("steps.status", "the status scan")
-    step: Step = status.StatusStep(wait=wait)
-    return step
+    from steps.status import StatusStep
+
+    return StatusStep(wait=wait)
 
 
 def selftest_step(answers: Answers, model: str, serial: str, *, rehearse: bool) -> Step:
     """``steps.selftest.SelftestStep`` for the chosen interface (or rehearsal), model, serial."""
-    module = _module("steps.selftest", "the self-test")
-    step: Step = module.SelftestStep(
+    from steps.selftest import SelftestStep
+
+    return SelftestStep(
         interface=answers.network.interface,
         model=model,
         serial=serial or None,
         rehearse=rehearse,
     )
-    return step

@@ -9,15 +9,17 @@ contract in pyproject.toml keeps it so, and ``textual``/``rich``/``wizard`` are 
   events; ``plan`` lists them for a set of answers.
 - ``demo/`` — a realistic fake piCore mirror built with the real tools, and its HTTP server
   (tests and ``--demo``).
-- ``host/`` — the serving machine: interfaces, firewall, preflight, dnsmasq config and service,
-  the TFTP root (releases, atomic switch) and the rehearsal namespaces.
+- ``host/`` — the serving machine: what it needs (``hostcheck``), interfaces, firewall,
+  preflight, dnsmasq config and service, the TFTP root (releases, atomic switch) and the
+  rehearsal namespaces.
 - ``wire/`` — what crosses the wire when a Pi boots: frames, DHCP and TFTP codecs, raw sockets,
   the virtual Pi, the diagnosis codes and the JSON-lines shapes.
 - ``picore/`` — piCore as files: the release image, config.txt, cpio, the base rootfs, TCZs and
   their dependencies, the app bundle and its wheels, overlay.gz.
 - ``fetch/`` — mirrors and verified, cached downloads.
 - **the framework** (top-level too) — ``answers`` (the one state) and ``answers_toml``,
-  ``artifacts`` (what steps hand on), ``base`` (the Step protocol), ``events``, ``errors`` (one
-  family, each with a fix and an exit code), ``proc`` (the one wrapper around external
-  programs), ``fsutil`` (atomic writes), ``paths``, ``relay``, ``units``.
+  ``artifacts`` (what steps hand on), ``base`` (the Step protocol), ``boards`` (RAM, which
+  architecture serves which), ``events`` (and how a person reads them), ``errors`` (one family,
+  each with a fix and an exit code), ``proc`` (the one wrapper around external programs),
+  ``fsutil`` (atomic writes, file digests), ``paths``, ``relay``, ``units``.
 """

@@ -238,3 +238,15 @@ def which(program: str) -> Path | None:
     except sh.ErrorReturnCode:
         return None
     return Path(str(found).strip()) if found else None
+
+
+def locate(program: str) -> str | None:
+    """How to run ``program``: its name when it is on PATH, else its path in /usr/sbin or /sbin
+    (root's tools, not on a normal user's PATH); None when it is not installed."""
+    if which(program):
+        return program
+    for folder in ("/usr/sbin", "/sbin"):
+        candidate = f"{folder}/{program}"
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None

@@ -11,20 +11,15 @@ domain module only when called: the first frame never waits for httpx, psutil or
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from steps.answers import Answers
 from steps.base import Step
 from steps.errors import FirecoreError
 from wizard import adapters
 from wizard.views import (
-    HOST_TOOLS,
     Check,
     Closure,
     DnsmasqPreview,
@@ -48,42 +43,9 @@ class Services:
     # ---- welcome
     def host_checks(self) -> list[HostCheck]:
         """Tools, privileges and Python packaging the job needs, with the fix for each."""
-        from steps.proc import PACKAGES, which
+        from steps.host.hostcheck import check_host
 
-        checks: list[HostCheck] = []
-        for program, needed_for in HOST_TOOLS:
-            path = which(program) or _sbin(program)
-            package = PACKAGES.get(program, program)
-            checks.append(
-                HostCheck(
-                    program,
-                    path is not None,
-                    str(path) if path else "not installed",
-                    "" if path else f"apt-get install {package}",
-                    needed_for,
-                )
-            )
-        root = os.geteuid() == 0
-        checks.append(
-            HostCheck(
-                "privileges",
-                root,
-                "root" if root else f"uid {os.geteuid()}",
-                "" if root else "run the Network/Deploy/self-test parts with sudo",
-                "network: install dnsmasq config, start dnsmasq, self-test raw sockets",
-            )
-        )
-        pip = importlib.util.find_spec("pip") is not None
-        checks.append(
-            HostCheck(
-                "pip",
-                pip,
-                "available" if pip else "missing",
-                "" if pip else "python3 -m ensurepip",
-                "build: wheels for the Pi",
-            )
-        )
-        return checks
+        return [HostCheck(n.item, n.ok, n.detail, n.fix, n.needed_for) for n in check_host()]
 
     # ---- release / extensions / app
     def releases(self, answers: Answers, cancel: threading.Event) -> ReleaseListing:
@@ -153,11 +115,3 @@ class Services:
         if "selftest" in self.fixed_steps:
             return self.fixed_steps["selftest"]
         return adapters.selftest_step(answers, model, serial, rehearse=rehearse)
-
-
-def _sbin(program: str) -> Path | None:
-    for base in ("/usr/sbin", "/sbin"):
-        candidate = Path(base) / program
-        if candidate.exists():
-            return candidate
-    return None

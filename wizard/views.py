@@ -125,33 +125,3 @@ class TftpState:
     root: str
     releases: tuple[TftpRelease, ...] = ()
     note: str = ""
-
-
-#: Pi RAM sizes for the extensions screen's "fits in RAM" line (smallest board selected wins).
-BOARD_RAM: dict[str, int] = {
-    "pi0": 512 << 20,
-    "pi02": 512 << 20,
-    "pi1": 256 << 20,
-    "pi2": 1 << 30,
-    "pi3": 1 << 30,
-    "pi4": 1 << 30,
-    "pi5": 2 << 30,
-}
-
-#: Which boards a release architecture serves (piCore's image layout, reference/picore.md §2).
-ARCH_BOARDS: dict[str, tuple[str, ...]] = {
-    "armv6": ("pi0", "pi1"),
-    "armv7": ("pi0", "pi1", "pi2", "pi3", "pi4"),
-    "armv7l": ("pi4",),
-    "armhf": ("pi0", "pi02", "pi1", "pi2", "pi3", "pi4", "pi5"),
-    "aarch64": ("pi02", "pi3", "pi4", "pi5"),
-}
-
-#: Programs the job needs: (program, what for).
-HOST_TOOLS: tuple[tuple[str, str], ...] = (
-    ("mcopy", "build: reading the image's FAT boot partition"),
-    ("sfdisk", "build: reading the image's partition table"),
-    ("unsquashfs", "build: extracted extension mode"),
-    ("dnsmasq", "network: proxy DHCP + TFTP"),
-    ("ip", "network: interfaces"),
-)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import os
 import re
 import tempfile
 import threading
@@ -368,12 +367,7 @@ def required_version(text: str) -> tuple[int, int]:
 
 def dnsmasq_program() -> str:
     """The dnsmasq binary: on PATH, or in /usr/sbin (not on a normal user's PATH)."""
-    if proc.which("dnsmasq"):
-        return "dnsmasq"
-    for candidate in ("/usr/sbin/dnsmasq", "/sbin/dnsmasq"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return "dnsmasq"  # proc.run turns the miss into "install dnsmasq-base"
+    return proc.locate("dnsmasq") or "dnsmasq"  # proc.run turns a miss into "install …"
 
 
 def check_conf(text: str, *, cancel: threading.Event | None = None) -> str:

@@ -250,9 +250,9 @@ def firewall_chains(cancel: threading.Event | None = None) -> tuple[list[Chain],
     """Read nftables and iptables (legacy too) rulesets; returns chains and what was read."""
     chains: list[Chain] = []
     sources: list[str] = []
-    if proc.which("nft") or os.access("/usr/sbin/nft", os.X_OK):
+    if nft := proc.locate("nft"):
         try:
-            out = proc.run(_sbin("nft"), "-j", "list", "ruleset", cancel=cancel).text
+            out = proc.run(nft, "-j", "list", "ruleset", cancel=cancel).text
             chains += parse_nft(out or '{"nftables": []}')
             sources.append("nft -j list ruleset")
         except (CommandError, ValueError):
@@ -261,20 +261,17 @@ def firewall_chains(cancel: threading.Event | None = None) -> tuple[list[Chain],
     # xt matches; iptables-legacy-save adds rules of the legacy backend, if any are loaded.
     legacy_seen = False
     for prog in ("iptables-save", "iptables-legacy-save"):
-        if legacy_seen or not (proc.which(prog) or os.access(f"/usr/sbin/{prog}", os.X_OK)):
+        program = None if legacy_seen else proc.locate(prog)
+        if program is None:
             continue
         try:
-            out = proc.run(_sbin(prog), cancel=cancel).text
+            out = proc.run(program, cancel=cancel).text
         except CommandError:
             continue
         legacy_seen = "(legacy)" in out.partition("\n")[0]
         chains += parse_iptables_save(out, label=prog.removesuffix("-save"))
         sources.append(prog)
     return chains, sources
-
-
-def _sbin(prog: str) -> str:
-    return prog if proc.which(prog) else f"/usr/sbin/{prog}"
 
 
 def firewall_findings(found: Iterable[Blocked], iface: str) -> list[Finding]:

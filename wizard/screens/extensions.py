@@ -10,11 +10,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label, Select, Static
 
+from steps.boards import ram_fit, smallest_ram
 from steps.errors import AnswersError
 from steps.units import human_size
 from wizard.messages import Loaded, LoadFailed
 from wizard.screens.base import PaletteCommand, WizardScreen
-from wizard.views import BOARD_RAM, Closure, ExtensionInfo
+from wizard.views import Closure, ExtensionInfo
 from wizard.widgets.answer_field import AnswerField
 from wizard.widgets.step_runner import StepRunner
 
@@ -190,18 +191,16 @@ RAM). The app needs a `python3.x.tcz`.
             table.add_row(pkg.name, human_size(pkg.size) if pkg.size else "?", why)
         table.border_subtitle = f"{len(closure.packages)} packages"
         boards = self.state.answers.release.boards
-        smallest = min(boards, key=lambda b: BOARD_RAM[b])
-        ram = BOARD_RAM[smallest]
-        share = closure.ram_bytes / ram
-        fits = "fits" if share < 0.5 else "tight" if share < 0.8 else "too big"
+        smallest, ram = smallest_ram(boards)
+        fits = ram_fit(closure.ram_bytes, ram)
         totals = self.query_one("#totals", Static)
         totals.update(
             f"download {human_size(closure.download_bytes)} · RAM ≈ "
             f"{human_size(closure.ram_bytes)} of {human_size(ram)} ({smallest}): {fits}"
             + (f"\n{closure.note}" if closure.note else "")
         )
-        totals.set_class(share >= 0.8, "bad")
-        totals.set_class(0.5 <= share < 0.8, "note")
+        totals.set_class(fits == "too big", "bad")
+        totals.set_class(fits == "tight", "note")
 
     @on(Select.Changed, "#mode")
     def _mode(self, event: Select.Changed) -> None:

@@ -12,10 +12,11 @@ from textual.widgets.selection_list import Selection
 
 from steps.answers import ARCHES, BOARDS
 from steps.artifacts import ReleaseRef
+from steps.boards import ARCH_BOARDS
 from steps.units import human_size
 from wizard.messages import Loaded, LoadFailed
 from wizard.screens.base import PaletteCommand, WizardScreen
-from wizard.views import ARCH_BOARDS, ReleaseListing
+from wizard.views import ReleaseListing
 from wizard.widgets.answer_field import AnswerField
 from wizard.widgets.step_runner import StepRunner
 

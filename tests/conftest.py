@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,19 +13,14 @@ from steps.answers import Answers, default_answers
 from steps.base import StepContext
 from steps.errors import FirecoreError
 from steps.events import Event, LogLine, Progress, Result
+from tests.support.lab import needs_root
+
+__all__ = ["ROOT", "needs_root"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: fake_mirror / mirror_server fixtures (the demo factory's piCore mirror).
+#: fake_mirror / mirror_server (the demo factory's piCore mirror), lab / lan (network namespaces).
 pytest_plugins = ["tests.support.fixtures"]
-
-
-def needs_root() -> None:
-    """Fail (not skip) in CI when a root-only test cannot run; skip only on a developer box."""
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("this test needs root; CI runs as root")
-        pytest.skip("needs root (network namespaces)")
 
 
 @pytest.fixture

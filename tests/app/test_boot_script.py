@@ -116,50 +116,52 @@ def stop(proc: subprocess.Popen[bytes], root: Path) -> None:
 
 @pytest.mark.netns
 @pytest.mark.parametrize("shell", list(SHELLS))
-def test_waits_for_an_address_sets_hostname_and_starts_app_as_user(world: Path, shell: str) -> None:
+def test_waits_for_an_address_sets_hostname_and_starts_app_as_user(
+    lab: Lab, world: Path, shell: str
+) -> None:
     env = make_env(world)
     (world / "opt" / "firecore" / "profile.env").write_text("FIRECORE_HOSTNAME='pi-kitchen'\n")
     boot_log, app_out = world / "log" / "boot.log", world / "log" / "app.out"
-    with Lab() as lab:
-        pi = lab.host("pi")  # no address yet: DHCP has not answered
-        proc = start(pi.cmd([]), shell, env)
-        try:
-            wait_for(lambda: "waiting up to 20s" in read(boot_log), what="the wait to begin")
-            time.sleep(0.3)  # several polls pass without an address …
-            assert "IPv4 address:" not in read(boot_log) and read(app_out) == ""
-            pi.add_address("10.99.0.7/24")  # … then the lease arrives
-            wait_for(lambda: "pythonpath=" in read(app_out), what="the app to start")
-            out = read(app_out)
-            fdir = world / "opt" / "firecore"
-            assert "start=1 uid=65534 host=pi-kitchen" in out  # nobody; the profile's hostname
-            assert f"cwd={fdir / 'app'} greeting=hello world" in out
-            assert f"pythonpath={fdir}/app:{fdir}/agent:{fdir}/site-packages" in out
-            log = read(boot_log)
-            order = ["waiting up to", "IPv4 address: 10.99.0.7", "hostname set to pi-kitchen",
-                     "starting app"]  # fmt: skip
-            positions = [log.index(step) for step in order]
-            assert positions == sorted(positions), log
-            assert int(read(world / "run" / "app.pid"))
-            stop(proc, world)
-        finally:
-            stop_process(proc)
+    pi = lab.host("pi")  # no address yet: DHCP has not answered
+    proc = start(pi.cmd([]), shell, env)
+    try:
+        wait_for(lambda: "waiting up to 20s" in read(boot_log), what="the wait to begin")
+        time.sleep(0.3)  # several polls pass without an address …
+        assert "IPv4 address:" not in read(boot_log) and read(app_out) == ""
+        pi.add_address("10.99.0.7/24")  # … then the lease arrives
+        wait_for(lambda: "pythonpath=" in read(app_out), what="the app to start")
+        out = read(app_out)
+        fdir = world / "opt" / "firecore"
+        assert "start=1 uid=65534 host=pi-kitchen" in out  # nobody; the profile's hostname
+        assert f"cwd={fdir / 'app'} greeting=hello world" in out
+        assert f"pythonpath={fdir}/app:{fdir}/agent:{fdir}/site-packages" in out
+        log = read(boot_log)
+        order = ["waiting up to", "IPv4 address: 10.99.0.7", "hostname set to pi-kitchen",
+                 "starting app"]  # fmt: skip
+        positions = [log.index(step) for step in order]
+        assert positions == sorted(positions), log
+        assert int(read(world / "run" / "app.pid"))
+        stop(proc, world)
+    finally:
+        stop_process(proc)
 
 
 @pytest.mark.netns
 @pytest.mark.parametrize("shell", list(SHELLS))
-def test_no_address_within_the_bound_starts_the_app_anyway(world: Path, shell: str) -> None:
+def test_no_address_within_the_bound_starts_the_app_anyway(
+    lab: Lab, world: Path, shell: str
+) -> None:
     env = make_env(world, FIRECORE_NET_WAIT="1")
-    with Lab() as lab:
-        pi = lab.host("pi")
-        proc = start(pi.cmd([]), shell, env)
-        try:
-            wait_for(lambda: "start=1" in read(world / "log" / "app.out"), what="the app")
-            assert "no IPv4 address after 1s; starting the app anyway" in read(
-                world / "log" / "boot.log"
-            )
-            stop(proc, world)
-        finally:
-            stop_process(proc)
+    pi = lab.host("pi")
+    proc = start(pi.cmd([]), shell, env)
+    try:
+        wait_for(lambda: "start=1" in read(world / "log" / "app.out"), what="the app")
+        assert "no IPv4 address after 1s; starting the app anyway" in read(
+            world / "log" / "boot.log"
+        )
+        stop(proc, world)
+    finally:
+        stop_process(proc)
 
 
 @pytest.mark.parametrize("shell", list(SHELLS))

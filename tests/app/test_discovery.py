@@ -63,6 +63,7 @@ def status(adm: Host, *args: str) -> tuple[int, list[dict[str, Any]]]:
 
 @pytest.mark.netns
 def test_status_finds_the_app_by_mdns_then_unhealthy_then_gone(
+    lab: Lab,
     world: Path,  # noqa: F811
     answers: Answers,
     tmp_path: Path,
@@ -99,78 +100,75 @@ def test_status_finds_the_app_by_mdns_then_unhealthy_then_gone(
         "FIRECORE_BACKOFF_MS": "600000",  # a killed app stays down for the test
         "FIRECORE_ANNOUNCE_REFRESH": "1",
     }
-    with Lab() as lab:
-        pi = lab.host("pi", "10.99.0.2/24")
-        adm = lab.host("adm", "10.99.0.1/24")
-        boot = pi.popen(
-            ["unshare", "--uts", "sh", str(BOOT_SH)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            # healthy: found over mDNS, /health answers, build matches the deployed manifest
-            deadline = time.monotonic() + 60
-            while True:
-                code, lines = status(adm, "--wait", "2", "--manifest", str(manifest))
-                pis = [x for x in lines if x["type"] == "pi"]
-                if code == 0 or time.monotonic() > deadline:
-                    break
-            assert code == 0, (lines, read(world / "log" / "boot.log"))
-            assert len(pis) == 1
-            pi_status = pis[0]
-            assert pi_status["serial"] == "abcdef12" and pi_status["hostname"] == "pi-lab"
-            assert pi_status["ip"] == "10.99.0.2" and pi_status["port"] == 8000
-            assert pi_status["name"] == "pi-lab-abcdef12"
-            assert pi_status["health"] == "ok" and pi_status["build_id"] == BUILD
-            assert pi_status["current"] is True and pi_status["uptime"] == 3723.45
-            assert pi_status["model"] == "Raspberry Pi 3 Model B Rev 1.2"
-            assert lines[-1] == {
+    pi = lab.host("pi", "10.99.0.2/24")
+    adm = lab.host("adm", "10.99.0.1/24")
+    boot = pi.popen(
+        ["unshare", "--uts", "sh", str(BOOT_SH)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # healthy: found over mDNS, /health answers, build matches the deployed manifest
+        deadline = time.monotonic() + 60
+        while True:
+            code, lines = status(adm, "--wait", "2", "--manifest", str(manifest))
+            pis = [x for x in lines if x["type"] == "pi"]
+            if code == 0 or time.monotonic() > deadline:
+                break
+        assert code == 0, (lines, read(world / "log" / "boot.log"))
+        assert len(pis) == 1
+        pi_status = pis[0]
+        assert pi_status["serial"] == "abcdef12" and pi_status["hostname"] == "pi-lab"
+        assert pi_status["ip"] == "10.99.0.2" and pi_status["port"] == 8000
+        assert pi_status["name"] == "pi-lab-abcdef12"
+        assert pi_status["health"] == "ok" and pi_status["build_id"] == BUILD
+        assert pi_status["current"] is True and pi_status["uptime"] == 3723.45
+        assert pi_status["model"] == "Raspberry Pi 3 Model B Rev 1.2"
+        assert lines[-1] == {
+            "type": "summary",
+            "found": 1,
+            "healthy": 1,
+            "unhealthy": 0,
+            "old_build": 0,
+            "deployed_build": BUILD,
+            "manifest": str(manifest),
+            "waited": 2.0,
+            "ok": True,
+        }
+
+        # a newer deployment: flagged as an old build; healthy still exits 0
+        code, lines = status(adm, "--wait", "2", "--manifest", str(old_manifest))
+        assert code == 0 and lines[0]["current"] is False and lines[-1]["old_build"] == 1
+        code, _ = status(adm, "--wait", "2", "--manifest", str(old_manifest), "--require-current")
+        assert code == 1
+
+        # the app dies (boot.sh backs off): still announced, now unhealthy
+        app_pid = int(read(world / "run" / "app.pid"))
+        os.kill(app_pid, signal.SIGKILL)
+        wait_for(lambda: "app exited" in read(world / "log" / "boot.log"), what="the death")
+        code, lines = status(adm, "--wait", "2", "--manifest", str(manifest))
+        assert code == 1
+        assert lines[0]["health"] == "unhealthy" and lines[0]["error"] == "connection refused"
+        assert lines[0]["build_id"] == BUILD  # from the TXT record
+        assert lines[-1]["unhealthy"] == 1 and lines[-1]["ok"] is False
+
+        # the Pi shuts down: the announcer says goodbye, the Pi is gone
+        boot.send_signal(signal.SIGTERM)
+        assert boot.wait(timeout=20) == 0
+        code, lines = status(adm, "--wait", "2", "--manifest", str(manifest))
+        assert code == 1 and lines == [
+            {
                 "type": "summary",
-                "found": 1,
-                "healthy": 1,
+                "found": 0,
+                "healthy": 0,
                 "unhealthy": 0,
                 "old_build": 0,
                 "deployed_build": BUILD,
                 "manifest": str(manifest),
                 "waited": 2.0,
-                "ok": True,
+                "ok": False,
             }
-
-            # a newer deployment: flagged as an old build; healthy still exits 0
-            code, lines = status(adm, "--wait", "2", "--manifest", str(old_manifest))
-            assert code == 0 and lines[0]["current"] is False and lines[-1]["old_build"] == 1
-            code, _ = status(
-                adm, "--wait", "2", "--manifest", str(old_manifest), "--require-current"
-            )
-            assert code == 1
-
-            # the app dies (boot.sh backs off): still announced, now unhealthy
-            app_pid = int(read(world / "run" / "app.pid"))
-            os.kill(app_pid, signal.SIGKILL)
-            wait_for(lambda: "app exited" in read(world / "log" / "boot.log"), what="the death")
-            code, lines = status(adm, "--wait", "2", "--manifest", str(manifest))
-            assert code == 1
-            assert lines[0]["health"] == "unhealthy" and lines[0]["error"] == "connection refused"
-            assert lines[0]["build_id"] == BUILD  # from the TXT record
-            assert lines[-1]["unhealthy"] == 1 and lines[-1]["ok"] is False
-
-            # the Pi shuts down: the announcer says goodbye, the Pi is gone
-            boot.send_signal(signal.SIGTERM)
-            assert boot.wait(timeout=20) == 0
-            code, lines = status(adm, "--wait", "2", "--manifest", str(manifest))
-            assert code == 1 and lines == [
-                {
-                    "type": "summary",
-                    "found": 0,
-                    "healthy": 0,
-                    "unhealthy": 0,
-                    "old_build": 0,
-                    "deployed_build": BUILD,
-                    "manifest": str(manifest),
-                    "waited": 2.0,
-                    "ok": False,
-                }
-            ]
-        finally:
-            stop_process(boot)
+        ]
+    finally:
+        stop_process(boot)

@@ -33,7 +33,7 @@ from steps.wire.virtualpi import BootOptions, BootReport, VirtualPi
 from tests.conftest import needs_root
 from tests.support.boot_tree import make_build
 from tests.support.lab import Host, Lab
-from tests.support.netboot_lab import in_netns, start_router
+from tests.support.netboot_lab import BootLan, boot_lan, in_netns
 from tests.support.wheelhouse import service_wheels
 
 pytestmark = pytest.mark.netns
@@ -126,14 +126,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         answers_file = base / "answers.toml"
         answers_file.write_text(dump_answers(answers))
         with Lab() as lab:
-            srv = lab.host("srv", "10.99.0.1/24")
-            rt = lab.host("rt", "10.99.0.254/24")
-            pi = lab.host("pi", None, mac="b8:27:eb:00:00:01")
-            start_router(rt, tmp)
-            s = Server(lab, srv, pi, answers, answers_file, base, files)
+            lan = boot_lan(lab, tmp, pi_mac="b8:27:eb:00:00:01")
+            s = Server(lab, lan.srv, lan.pi, answers, answers_file, base, files)
             # the tool, headless, inside the server namespace: network step, then deploy step
-            s.wizard(srv, "dnsmasq", "apply", "--answers", str(answers_file))
-            s.wizard(srv, "deploy", "--answers", str(answers_file))
+            s.wizard(lan.srv, "dnsmasq", "apply", "--answers", str(answers_file))
+            s.wizard(lan.srv, "deploy", "--answers", str(answers_file))
             yield s
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -395,15 +392,11 @@ def test_changed_file_fails_the_manifest_check(server: Server) -> None:
     assert bad[0]["fix"] and lines[-1] == {**lines[-1], "type": "summary", "ok": False}
 
 
-def test_no_proxy_running(tmp_path: Path) -> None:
-    needs_root()
-    with Lab() as lab:
-        rt = lab.host("rt", "10.99.0.254/24")
-        pi = lab.host("pi", None)
-        start_router(rt, tmp_path)
-        report = boot(pi)
-        pi.add_address("10.99.0.50/24")  # now it looks like a server host
-        with_address = boot(pi)
+def test_no_proxy_running(lan: BootLan) -> None:
+    pi = lan.pi  # our server is there, but runs no proxy
+    report = boot(pi)
+    pi.add_address("10.99.0.50/24")  # now it looks like a server host
+    with_address = boot(pi)
     code, message = failed(report)
     assert code == "no-proxy-offer" and "option 43" in message
     assert "another machine" not in message
@@ -465,10 +458,8 @@ def test_full_headless_plan_in_the_server_namespace_boots_virtual_pis(
         answers.app.wheelhouse = str(base / "wheelhouse")  # offline: small real wheels
         service_wheels(base / "wheelhouse")
         with Lab() as lab:
-            srv = lab.host("srv", "10.99.0.1/24")
-            rt = lab.host("rt", "10.99.0.254/24")
-            pi = lab.host("pi", None)
-            start_router(rt, tmp_path)
+            lan = boot_lan(lab, tmp_path)
+            srv, pi = lan.srv, lan.pi
             mirror = srv.popen(
                 [sys.executable, "-c", MIRROR_SERVER, str(fake_mirror.root)],
                 stdout=subprocess.PIPE,

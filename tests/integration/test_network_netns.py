@@ -26,7 +26,7 @@ from steps.wire.dhcp import DhcpPacket, Offer, client_frame, collect, pi3_rom_di
 from steps.wire.rawlink import RawLink
 from tests.conftest import ROOT, needs_root
 from tests.support.lab import Host, Lab
-from tests.support.netboot_lab import in_netns, start_proxy, start_router
+from tests.support.netboot_lab import boot_lan, in_netns, start_proxy
 
 pytestmark = pytest.mark.netns
 
@@ -108,189 +108,178 @@ def alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
-def test_process_mode_serves_the_pis_and_survives_the_wizard(served_tmp: Path) -> None:
+def test_process_mode_serves_the_pis_and_survives_the_wizard(served_tmp: Path, lab: Lab) -> None:
     answers = make_answers(served_tmp)
     tftp = served_tmp / "tftp"
-    with Lab() as lab:
-        srv = lab.host("srv", "10.99.0.1/24")
-        rt = lab.host("rt", "10.99.0.254/24")
-        pi = lab.host("pi", "10.99.0.50/24", mac="dc:a6:32:01:02:03")
-        (served_tmp / "rt").mkdir()
-        start_router(rt, served_tmp / "rt")
+    lan = boot_lan(lab, served_tmp, pi_cidr="10.99.0.50/24", pi_mac="dc:a6:32:01:02:03")
+    srv, pi = lan.srv, lan.pi
 
-        done = cli(srv, "dnsmasq", "apply", "--answers", str(answers))
-        assert done.returncode == 0, done.stderr
-        assert (
-            "dnsmasq (PID" in done.stderr and "listens on udp/67 (DHCP) and udp/69" in done.stderr
-        )
-        pid = int((served_tmp / "state" / "dnsmasq.pid").read_text())
-        # the CLI has exited; our dnsmasq keeps serving, detached in its own session
-        assert alive(pid) and os.getsid(pid) != os.getsid(0)
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        assert str(served_tmp / "etc/dnsmasq.d/firecore.conf").encode() in cmd
-        assert tftp.is_dir() and not (tftp / "current").exists()
+    done = cli(srv, "dnsmasq", "apply", "--answers", str(answers))
+    assert done.returncode == 0, done.stderr
+    assert "dnsmasq (PID" in done.stderr and "listens on udp/67 (DHCP) and udp/69" in done.stderr
+    pid = int((served_tmp / "state" / "dnsmasq.pid").read_text())
+    # the CLI has exited; our dnsmasq keeps serving, detached in its own session
+    assert alive(pid) and os.getsid(pid) != os.getsid(0)
+    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert str(served_tmp / "etc/dnsmasq.d/firecore.conf").encode() in cmd
+    assert tftp.is_dir() and not (tftp / "current").exists()
 
-        # a Pi 4 bootloader: proxy offer with the boot menu, at once; the router leases
-        pi4 = offers_for(pi, pi4_discover("dc:a6:32:01:02:03", "1234abcd"), want=2)
-        proxy = [o for o in pi4 if o.is_proxy]
-        assert len(proxy) == 1 and proxy[0].server == "10.99.0.1"
-        assert proxy[0].packet.pxe is not None and proxy[0].packet.pxe.has_rpi_menu
-        assert proxy[0].elapsed < 0.9
-        assert next(o.packet.yiaddr for o in pi4 if o.offers_address).startswith("10.99.0.1")
-        # a Pi 3B ROM: the same menu, one second late (network.pi3_reply_delay)
-        pi3 = offers_for(pi, pi3_rom_discover("b8:27:eb:28:f6:6d"), want=2)
-        late = [o for o in pi3 if o.is_proxy]
-        assert late and late[0].boots_pi and late[0].elapsed >= 0.9
-        # a PC's PXE ROM (not a Pi): an offer without the Raspberry Pi menu (only_pis)
-        pc = offers_for(pi, pi3_rom_discover("02:55:44:33:22:11"), want=2, timeout=2.0)
-        pc_proxy = [o for o in pc if o.is_proxy]
-        assert pc_proxy and not pc_proxy[0].boots_pi
+    # a Pi 4 bootloader: proxy offer with the boot menu, at once; the router leases
+    pi4 = offers_for(pi, pi4_discover("dc:a6:32:01:02:03", "1234abcd"), want=2)
+    proxy = [o for o in pi4 if o.is_proxy]
+    assert len(proxy) == 1 and proxy[0].server == "10.99.0.1"
+    assert proxy[0].packet.pxe is not None and proxy[0].packet.pxe.has_rpi_menu
+    assert proxy[0].elapsed < 0.9
+    assert next(o.packet.yiaddr for o in pi4 if o.offers_address).startswith("10.99.0.1")
+    # a Pi 3B ROM: the same menu, one second late (network.pi3_reply_delay)
+    pi3 = offers_for(pi, pi3_rom_discover("b8:27:eb:28:f6:6d"), want=2)
+    late = [o for o in pi3 if o.is_proxy]
+    assert late and late[0].boots_pi and late[0].elapsed >= 0.9
+    # a PC's PXE ROM (not a Pi): an offer without the Raspberry Pi menu (only_pis)
+    pc = offers_for(pi, pi3_rom_discover("02:55:44:33:22:11"), want=2, timeout=2.0)
+    pc_proxy = [o for o in pc if o.is_proxy]
+    assert pc_proxy and not pc_proxy[0].boots_pi
 
-        # TFTP follows the current symlink for every request
-        release(tftp, "r1", "first\n")
-        release(tftp, "r2", "second\n")
-        switch(tftp, "r1")
-        url = "tftp://10.99.0.1/bootcode.bin"
-        assert pi.run(["curl", "-s", "-m", "5", url]).stdout == "first\n"
-        switch(tftp, "r2")
-        assert pi.run(["curl", "-s", "-m", "5", url]).stdout == "second\n"
+    # TFTP follows the current symlink for every request
+    release(tftp, "r1", "first\n")
+    release(tftp, "r2", "second\n")
+    switch(tftp, "r1")
+    url = "tftp://10.99.0.1/bootcode.bin"
+    assert pi.run(["curl", "-s", "-m", "5", url]).stdout == "first\n"
+    switch(tftp, "r2")
+    assert pi.run(["curl", "-s", "-m", "5", url]).stdout == "second\n"
 
-        status = cli(srv, "dnsmasq", "status", "--json", "--answers", str(answers))
-        st = json.loads(status.stdout)
-        assert status.returncode == 0, status.stdout
-        assert st["pid"] == pid and st["serving"] and st["ports"] == [67, 69]
-        assert st["drift"] is False and st["live"] == ["10.99.0.1/24"]
-        assert any("sent" in line and "bootcode.bin" in line for line in st["log"])
+    status = cli(srv, "dnsmasq", "status", "--json", "--answers", str(answers))
+    st = json.loads(status.stdout)
+    assert status.returncode == 0, status.stdout
+    assert st["pid"] == pid and st["serving"] and st["ports"] == [67, 69]
+    assert st["drift"] is False and st["live"] == ["10.99.0.1/24"]
+    assert any("sent" in line and "bootcode.bin" in line for line in st["log"])
 
-        again = cli(srv, "dnsmasq", "apply", "--answers", str(answers))
-        assert again.returncode == 0, again.stderr
-        assert f"our dnsmasq (PID {pid}) already serves this config" in again.stderr
+    again = cli(srv, "dnsmasq", "apply", "--answers", str(answers))
+    assert again.returncode == 0, again.stderr
+    assert f"our dnsmasq (PID {pid}) already serves this config" in again.stderr
 
-        stop = cli(srv, "dnsmasq", "stop", "--answers", str(answers))
-        assert stop.returncode == 0 and f"stopped our dnsmasq (PID {pid})" in stop.stdout
-        assert not alive(pid)
-        after = cli(srv, "dnsmasq", "status", "--json", "--answers", str(answers))
-        assert after.returncode == 1 and json.loads(after.stdout)["alive"] is False
+    stop = cli(srv, "dnsmasq", "stop", "--answers", str(answers))
+    assert stop.returncode == 0 and f"stopped our dnsmasq (PID {pid})" in stop.stdout
+    assert not alive(pid)
+    after = cli(srv, "dnsmasq", "status", "--json", "--answers", str(answers))
+    assert after.returncode == 1 and json.loads(after.stdout)["alive"] is False
 
 
 def test_preflight_names_a_second_proxy_a_port_holder_and_a_firewall_drop(
-    served_tmp: Path,
+    served_tmp: Path, lab: Lab
 ) -> None:
     answers = make_answers(served_tmp)
-    with Lab() as lab:
-        srv = lab.host("srv", "10.99.0.1/24")
-        other = lab.host("other", "10.99.0.2/24")
-        rt = lab.host("rt", "10.99.0.254/24")
-        for d in ("rt", "other", "other-tftp"):
-            (served_tmp / d).mkdir()
-        start_router(rt, served_tmp / "rt")
-        start_proxy(other, served_tmp / "other", served_tmp / "other-tftp")
-        holder = srv.popen(
-            [
-                sys.executable,
-                "-c",
-                "import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
-                "s.bind(('0.0.0.0', 69)); print('bound', flush=True); time.sleep(120)",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "bound"
-        srv.run(["nft", "add", "table", "inet", "site"])
-        srv.run(["nft", "add chain inet site input { type filter hook input priority 0; }"])
-        srv.run(["nft", "add rule inet site input udp dport 67 drop"])
+    srv = boot_lan(lab, served_tmp).srv
+    other = lab.host("other", "10.99.0.2/24")
+    for d in ("other", "other-tftp"):
+        (served_tmp / d).mkdir()
+    start_proxy(other, served_tmp / "other", served_tmp / "other-tftp")
+    holder = srv.popen(
+        [
+            sys.executable,
+            "-c",
+            "import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+            "s.bind(('0.0.0.0', 69)); print('bound', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "bound"
+    srv.run(["nft", "add", "table", "inet", "site"])
+    srv.run(["nft", "add chain inet site input { type filter hook input priority 0; }"])
+    srv.run(["nft", "add rule inet site input udp dport 67 drop"])
 
-        done = cli(srv, "dnsmasq", "preflight", "--json", "--answers", str(answers))
-        assert done.returncode == 1, done.stderr
-        findings = json.loads(done.stdout)["findings"]
-        by_code = {f["code"]: f for f in findings}
+    done = cli(srv, "dnsmasq", "preflight", "--json", "--answers", str(answers))
+    assert done.returncode == 1, done.stderr
+    findings = json.loads(done.stdout)["findings"]
+    by_code = {f["code"]: f for f in findings}
 
-        proxy = by_code["second-proxy"]
-        assert proxy["severity"] == "error" and "10.99.0.2" in proxy["message"]
-        assert "Raspberry Pi boot menu" in proxy["message"]
-        assert "10.99.0.254" in by_code["dhcp-server"]["evidence"][0]
+    proxy = by_code["second-proxy"]
+    assert proxy["severity"] == "error" and "10.99.0.2" in proxy["message"]
+    assert "Raspberry Pi boot menu" in proxy["message"]
+    assert "10.99.0.254" in by_code["dhcp-server"]["evidence"][0]
 
-        port = by_code["port-in-use"]
-        assert port["severity"] == "error"
-        assert f"(PID {holder.pid}) holds udp/69 (TFTP)" in port["message"]
-        assert port["message"].startswith("python")
+    port = by_code["port-in-use"]
+    assert port["severity"] == "error"
+    assert f"(PID {holder.pid}) holds udp/69 (TFTP)" in port["message"]
+    assert port["message"].startswith("python")
 
-        fw = by_code["firewall-drop"]
-        assert "udp/67" in fw["message"]
-        assert fw["evidence"] == ["inet site input (handle 2): udp dport 67 drop"]
-        assert [f["severity"] for f in findings][:3] == ["error", "error", "error"]
+    fw = by_code["firewall-drop"]
+    assert "udp/67" in fw["message"]
+    assert fw["evidence"] == ["inet site input (handle 2): udp dport 67 drop"]
+    assert [f["severity"] for f in findings][:3] == ["error", "error", "error"]
 
-        # the network step refuses to install anything while preflight reports errors
-        refused = cli(srv, "dnsmasq", "apply", "--answers", str(answers))
-        assert refused.returncode == 1
-        assert "ERROR Network in step network: preflight:" in refused.stderr
-        assert not (served_tmp / "etc").exists()
+    # the network step refuses to install anything while preflight reports errors
+    refused = cli(srv, "dnsmasq", "apply", "--answers", str(answers))
+    assert refused.returncode == 1
+    assert "ERROR Network in step network: preflight:" in refused.stderr
+    assert not (served_tmp / "etc").exists()
 
-        # forced past preflight, dnsmasq itself fails to bind and says so
-        forced = make_answers(served_tmp, preflight_strict=False, probe_seconds=0)
-        failed = cli(srv, "dnsmasq", "apply", "--answers", str(forced))
-        assert failed.returncode == 1
-        assert "dnsmasq did not start: dnsmasq: failed to create listening socket" in failed.stderr
-        assert "Address already in use" in failed.stderr
+    # forced past preflight, dnsmasq itself fails to bind and says so
+    forced = make_answers(served_tmp, preflight_strict=False, probe_seconds=0)
+    failed = cli(srv, "dnsmasq", "apply", "--answers", str(forced))
+    assert failed.returncode == 1
+    assert "dnsmasq did not start: dnsmasq: failed to create listening socket" in failed.stderr
+    assert "Address already in use" in failed.stderr
 
 
 def test_address_change_is_detected_and_regenerated_with_backup_and_restore(
-    served_tmp: Path,
+    served_tmp: Path, lab: Lab
 ) -> None:
     answers = make_answers(served_tmp, dnsmasq_service="none", probe_seconds=0)
     conf = served_tmp / "etc" / "dnsmasq.d" / "firecore.conf"
-    with Lab() as lab:
-        srv = lab.host("srv", "10.99.0.1/24")
+    srv = lab.host("srv", "10.99.0.1/24")
 
-        plan = cli(srv, "dnsmasq", "apply", "--dry-run", "--json", "--answers", str(answers))
-        assert plan.returncode == 0, plan.stderr
-        events = [json.loads(line) for line in plan.stdout.splitlines()]
-        planned = [(e["action"], e["target"]) for e in events if e["type"] == "plan"]
-        assert ("write", str(conf)) in planned and ("create", str(served_tmp / "tftp")) in planned
-        diff = [e["text"] for e in events if e["type"] == "log" and e["stream"] == "stdout"]
-        assert "+dhcp-range=tag:eth0,10.99.0.1,proxy" in diff
-        assert not conf.exists() and not (served_tmp / "tftp").exists()
+    plan = cli(srv, "dnsmasq", "apply", "--dry-run", "--json", "--answers", str(answers))
+    assert plan.returncode == 0, plan.stderr
+    events = [json.loads(line) for line in plan.stdout.splitlines()]
+    planned = [(e["action"], e["target"]) for e in events if e["type"] == "plan"]
+    assert ("write", str(conf)) in planned and ("create", str(served_tmp / "tftp")) in planned
+    diff = [e["text"] for e in events if e["type"] == "log" and e["stream"] == "stdout"]
+    assert "+dhcp-range=tag:eth0,10.99.0.1,proxy" in diff
+    assert not conf.exists() and not (served_tmp / "tftp").exists()
 
-        first = cli(srv, "dnsmasq", "apply", "--answers", str(answers))
-        assert first.returncode == 0, first.stderr
-        first_text = conf.read_text()
-        assert "dhcp-range=tag:eth0,10.99.0.1,proxy" in first_text
+    first = cli(srv, "dnsmasq", "apply", "--answers", str(answers))
+    assert first.returncode == 0, first.stderr
+    first_text = conf.read_text()
+    assert "dhcp-range=tag:eth0,10.99.0.1,proxy" in first_text
 
-        srv.run(["ip", "addr", "del", "10.99.0.1/24", "dev", "eth0"])
-        srv.run(["ip", "addr", "add", "10.99.0.7/24", "dev", "eth0"])
-        status = cli(srv, "dnsmasq", "status", "--json", "--answers", str(answers))
-        st = json.loads(status.stdout)
-        assert status.returncode == 1
-        assert st["drift"] is True
-        assert (st["recorded"], st["live"]) == (["10.99.0.1/24"], ["10.99.0.7/24"])
-        human = cli(srv, "dnsmasq", "status", "--answers", str(answers))
-        assert "DRIFT:" in human.stdout and "dnsmasq apply" in human.stdout
+    srv.run(["ip", "addr", "del", "10.99.0.1/24", "dev", "eth0"])
+    srv.run(["ip", "addr", "add", "10.99.0.7/24", "dev", "eth0"])
+    status = cli(srv, "dnsmasq", "status", "--json", "--answers", str(answers))
+    st = json.loads(status.stdout)
+    assert status.returncode == 1
+    assert st["drift"] is True
+    assert (st["recorded"], st["live"]) == (["10.99.0.1/24"], ["10.99.0.7/24"])
+    human = cli(srv, "dnsmasq", "status", "--answers", str(answers))
+    assert "DRIFT:" in human.stdout and "dnsmasq apply" in human.stdout
 
-        regen = cli(srv, "dnsmasq", "apply", "--answers", str(answers))
-        assert regen.returncode == 0, regen.stderr
-        assert (
-            "address changed since the config was written (10.99.0.1/24 → 10.99.0.7/24"
-            in regen.stderr
-        )
-        assert "dhcp-range=tag:eth0,10.99.0.7,proxy" in conf.read_text()
-        backups = sorted((served_tmp / "backups").iterdir())
-        assert [b.read_text() for b in backups] == [first_text]
+    regen = cli(srv, "dnsmasq", "apply", "--answers", str(answers))
+    assert regen.returncode == 0, regen.stderr
+    assert (
+        "address changed since the config was written (10.99.0.1/24 → 10.99.0.7/24" in regen.stderr
+    )
+    assert "dhcp-range=tag:eth0,10.99.0.7,proxy" in conf.read_text()
+    backups = sorted((served_tmp / "backups").iterdir())
+    assert [b.read_text() for b in backups] == [first_text]
 
-        # dnsmasq --test rejects an option: its own message, nothing installed
-        bad = make_answers(
-            served_tmp, dnsmasq_service="none", probe_seconds=0, dnsmasq_extra=["tftp-fancy=1"]
-        )
-        current = conf.read_text()
-        rejected = cli(srv, "dnsmasq", "apply", "--answers", str(bad))
-        assert rejected.returncode == 1
-        assert "`dnsmasq --test` rejected the generated config: dnsmasq: bad option at line" in (
-            rejected.stderr
-        )
-        assert "'tftp-fancy=1'" in rejected.stderr
-        assert conf.read_text() == current
+    # dnsmasq --test rejects an option: its own message, nothing installed
+    bad = make_answers(
+        served_tmp, dnsmasq_service="none", probe_seconds=0, dnsmasq_extra=["tftp-fancy=1"]
+    )
+    current = conf.read_text()
+    rejected = cli(srv, "dnsmasq", "apply", "--answers", str(bad))
+    assert rejected.returncode == 1
+    assert "`dnsmasq --test` rejected the generated config: dnsmasq: bad option at line" in (
+        rejected.stderr
+    )
+    assert "'tftp-fancy=1'" in rejected.stderr
+    assert conf.read_text() == current
 
-        restored = cli(srv, "dnsmasq", "restore", "--json", "--answers", str(answers))
-        assert restored.returncode == 0, restored.stderr
-        assert conf.read_text() == first_text
-        listed = cli(srv, "dnsmasq", "restore", "--list", "--json", "--answers", str(answers))
-        assert len(json.loads(listed.stdout)["backups"]) == 2  # the restore kept the replaced one
+    restored = cli(srv, "dnsmasq", "restore", "--json", "--answers", str(answers))
+    assert restored.returncode == 0, restored.stderr
+    assert conf.read_text() == first_text
+    listed = cli(srv, "dnsmasq", "restore", "--list", "--json", "--answers", str(answers))
+    assert len(json.loads(listed.stdout)["backups"]) == 2  # the restore kept the replaced one

@@ -99,19 +99,18 @@ def test_rehearsal_needs_a_deployed_tree(answers: Answers, tmp_path: Path) -> No
         list(SelftestStep(rehearse=True).run(StepContext(answers=answers)))
 
 
-def test_selftest_rehearse_command_json(deployed: Answers, tmp_path: Path) -> None:
+def test_selftest_rehearse_command_json(deployed: Answers, tmp_path: Path, lab: Lab) -> None:
     from steps.answers_toml import dump_answers
 
     path = tmp_path / "answers.toml"
     path.write_text(dump_answers(deployed))
     # run from inside an unrelated namespace: the rehearsal must not depend on the host's LAN
-    with Lab() as lab:
-        host = lab.host("h", "10.98.0.1/24")
-        done = host.run(
-            [sys.executable, "-m", "wizard", "selftest", "--rehearse", "--model", "pi3",
-             "--answers", str(path), "--json", "--dhcp-timeout", "1.5"],
-            check=False, cwd=ROOT,
-        )  # fmt: skip
+    host = lab.host("h", "10.98.0.1/24")
+    done = host.run(
+        [sys.executable, "-m", "wizard", "selftest", "--rehearse", "--model", "pi3",
+         "--answers", str(path), "--json", "--dhcp-timeout", "1.5"],
+        check=False, cwd=ROOT,
+    )  # fmt: skip
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert done.returncode == 0, done.stderr + done.stdout
     assert lines[-1]["type"] == "summary" and lines[-1]["ok"] is True

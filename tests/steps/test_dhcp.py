@@ -17,7 +17,7 @@ from steps.wire import dhcp
 from steps.wire.netframes import UdpPacket, parse_frame
 from tests.conftest import needs_root
 from tests.support.lab import Lab
-from tests.support.netboot_lab import in_netns, start_proxy, start_router
+from tests.support.netboot_lab import boot_lan, in_netns, start_proxy
 
 PI3_MAC = "b8:27:eb:28:f6:6d"
 
@@ -249,40 +249,36 @@ def _ours(pcap: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.netns
-def test_probe_offers_against_dnsmasq_matches_tshark(tmp_path: Path) -> None:
-    needs_root()
+def test_probe_offers_against_dnsmasq_matches_tshark(lab: Lab, tmp_path: Path) -> None:
     root = tmp_path / "tftp"
     root.mkdir()
     pcap = tmp_path / "boot.pcap"
-    with Lab() as lab:
-        srv = lab.host("srv", "10.99.0.1/24")
-        rt = lab.host("rt", "10.99.0.254/24")
-        pi = lab.host("pi", None, mac=PI3_MAC)
-        start_router(rt, tmp_path)
-        start_proxy(srv, tmp_path, root)
-        # tcpdump exits by itself after the 6 expected frames: 2 × (DISCOVER + 2 OFFERs)
-        dump = pi.popen(
-            [
-                "tcpdump",
-                "-U",
-                "--immediate-mode",
-                "-n",
-                "-i",
-                "eth0",
-                "-c",
-                "6",
-                "-w",
-                str(pcap),
-                "udp port 67 or udp port 68",
-            ],
-            stderr=subprocess.PIPE,
-        )
-        assert dump.stderr is not None
-        assert b"listening on" in dump.stderr.readline()
-        with in_netns(pi):
-            pi3 = dhcp.probe(pi.iface, PI3_MAC, model="pi3", timeout=1.0)
-            pi4 = dhcp.probe(pi.iface, model="pi4", serial="9ffefdef", timeout=1.0)
-        assert dump.wait(timeout=10) == 0
+    lan = boot_lan(lab, tmp_path, pi_mac=PI3_MAC)
+    pi = lan.pi
+    start_proxy(lan.srv, tmp_path, root)
+    # tcpdump exits by itself after the 6 expected frames: 2 × (DISCOVER + 2 OFFERs)
+    dump = pi.popen(
+        [
+            "tcpdump",
+            "-U",
+            "--immediate-mode",
+            "-n",
+            "-i",
+            "eth0",
+            "-c",
+            "6",
+            "-w",
+            str(pcap),
+            "udp port 67 or udp port 68",
+        ],
+        stderr=subprocess.PIPE,
+    )
+    assert dump.stderr is not None
+    assert b"listening on" in dump.stderr.readline()
+    with in_netns(pi):
+        pi3 = dhcp.probe(pi.iface, PI3_MAC, model="pi3", timeout=1.0)
+        pi4 = dhcp.probe(pi.iface, model="pi4", serial="9ffefdef", timeout=1.0)
+    assert dump.wait(timeout=10) == 0
 
     for result in (pi3, pi4):
         assert len(result.proxies) == 1 and len(result.dhcp_servers) == 1

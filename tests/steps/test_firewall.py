@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from steps.host.firewall import blocked, parse_iptables_save, parse_nft
-from tests.conftest import needs_root
 from tests.support.lab import Lab
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -112,30 +111,28 @@ def test_iptables_save_is_walked_with_jumps_and_policy() -> None:
 
 
 @pytest.mark.netns
-def test_rules_from_real_nft_and_iptables_in_a_namespace() -> None:
-    needs_root()
-    with Lab() as lab:
-        h = lab.host("fw", "10.99.0.1/24")
-        h.run(["nft", "add", "table", "inet", "site"])
-        h.run(["nft", "add chain inet site input { type filter hook input priority 0; }"])
-        h.run(["nft", "add rule inet site input iifname eth0 udp dport 69 counter drop"])
-        h.run(
-            [
-                "iptables",
-                "-A",
-                "INPUT",
-                "-p",
-                "udp",
-                "-m",
-                "multiport",
-                "--dports",
-                "67,68",
-                "-j",
-                "DROP",
-            ]
-        )
-        nft_json = h.run(["nft", "-j", "list", "ruleset"]).stdout
-        ipt = h.run(["iptables-save"]).stdout
+def test_rules_from_real_nft_and_iptables_in_a_namespace(lab: Lab) -> None:
+    h = lab.host("fw", "10.99.0.1/24")
+    h.run(["nft", "add", "table", "inet", "site"])
+    h.run(["nft", "add chain inet site input { type filter hook input priority 0; }"])
+    h.run(["nft", "add rule inet site input iifname eth0 udp dport 69 counter drop"])
+    h.run(
+        [
+            "iptables",
+            "-A",
+            "INPUT",
+            "-p",
+            "udp",
+            "-m",
+            "multiport",
+            "--dports",
+            "67,68",
+            "-j",
+            "DROP",
+        ]
+    )
+    nft_json = h.run(["nft", "-j", "list", "ruleset"]).stdout
+    ipt = h.run(["iptables-save"]).stdout
     chains = parse_nft(nft_json) + parse_iptables_save(ipt)
     found = {(b.port, b.rule) for b in blocked(chains, [67, 69], "eth0") if b.definite}
     assert found == {

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from steps.host.netif import Address, Interface, Snapshot, assess, assess_all, read_kind, recommend
-from tests.conftest import ROOT, needs_root
+from tests.conftest import ROOT
 from tests.support.lab import Lab
 
 
@@ -144,19 +144,17 @@ def test_a_wired_interface_with_the_default_route_wins_a_tie() -> None:
 
 
 @pytest.mark.netns
-def test_real_reader_in_a_namespace() -> None:
-    needs_root()
-    with Lab() as lab:
-        srv = lab.host("srv", "10.99.0.1/24", mac="02:aa:bb:cc:dd:01")
-        srv.add_address("172.16.5.1/16")
-        srv.run(["ip", "link", "add", "br9", "type", "bridge"])
-        srv.run(["ip", "route", "add", "default", "via", "10.99.0.254"])
-        code = (
-            "import json; from steps.host.netif import read_snapshot, recommend;"
-            "s = read_snapshot();"
-            "print(json.dumps({'ifs': [i.to_data() for i in s.interfaces], 'best': recommend(s)}))"
-        )
-        out = srv.run([sys.executable, "-c", code], cwd=ROOT).stdout
+def test_real_reader_in_a_namespace(lab: Lab) -> None:
+    srv = lab.host("srv", "10.99.0.1/24", mac="02:aa:bb:cc:dd:01")
+    srv.add_address("172.16.5.1/16")
+    srv.run(["ip", "link", "add", "br9", "type", "bridge"])
+    srv.run(["ip", "route", "add", "default", "via", "10.99.0.254"])
+    code = (
+        "import json; from steps.host.netif import read_snapshot, recommend;"
+        "s = read_snapshot();"
+        "print(json.dumps({'ifs': [i.to_data() for i in s.interfaces], 'best': recommend(s)}))"
+    )
+    out = srv.run([sys.executable, "-c", code], cwd=ROOT).stdout
     data = json.loads(out)
     by = {i["name"]: i for i in data["ifs"]}
     assert set(by) == {"lo", "eth0", "br9"}

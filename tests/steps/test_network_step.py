@@ -15,7 +15,6 @@ from steps.errors import Cancelled, NetworkError
 from steps.events import Event, LogLine, Planned, Progress, Result, drive
 from steps.host.dnsmasq_service import restart_systemd
 from steps.network import NetworkStep
-from tests.conftest import needs_root
 from tests.support.lab import Lab
 from tests.support.netboot_lab import in_netns
 
@@ -34,24 +33,22 @@ def net_answers(tmp: Path, **network: object) -> Answers:
 
 
 @pytest.mark.netns
-def test_step_plans_then_installs_and_hands_on_a_network_result(tmp_path: Path) -> None:
-    needs_root()
+def test_step_plans_then_installs_and_hands_on_a_network_result(lab: Lab, tmp_path: Path) -> None:
     a = net_answers(tmp_path)
     conf = tmp_path / "etc" / "firecore.conf"
-    with Lab() as lab:
-        srv = lab.host("srv", "10.99.0.1/24")
-        with in_netns(srv):
-            dry = StepContext(answers=a, dry_run=True)
-            planned = list(NetworkStep().run(dry))
-            assert not conf.exists() and not (tmp_path / "tftp").exists()
-            assert [(e.action, e.target) for e in planned if isinstance(e, Planned)] == [
-                ("create", str(tmp_path / "tftp")),
-                ("write", str(conf)),
-            ]
-            assert dry.results.get(NetworkResult) is None
+    srv = lab.host("srv", "10.99.0.1/24")
+    with in_netns(srv):
+        dry = StepContext(answers=a, dry_run=True)
+        planned = list(NetworkStep().run(dry))
+        assert not conf.exists() and not (tmp_path / "tftp").exists()
+        assert [(e.action, e.target) for e in planned if isinstance(e, Planned)] == [
+            ("create", str(tmp_path / "tftp")),
+            ("write", str(conf)),
+        ]
+        assert dry.results.get(NetworkResult) is None
 
-            ctx = StepContext(answers=a)
-            events = list(NetworkStep().run(ctx))
+        ctx = StepContext(answers=a)
+        events = list(NetworkStep().run(ctx))
     result = ctx.results.get(NetworkResult)
     assert result is not None
     assert result.interface == "eth0" and result.addresses == ("10.99.0.1/24",)
@@ -79,31 +76,27 @@ def test_step_plans_then_installs_and_hands_on_a_network_result(tmp_path: Path) 
 
 
 @pytest.mark.netns
-def test_cancel_before_install_leaves_nothing_behind(tmp_path: Path) -> None:
-    needs_root()
+def test_cancel_before_install_leaves_nothing_behind(lab: Lab, tmp_path: Path) -> None:
     a = net_answers(tmp_path)
-    with Lab() as lab:
-        srv = lab.host("srv", "10.99.0.1/24")
-        with in_netns(srv):
-            ctx = StepContext(answers=a)
-            seen: list[Event] = []
-            with pytest.raises(Cancelled):
-                for event in NetworkStep().run(ctx):
-                    seen.append(event)
-                    if isinstance(event, Progress) and event.message == "dnsmasq --test":
-                        ctx.cancel.set()
+    srv = lab.host("srv", "10.99.0.1/24")
+    with in_netns(srv):
+        ctx = StepContext(answers=a)
+        seen: list[Event] = []
+        with pytest.raises(Cancelled):
+            for event in NetworkStep().run(ctx):
+                seen.append(event)
+                if isinstance(event, Progress) and event.message == "dnsmasq --test":
+                    ctx.cancel.set()
     assert not (tmp_path / "etc").exists() and not (tmp_path / "tftp").exists()
     assert not any(isinstance(e, Planned) for e in seen)
 
 
 @pytest.mark.netns
-def test_missing_interface_names_the_key_and_the_choices(tmp_path: Path) -> None:
-    needs_root()
+def test_missing_interface_names_the_key_and_the_choices(lab: Lab, tmp_path: Path) -> None:
     a = net_answers(tmp_path, interface="eth7")
-    with Lab() as lab:
-        srv = lab.host("srv", "10.99.0.1/24")
-        with in_netns(srv), pytest.raises(NetworkError) as err:
-            list(NetworkStep().run(StepContext(answers=a)))
+    srv = lab.host("srv", "10.99.0.1/24")
+    with in_netns(srv), pytest.raises(NetworkError) as err:
+        list(NetworkStep().run(StepContext(answers=a)))
     assert err.value.message.startswith("network.interface: 'eth7' does not exist")
     assert "eth0" in err.value.message and err.value.fix == "set network.interface = 'eth0'"
 

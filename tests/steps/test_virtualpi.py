@@ -21,10 +21,9 @@ from steps.wire.diagnosis import DIAGNOSES, markdown_table
 from steps.wire.jsonlines import stage_json, summary_json
 from steps.wire.netframes import ip_bytes
 from steps.wire.virtualpi import BootOptions, BootReport, Stage, VirtualPi
-from tests.conftest import needs_root
 from tests.support.boot_tree import make_build
 from tests.support.lab import Host, Lab
-from tests.support.netboot_lab import in_netns, start_proxy, start_router
+from tests.support.netboot_lab import BootLan, boot_lan, in_netns, start_proxy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -188,44 +187,29 @@ def tree(tmp_path: Path) -> Path:
 
 
 @pytest.mark.netns
-def test_two_proxies_are_reported(tmp_path: Path, tree: Path) -> None:
-    needs_root()
-    with Lab() as lab:
-        s1 = lab.host("s1", "10.99.0.1/24")
-        s2 = lab.host("s2", "10.99.0.2/24")
-        rt = lab.host("rt", "10.99.0.254/24")
-        pi = lab.host("pi", None)
-        start_router(rt, tmp_path)
-        start_proxy(s1, tmp_path, tree)
-        start_proxy(s2, tmp_path, tree, address="10.99.0.2", name="proxy2")
-        report = boot(pi)
+def test_two_proxies_are_reported(lan: BootLan, tmp_path: Path, tree: Path) -> None:
+    second = lan.lab.host("s2", "10.99.0.2/24")
+    start_proxy(lan.srv, tmp_path, tree)
+    start_proxy(second, tmp_path, tree, address="10.99.0.2", name="proxy2")
+    report = boot(lan.pi)
     bad = first_failure(report)
     assert bad.code == "multiple-proxies" and "10.99.0.1" in bad.message
     assert "10.99.0.2" in bad.message
 
 
 @pytest.mark.netns
-def test_a_foreign_pxe_menu_is_bad_option_43(tmp_path: Path, tree: Path) -> None:
-    needs_root()
-    with Lab() as lab:
-        srv = lab.host("srv", "10.99.0.1/24")
-        rt = lab.host("rt", "10.99.0.254/24")
-        pi = lab.host("pi", None)
-        start_router(rt, tmp_path)
-        start_proxy(srv, tmp_path, tree, menu="Install Windows", only_pis=False)
-        report = boot(pi, "pi4")
+def test_a_foreign_pxe_menu_is_bad_option_43(lan: BootLan, tmp_path: Path, tree: Path) -> None:
+    start_proxy(lan.srv, tmp_path, tree, menu="Install Windows", only_pis=False)
+    report = boot(lan.pi, "pi4")
     bad = first_failure(report)
     assert bad.code == "bad-option-43" and bad.stage == "proxy-offer"
 
 
 @pytest.mark.netns
-def test_no_router_means_no_lease(tmp_path: Path, tree: Path) -> None:
-    needs_root()
-    with Lab() as lab:
-        srv = lab.host("srv", "10.99.0.1/24")
-        pi = lab.host("pi", None)
-        start_proxy(srv, tmp_path, tree)
-        report = boot(pi, "pi4")
+def test_no_router_means_no_lease(lab: Lab, tmp_path: Path, tree: Path) -> None:
+    lan = boot_lan(lab, tmp_path, router=False)
+    start_proxy(lan.srv, tmp_path, tree)
+    report = boot(lan.pi, "pi4")
     assert [(s.stage, s.ok, s.code) for s in report.stages] == [
         ("dhcp-offer", False, "no-dhcp-lease"),
         ("proxy-offer", True, None),
@@ -235,30 +219,18 @@ def test_no_router_means_no_lease(tmp_path: Path, tree: Path) -> None:
 
 
 @pytest.mark.netns
-def test_a_server_that_ignores_arp(tmp_path: Path, tree: Path) -> None:
-    needs_root()
-    with Lab() as lab:
-        srv = lab.host("srv", "10.99.0.1/24")
-        rt = lab.host("rt", "10.99.0.254/24")
-        pi = lab.host("pi", None)
-        srv.run(["sh", "-c", "echo 8 > /proc/sys/net/ipv4/conf/eth0/arp_ignore"])
-        start_router(rt, tmp_path)
-        start_proxy(srv, tmp_path, tree)
-        report = boot(pi)
+def test_a_server_that_ignores_arp(lan: BootLan, tmp_path: Path, tree: Path) -> None:
+    lan.srv.run(["sh", "-c", "echo 8 > /proc/sys/net/ipv4/conf/eth0/arp_ignore"])
+    start_proxy(lan.srv, tmp_path, tree)
+    report = boot(lan.pi)
     bad = first_failure(report)
     assert bad.stage == "arp" and bad.code == "arp-unanswered" and "10.99.0.1" in bad.message
 
 
 @pytest.mark.netns
-def test_a_proxy_without_tftp(tmp_path: Path, tree: Path) -> None:
-    needs_root()
-    with Lab() as lab:
-        srv = lab.host("srv", "10.99.0.1/24")
-        rt = lab.host("rt", "10.99.0.254/24")
-        pi = lab.host("pi", None)
-        start_router(rt, tmp_path)
-        start_proxy(srv, tmp_path, tree, tftp=False)
-        report = boot(pi)
+def test_a_proxy_without_tftp(lan: BootLan, tmp_path: Path, tree: Path) -> None:
+    start_proxy(lan.srv, tmp_path, tree, tftp=False)
+    report = boot(lan.pi)
     bad = first_failure(report)
     assert bad.stage == "tftp:bootcode.bin" and bad.code == "tftp-no-response"
     assert report.phase == "tftp"
@@ -266,27 +238,20 @@ def test_a_proxy_without_tftp(tmp_path: Path, tree: Path) -> None:
 
 @pytest.mark.netns
 def test_selftest_step_fails_with_the_code_and_its_fix(
-    tmp_path: Path, tree: Path, answers: Answers
+    lan: BootLan, tmp_path: Path, tree: Path, answers: Answers
 ) -> None:
-    needs_root()
     answers.network.tftp_root = str(tmp_path / "nothing-deployed-here")
-
     (tree / "start.elf").unlink()
-    with Lab() as lab:
-        srv = lab.host("srv", "10.99.0.1/24")
-        rt = lab.host("rt", "10.99.0.254/24")
-        pi = lab.host("pi", None)
-        start_router(rt, tmp_path)
-        start_proxy(srv, tmp_path, tree)
-        step = SelftestStep(interface="eth0", model="pi3", serial=None, options=fast())
-        events: list[object] = []
-        with in_netns(pi), pytest.raises(StepError) as err:
-            for event in step.run(StepContext(answers=answers)):
-                events.append(event)
-        (tree / "start.elf").write_bytes(b"x")
-        ok_step = SelftestStep(interface="eth0", model="pi4", options=fast())
-        with in_netns(pi):
-            done = list(ok_step.run(StepContext(answers=answers)))
+    start_proxy(lan.srv, tmp_path, tree)
+    step = SelftestStep(interface="eth0", model="pi3", serial=None, options=fast())
+    events: list[object] = []
+    with in_netns(lan.pi), pytest.raises(StepError) as err:
+        for event in step.run(StepContext(answers=answers)):
+            events.append(event)
+    (tree / "start.elf").write_bytes(b"x")
+    ok_step = SelftestStep(interface="eth0", model="pi4", options=fast())
+    with in_netns(lan.pi):
+        done = list(ok_step.run(StepContext(answers=answers)))
     assert "tftp-file-not-found" in err.value.message and "start.elf" in err.value.message
     assert err.value.fix == DIAGNOSES["tftp-file-not-found"].fix
     failed_result = events[-1]  # the stages reach the front end before the failure

@@ -10,7 +10,9 @@ through a host is stopped by PID, and the namespaces are deleted on exit, even a
         out = pi.run(["ip", "addr"]).stdout
 
 Inside every host the interface is called ``eth0`` (like a real Pi or server), hosts reach each
-other through the bridge in the "switch" namespace.
+other through the bridge in the "switch" namespace. Tests take the ``lab`` fixture
+(``tests.support.fixtures``); ``tests.support.netboot_lab.boot_lan`` adds the usual netboot
+hosts to it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 _counter = itertools.count()
+
+
+def needs_root() -> None:
+    """Fail (not skip) in CI when a root-only test cannot run; skip only on a developer box."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("this test needs root; CI runs as root")
+        pytest.skip("needs root (network namespaces)")
 
 
 def _ip(*args: str) -> None:

@@ -16,16 +16,48 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.lab import Host, stop_process
+from tests.support.lab import Host, Lab, stop_process
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
 SERVER_IP = "10.99.0.1"
 ROUTER_IP = "10.99.0.254"
+
+
+@dataclass(frozen=True)
+class BootLan:
+    """The LAN most netboot tests use: our server, the home router, one Pi."""
+
+    lab: Lab
+    srv: Host
+    """Our server, 10.99.0.1/24: start a proxy (``start_proxy``) or the wizard in it."""
+    rt: Host
+    """The home router, 10.99.0.254/24, its plain DHCP server running (unless ``router=False``)."""
+    pi: Host
+    """A Pi with no address yet, as its boot ROM starts."""
+
+
+def boot_lan(
+    lab: Lab,
+    tmp: Path,
+    *,
+    pi_mac: str | None = None,
+    pi_cidr: str | None = None,
+    router: bool = True,
+) -> BootLan:
+    """Add the usual hosts to ``lab``; the router's files go in ``tmp/router``."""
+    srv = lab.host("srv", f"{SERVER_IP}/24")
+    rt = lab.host("rt", f"{ROUTER_IP}/24")
+    pi = lab.host("pi", pi_cidr, mac=pi_mac)
+    if router:
+        (tmp / "router").mkdir(exist_ok=True)
+        start_router(rt, tmp / "router")
+    return BootLan(lab, srv, rt, pi)
 
 
 @contextlib.contextmanager

@@ -1,25 +1,12 @@
 """The Deploy step: publish the boot tree into the TFTP root atomically, with instant rollback.
 
-Layout of ``network.tftp_root`` (dnsmasq serves ``<tftp_root>/current``)::
-
-    releases/<id>/            one complete, verified copy of a build (never changed afterwards)
-    releases/<id>/<serial>/   per-device tree: hard links to the shared files + its profile's files
-    releases/<id>/manifest.json   the build manifest + what deploy added (devices, previous)
-    current -> releases/<id>  the live release, switched with one rename(2)
-    .deploy.lock              flock: two deploys or rollbacks never interleave
-
-A Pi mid-boot never sees a half-copied tree: the new release is built in a staging directory,
-renamed into ``releases/`` when complete, and only then does ``current`` change — by renaming a
-new symlink over it, which is atomic. dnsmasq opens ``current/<file>`` per request, so each file a
-Pi fetches comes whole from one release. Release ids are the UTC time (to the microsecond) plus
-the build id, so they sort in deploy order and never collide. Files unchanged since the live
-release are hard links to it, so keeping ``deploy.keep`` releases costs little space; every
-copied file is checked against the build manifest's sha256 on the way.
-
-Per-device trees follow the firmware (netboot.md §5.1/§5.2): a Pi first asks for
-``<serial>/start.elf`` (Pi 3) or ``<serial>/start4.elf`` (Pi 4); if it exists, every later file
-is read with the ``<serial>/`` prefix, so the directory holds the whole tree. Unknown serials get
-"not found" and fall back to the shared tree.
+The step checks ``build.output`` against its manifest, copies it into a new release directory
+(hard-linking files unchanged since the live release, checking every copied file's sha256),
+adds a per-device tree for each serial in ``deploy.devices``, switches ``current`` to it and
+keeps the newest ``deploy.keep`` releases (a build already live is not published again).
+``rollback`` switches ``current`` back. The layout of the TFTP root, why a Pi mid-boot never
+sees a half-copied tree, and how the firmware finds a per-device tree (netboot.md §5.1/§5.2)
+are in ``steps.host.tftproot``, which owns that layout.
 """
 
 from __future__ import annotations

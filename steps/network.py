@@ -33,7 +33,7 @@ from steps.host.dnsmasq import (
     unified_diff,
 )
 from steps.host.dnsmasq_service import process_state, restart, systemd_main_pid, udp_ports_of
-from steps.host.netif import Interface, Snapshot, read_snapshot, recommend
+from steps.host.netif import Interface, Snapshot, missing_interface, read_snapshot, recommend
 from steps.host.preflight import Finding, run_preflight
 
 _PHASES = 7
@@ -58,15 +58,10 @@ def chosen_interface(answers: Answers, snapshot: Snapshot) -> Interface:
     Raises:
         NetworkError: no such interface (names the key and the interfaces there are).
     """
-    name = answers.network.interface
-    iface = snapshot.get(name)
+    iface = snapshot.get(answers.network.interface)
     if iface is None:
-        best = recommend(snapshot)
-        known = ", ".join(n for n in snapshot.names if n != "lo") or "none"
-        raise NetworkError(
-            f"network.interface: {name!r} does not exist on this host (interfaces: {known})",
-            fix=f"set network.interface = {best!r}" if best else "connect the Pis' LAN first",
-        )
+        message, fix = missing_interface(answers.network.interface, snapshot)
+        raise NetworkError(message, fix=fix)
     return iface
 
 

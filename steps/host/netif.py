@@ -313,6 +313,17 @@ def recommend(snapshot: Snapshot) -> str | None:
     return best.interface.name if best else None
 
 
+def missing_interface(name: str, snapshot: Snapshot) -> tuple[str, str]:
+    """What to say when ``network.interface`` names no interface on this host: the message
+    (with the interfaces there are) and the fix (the one ``recommend`` picks)."""
+    best = recommend(snapshot)
+    known = ", ".join(n for n in snapshot.names if n != "lo") or "none"
+    return (
+        f"network.interface: {name!r} does not exist on this host (interfaces: {known})",
+        f"set network.interface = {best!r}" if best else "connect the Pis' LAN first",
+    )
+
+
 # ------------------------------------------------------------------ reading the host
 
 

@@ -31,7 +31,7 @@ from steps.answers import Answers, resolve_path
 from steps.errors import CommandError, FirecoreError
 from steps.host.dnsmasq import dnsmasq_program, required_version
 from steps.host.firewall import Blocked, Chain, blocked, parse_iptables_save, parse_nft
-from steps.host.netif import Interface, Snapshot, assess
+from steps.host.netif import Interface, Snapshot, assess, missing_interface
 
 Severity = Literal["error", "warning", "info"]
 SERVICE_PORTS = {67: "DHCP", 69: "TFTP"}
@@ -63,18 +63,10 @@ class Finding:
 
 def check_interface(answers: Answers, snapshot: Snapshot) -> list[Finding]:
     """The configured interface exists, is up, has an address; kind warnings with reasons."""
-    name = answers.network.interface
-    iface = snapshot.get(name)
+    iface = snapshot.get(answers.network.interface)
     if iface is None:
-        known = ", ".join(n for n in snapshot.names if n != "lo") or "none"
-        return [
-            Finding(
-                "interface-missing",
-                "error",
-                f"network.interface {name!r} does not exist on this host",
-                f"set network.interface to one of: {known}",
-            )
-        ]
+        message, fix = missing_interface(answers.network.interface, snapshot)
+        return [Finding("interface-missing", "error", message, fix)]
     out: list[Finding] = []
     for note in assess(iface, snapshot).notes:
         out.append(Finding(note.code, note.level, note.message, note.reason))

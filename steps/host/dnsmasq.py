@@ -6,6 +6,13 @@
 2.90 has no IPv4 syntax that names an interface (netboot.md §7.2). The header records the
 interface addresses it was rendered for, so a changed address is detected later (``drift``).
 
+With ``network.only_pis`` the Pis are tagged ``rpi`` (MAC prefix or option-97 GUID) and
+``dhcp-ignore=tag:!rpi`` makes dnsmasq ignore every other PXE client: its proxy path answers any
+``PXEClient`` DISCOVER in a proxy range, with a menu-less offer (discovery control 8) when no
+``pxe-service`` tag matches, unless the client is ignored (dnsmasq 2.90 ``src/rfc2131.c``: the
+``dhcp-ignore`` match sets ``ignore``, the proxy branch then logs ``proxy-ignored`` and sends
+nothing; netboot.md §12).
+
 Every value from the answers is re-checked here even though the answers model validates it: a
 value that would escape its line or field (newline, quote, comma, '#', whitespace) is refused
 with an ``AnswersError`` naming the key, whatever path it came in by.
@@ -237,6 +244,11 @@ def render_dnsmasq_conf(
         lines += ["", "# Only Raspberry Pis get the menu: MAC prefixes (oui.txt), Pi 4/5 GUID."]
         lines += [f"dhcp-mac=set:rpi,{oui}:*:*:*" for oui in (ouis or load_ouis())]
         lines += [f"dhcp-match=set:rpi,97,{guid}" for guid in PI_GUID_PREFIXES]
+        lines += [
+            "# Every other PXE client (a PC booting on this LAN) gets no offer at all; without",
+            "# this it would get a menu-less proxy offer (dnsmasq logs `proxy-ignored`).",
+            "dhcp-ignore=tag:!rpi",
+        ]
     lines += ["", f'pxe-service={menu_tag}0,"{PXE_MENU_TEXT}"']
     if net.pi3_reply_delay:
         lines += [

@@ -22,7 +22,17 @@ import pytest
 
 from steps.answers import Answers, default_answers
 from steps.answers_toml import dump_answers
-from steps.wire.dhcp import DhcpPacket, Offer, client_frame, collect, pi3_rom_discover, pi4_discover
+from steps.wire.dhcp import (
+    DISCOVER,
+    DhcpPacket,
+    Offer,
+    client_frame,
+    collect,
+    pi3_rom_discover,
+    pi4_discover,
+    pi5_discover,
+)
+from steps.wire.netframes import mac_bytes
 from steps.wire.rawlink import RawLink
 from tests.conftest import ROOT, needs_root
 from tests.support.lab import Host, Lab
@@ -99,6 +109,24 @@ def offers_for(host: Host, packet: DhcpPacket, *, want: int, timeout: float = 5.
         )
 
 
+def pc_pxe_discover(mac: str) -> DhcpPacket:
+    """A PC's PXE ROM on the same LAN (x86 BIOS, a SMBIOS UUID in option 97): not a Pi."""
+    return DhcpPacket(
+        op=1,
+        xid=0x5EC0FFEE,
+        chaddr=mac_bytes(mac),
+        options=(
+            (53, bytes([DISCOVER])),
+            (57, b"\x04\xec"),
+            (55, bytes([1, 2, 3, 5, 6, 11, 12, 13, 15, 16, 17, 18, 43, 54, 60, 67, 128, 129])),
+            (97, b"\x00" + bytes.fromhex("4c4c4544004a3610804bb4c04f4d3232")),
+            (94, b"\x01\x02\x01"),
+            (93, b"\x00\x00"),
+            (60, b"PXEClient:Arch:00000:UNDI:002001"),
+        ),
+    )
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -135,10 +163,16 @@ def test_process_mode_serves_the_pis_and_survives_the_wizard(served_tmp: Path, l
     pi3 = offers_for(pi, pi3_rom_discover("b8:27:eb:28:f6:6d"), want=2)
     late = [o for o in pi3 if o.is_proxy]
     assert late and late[0].boots_pi and late[0].elapsed >= 0.9
-    # a PC's PXE ROM (not a Pi): an offer without the Raspberry Pi menu (only_pis)
-    pc = offers_for(pi, pi3_rom_discover("02:55:44:33:22:11"), want=2, timeout=2.0)
-    pc_proxy = [o for o in pc if o.is_proxy]
-    assert pc_proxy and not pc_proxy[0].boots_pi
+    # a Pi 5 whose MAC is in no OUI list: tagged by its "RPi5" GUID, served at once
+    pi5 = offers_for(pi, pi5_discover("02:00:5e:01:02:03", "1234abcd"), want=2)
+    assert [o.server for o in pi5 if o.is_proxy and o.boots_pi] == ["10.99.0.1"]
+    # a PC's PXE ROM on the same LAN (only_pis): the router answers it, our proxy does not
+    # (dhcp-ignore=tag:!rpi; without it the PC got a menu-less proxy offer)
+    pc = offers_for(pi, pc_pxe_discover("52:54:00:12:34:56"), want=2, timeout=2.5)
+    assert [o for o in pc if o.is_proxy] == []
+    assert any(o.offers_address for o in pc)  # it did reach the segment
+    log = (served_tmp / "state" / "dnsmasq.log").read_text()
+    assert "52:54:00:12:34:56 proxy-ignored" in log
 
     # TFTP follows the current symlink for every request
     release(tftp, "r1", "first\n")

@@ -100,9 +100,10 @@ def test_render_is_proxy_only_and_follows_the_options() -> None:
     assert "dhcp-reply-delay" not in text
     assert 'pxe-service=tag:rpi,0,"Raspberry Pi Boot"' in text
     assert "dhcp-match=set:rpi,97,0:52:50:69:35" in text  # RPi5 GUID
+    assert "dhcp-ignore=tag:!rpi" in text.splitlines()  # other PXE clients get no offer
     open_menu = render_dnsmasq_conf(*case_all_clients())
     assert 'pxe-service=0,"Raspberry Pi Boot"' in open_menu
-    assert "set:rpi," not in open_menu
+    assert "set:rpi," not in open_menu and "dhcp-ignore" not in open_menu
     delayed = render_dnsmasq_conf(*case_default())
     assert "dhcp-mac=set:rpi3,b8:27:eb:*:*:*" in delayed
     assert "dhcp-reply-delay=tag:rpi3,1" in delayed

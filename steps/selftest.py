@@ -87,13 +87,17 @@ def boot_stages(
     options: BootOptions | None = None,
     rehearse: bool = False,
     cancel: threading.Event | None = None,
+    prefix: str = "serial",
+    stepping: str = "c1",
 ) -> Iterator[Event | Stage]:
     """Boot a virtual Pi (``report``'s model and serial) and yield each stage as it finishes.
 
     It boots on the Pis' LAN from ``interface`` (default ``network.interface``), or, with
     ``rehearse``, against a private copy of this server in network namespaces
     (``steps.host.rehearsal``), whose set-up events come first. ``report`` fills in as it goes.
-    The self-test step and the ``selftest`` command both boot through here.
+    ``prefix`` is a Pi 4/5's TFTP_PREFIX ("serial" or "mac"), ``stepping`` a Pi 5's BCM2712
+    stepping ("d0" boards load bcm2712d0-rpi-5-b.dtb). The self-test step and the ``selftest``
+    command both boot through here.
     """
     if not rehearse:
         yield from run_selftest(
@@ -105,6 +109,8 @@ def boot_stages(
             options=options,
             cancel=cancel,
             report=report,
+            prefix=prefix,
+            stepping=stepping,
         )
         return
     with Rehearsal(answers, cancel=cancel) as rehearsal:
@@ -115,6 +121,8 @@ def boot_stages(
             manifest=manifest,
             report=report,
             options=options,
+            prefix=prefix,
+            stepping=stepping,
         )
 
 
@@ -133,6 +141,8 @@ class SelftestStep:
         manifest: Path | None = None,
         options: BootOptions | None = None,
         rehearse: bool = False,
+        prefix: str = "serial",
+        stepping: str = "c1",
     ) -> None:
         self.interface = interface
         self.model = model
@@ -141,6 +151,10 @@ class SelftestStep:
         self.options = options
         self.rehearse = rehearse
         """Boot against a private copy of this server (``steps.host.rehearsal``), not the LAN."""
+        self.prefix = prefix
+        """The Pi 4/5's TFTP_PREFIX: "serial" (0, the default) or "mac" (2)."""
+        self.stepping = stepping
+        """A virtual Pi 5's BCM2712 stepping ("d0" loads bcm2712d0-rpi-5-b.dtb)."""
 
     def run(self, ctx: StepContext) -> Iterator[Event]:
         """Boot the virtual Pi; one log line per stage; fail with the first failure's code."""
@@ -157,6 +171,8 @@ class SelftestStep:
             options=self.options,
             rehearse=self.rehearse,
             cancel=ctx.cancel,
+            prefix=self.prefix,
+            stepping=self.stepping,
         ):
             if not isinstance(item, Stage):
                 yield item  # the rehearsal's set-up

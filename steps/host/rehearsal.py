@@ -191,6 +191,8 @@ class Rehearsal:
         manifest: Mapping[str, Any] | None,
         report: BootReport,
         options: BootOptions | None = None,
+        prefix: str = "serial",
+        stepping: str = "c1",
     ) -> Iterator[Stage]:
         """Run the virtual Pi inside the pi namespace; yield its stages as they finish."""
         from steps.wire.virtualpi import run_selftest
@@ -207,6 +209,8 @@ class Rehearsal:
                 options=options,
                 cancel=self.cancel,
                 report=report,
+                prefix=prefix,
+                stepping=stepping,
             ):
                 emit(stage)
 

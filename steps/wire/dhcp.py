@@ -6,10 +6,11 @@ Three layers, each usable alone:
   RFC 3396 says) and ``parse_pxe`` for option 43's PXE sub-options (6 discovery control, 8 boot
   servers, 9 boot menu, 10 prompt);
 - the Pi's packets, byte-exact where a capture exists (netboot.md §2): ``pi3_rom_discover`` (the
-  BCM2837 mask ROM: xid 0x26f30339, GUID 0x44×16), ``pi4_discover``/``pi4_request`` (the BCM2711
-  EEPROM bootloader: random xid, GUID "RPi4" + board revision + MAC + serial, REQUEST without
-  option 60), framed by ``client_frame`` as the ROM frames them (0.0.0.0 → broadcast, TTL 128, IP id
-  0, UDP checksum 0);
+  BCM2837 mask ROM: xid 0x26f30339, GUID 0x44×16), ``pi4_discover``/``pi5_discover`` and
+  ``pi4_request`` (the BCM2711/BCM2712 EEPROM bootloaders: random xid, GUID "RPi4"/"RPi5" +
+  board revision + MAC + serial; the REQUEST carries option 60 on current firmware, §12),
+  framed by ``client_frame`` as the ROM frames them (0.0.0.0 → broadcast, TTL 128, IP id 0, UDP
+  checksum 0);
 - a client over ``steps.wire.rawlink.RawLink``: ``collect`` every OFFER/ACK for one transaction, and
   ``probe_offers`` — one DISCOVER from an interface and every offer that answers it within a
   window — which the network preflight uses to find other DHCP servers and other proxies.
@@ -23,7 +24,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
 from steps.errors import Cancelled
 from steps.wire.netframes import (
@@ -36,9 +36,9 @@ from steps.wire.netframes import (
     parse_frame,
     udp_frame,
 )
+from steps.wire.pimodels import PI_MODELS
+from steps.wire.pimodels import Model as Model  # re-exported: dhcp.Model names the models
 from steps.wire.rawlink import RawLink, random_local_mac
-
-Model = Literal["pi3", "pi4"]
 
 DISCOVER, OFFER, REQUEST, DECLINE, ACK, NAK, RELEASE, INFORM = range(1, 9)
 MESSAGE_TYPES = {
@@ -65,6 +65,8 @@ PI3_BOOTCODE_PRL = bytes([1, 3, 43, 60, 67, *range(128, 136), 66])
 PI4_PRL = bytes([1, 3, 43, 60, 66, 67, *range(128, 136)])
 #: A Raspberry Pi 4 Model B 4 GB, revision 1.1 (new-style revision code).
 PI4_BOARD_REV = 0x00C03111
+#: A Raspberry Pi 5 8 GB (eeprom-bootloader.adoc, DHCP_OPTION97 example).
+PI5_BOARD_REV = 0x00D04170
 
 _FIXED = struct.Struct("!BBBBIHH4s4s4s4s16s64s128s")
 
@@ -511,7 +513,12 @@ def parse_guid(guid: bytes | None) -> PiGuid | None:
 
 
 def pi4_discover(
-    mac: str, serial: str, *, xid: int | None = None, board_rev: int = PI4_BOARD_REV
+    mac: str,
+    serial: str,
+    *,
+    xid: int | None = None,
+    board_rev: int = PI4_BOARD_REV,
+    fourcc: bytes = b"RPi4",
 ) -> DhcpPacket:
     """The DHCPDISCOVER of the Pi 4 EEPROM bootloader (random xid, "RPi4" GUID)."""
     return DhcpPacket(
@@ -523,14 +530,32 @@ def pi4_discover(
             (55, PI4_PRL),
             (93, b"\x00\x00"),
             (94, b"\x01\x02\x01"),
-            (97, pi4_guid(mac, serial, board_rev)),
+            (97, pi4_guid(mac, serial, board_rev, fourcc)),
             (60, PXE_VENDOR_CLASS),
         ),
     )
 
 
-def pi4_request(discover: DhcpPacket, offer: DhcpPacket) -> DhcpPacket:
-    """The Pi 4's DHCPREQUEST for ``offer``: selecting state, and without option 60."""
+def pi5_discover(
+    mac: str, serial: str, *, xid: int | None = None, board_rev: int = PI5_BOARD_REV
+) -> DhcpPacket:
+    """The DHCPDISCOVER of the Pi 5 bootloader: the Pi 4's, with the "RPi5" FourCC.
+
+    rpi-eeprom firmware-2712 release notes 2023-10-30: "Update DHCP Option97 to be R,P,i,5 on
+    Pi5"; the rest of the DISCOVER (options 55, 93, 94, 60) is the Pi 4's (netboot.md §2.2).
+    """
+    return pi4_discover(mac, serial, xid=xid, board_rev=board_rev, fourcc=b"RPi5")
+
+
+def pi4_request(
+    discover: DhcpPacket, offer: DhcpPacket, *, vendor_class: bool = True
+) -> DhcpPacket:
+    """The Pi 4/5 DHCPREQUEST for ``offer`` (selecting state).
+
+    Current bootloaders send option 60 ``PXEClient:Arch:00000:UNDI:002001`` in the REQUEST too
+    (real dnsmasq logs of Pi 4 boots, netboot.md §12); ``vendor_class=False`` gives the REQUEST
+    of the 2020 firmware without it (rpi-eeprom #82).
+    """
     server = offer.server_id
     opts: list[tuple[int, bytes]] = [
         (53, bytes([REQUEST])),
@@ -538,7 +563,8 @@ def pi4_request(discover: DhcpPacket, offer: DhcpPacket) -> DhcpPacket:
     ]
     if server:
         opts.append((54, ip_bytes(server)))
-    opts += [(c, v) for c, v in discover.options if c in (55, 93, 94, 97)]
+    keep = (55, 93, 94, 97, 60) if vendor_class else (55, 93, 94, 97)
+    opts += [(c, v) for c, v in discover.options if c in keep]
     return replace(discover, options=tuple(opts))
 
 
@@ -679,7 +705,9 @@ def discover_for(model: Model, mac: str, serial: str, *, xid: int | None = None)
     """The model's DISCOVER for this MAC and serial."""
     if model == "pi3":
         return pi3_rom_discover(mac)
-    return pi4_discover(mac, serial, xid=xid)
+    spec = PI_MODELS[model]
+    assert spec.fourcc is not None and spec.board_rev is not None
+    return pi4_discover(mac, serial, xid=xid, board_rev=spec.board_rev, fourcc=spec.fourcc)
 
 
 @dataclass

@@ -1,26 +1,33 @@
-"""A virtual Raspberry Pi: does on the wire what a Pi 3 boot ROM or a Pi 4 bootloader does.
+"""A virtual Raspberry Pi: does on the wire what a Pi 3 boot ROM or a Pi 4/5 bootloader does.
 
 From one interface, through a raw socket and a MAC of its own, it sends the model's DISCOVER
 (byte-exact, ``steps.wire.dhcp``), collects every offer, checks the proxy offer the way the firmware
 reads it, gets an address from the real DHCP server (the Pi 3 ROM simply takes the offered
-address; the Pi 4 does the full DISCOVER/OFFER/REQUEST/ACK), ARPs for the TFTP server, and then
-reads over TFTP (``steps.wire.tftp``) the files the model reads, in its order and with its options:
+address; the Pi 4/5 do the full DISCOVER/OFFER/REQUEST/ACK, option 60 in the REQUEST too), ARPs
+for the TFTP server, and then reads over TFTP (``steps.wire.tftp``) the files the model reads, in
+its order and with its options — the sequences are in ``steps.wire.pimodels``, with sources:
 
-- Pi 3: ``bootcode.bin`` (no options, 512-byte blocks, client port 49152), the ``bootsig.bin``
-  probe, the ``<serial>/start.elf`` probe (which decides the per-device prefix), ``config.txt``,
-  ``start.elf``, ``fixup.dat`` (``tsize 0``);
-- Pi 4: the ``<serial>/start4.elf`` and ``<serial>/start.elf`` probes, ``config.txt``,
-  ``start4.elf``, ``fixup4.dat`` (``tsize 0 blksize 1468``, each file probed with
+- Pi 3: ``bootcode.bin`` and the ``bootsig.bin`` probe from the ROM (no options, 512-byte
+  blocks, client port 49152), then, from a new client port per request, the ``<serial>/start.elf``
+  probe (which decides the per-device prefix), ``config.txt``, ``start.elf``, ``fixup.dat``
+  (``tsize 0``);
+- Pi 4: the ``<prefix>/start4.elf`` and ``<prefix>/start.elf`` probes, ``config.txt``,
+  ``start4.elf``, ``fixup4.dat`` (``tsize 0 blksize 1468``, firmware files probed with
   ``ERROR 0 "Early terminate"`` and then read, a new source port per request);
-- both: then, as start*.elf would, the served ``config.txt`` is parsed
-  (``steps.picore.configtxt``) and the cmdline file, the model's device tree, the kernel and
-  every initramfs file named for the board are read.
+- Pi 5: no bootcode.bin, no start*.elf: the ``<prefix>/config.txt`` probe and read, the
+  ``pieeprom.sig`` self-update probe;
+- every model, as start.elf does (built into the Pi 5 bootloader): the served ``config.txt`` is
+  parsed (``steps.picore.configtxt``) and the board's initramfs files, its device tree (Pi 5:
+  ``bcm2712-rpi-5-b.dtb`` or, D0 stepping, ``bcm2712d0-rpi-5-b.dtb``), ``overlays/overlay_map.dtb``,
+  one ``overlays/<name>.dtbo`` per ``dtoverlay=``, the cmdline file and the kernel are read.
 
-It plays a well-behaved Pi, not a buggy one: no 3B ROM reply-timing bug and no bootcode.bin
-second DHCP round (the stages that matter for the server are covered without them).
-Each step is reported as a ``Stage`` with a diagnosis code from ``steps.wire.diagnosis`` on failure.
-The stack under it is minimal and its own: it answers ARP for its address and sends/receives
-UDP in raw frames, so the host's interface needs no address and its kernel is not involved.
+The per-device prefix is the serial (``TFTP_PREFIX`` 0) or, on a Pi 4/5, the MAC with dashes
+(``TFTP_PREFIX`` 2). It plays a well-behaved Pi, not a buggy one: no 3B ROM reply-timing bug and
+no bootcode.bin second DHCP round (the stages that matter for the server are covered without
+them). Each step is reported as a ``Stage`` with a diagnosis code from ``steps.wire.diagnosis``
+on failure. The stack under it is minimal and its own: it answers ARP for its address and
+sends/receives UDP in raw frames, so the host's interface needs no address and its kernel is not
+involved.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import itertools
 import socket
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,11 +56,23 @@ from steps.wire.netframes import (
     parse_frame,
     udp_frame,
 )
+from steps.wire.pimodels import (
+    MODELS,
+    PI3_ROM_PORT,
+    PI_MODELS,
+    Model,
+    PrefixMode,
+    Stepping,
+    loader_reads,
+    overlay_names,
+    prefix_dir,
+    virtual_mac,
+)
 from steps.wire.rawlink import RawLink
 
 #: The device tree start*.elf loads for each model (netboot.md §5.3).
-DTB = {"pi3": "bcm2710-rpi-3-b.dtb", "pi4": "bcm2711-rpi-4-b.dtb"}
-PI3_CLIENT_PORT = 49152
+DTB = {name: spec.dtb() for name, spec in PI_MODELS.items()}
+PI3_CLIENT_PORT = PI3_ROM_PORT
 DEFAULT_SERIAL = "5e1f7e57"
 
 
@@ -255,25 +274,35 @@ def _local_hint(iface: str) -> str:
 
 
 class VirtualPi:
-    """One emulated Pi 3 or Pi 4 on an interface."""
+    """One emulated Pi 3, Pi 4 or Pi 5 on an interface."""
 
     def __init__(
         self,
         iface: str,
         *,
-        model: dhcp.Model = "pi3",
+        model: Model = "pi3",
         serial: str = DEFAULT_SERIAL,
         mac: str | None = None,
         options: BootOptions | None = None,
         cancel: threading.Event | None = None,
+        prefix: PrefixMode = "serial",
+        stepping: Stepping = "c1",
     ) -> None:
         self.iface = iface
-        self.model: dhcp.Model = model
+        self.model: Model = model
+        self.spec = PI_MODELS[model]
         self.serial = serial.lower()
-        self.mac = (mac or (dhcp.pi3_mac if model == "pi3" else dhcp.pi4_mac)(self.serial)).lower()
+        self.mac = (mac or virtual_mac(model, self.serial)).lower()
         self.opts = options or BootOptions()
         self.cancel = cancel
-        self._ports = itertools.count(40084 + int(self.serial, 16) % 997 * 16)
+        self.prefix_mode: PrefixMode = "serial" if model == "pi3" else prefix
+        """TFTP_PREFIX 0 (serial) or 2 (MAC); a Pi 3 only knows the serial."""
+        self.stepping: Stepping = stepping
+        """BCM2712 stepping of a Pi 5 (D0 boards load bcm2712d0-rpi-5-b.dtb)."""
+        # Pi 3: the ROM reads from 49152, bootcode.bin/start.elf from a new port per RRQ after it;
+        # Pi 4/5: a new ephemeral port per RRQ (netboot.md §6, §12).
+        start = PI3_ROM_PORT + 1 if model == "pi3" else 40084 + int(self.serial, 16) % 997 * 16
+        self._ports = itertools.count(start)
         self.last: tftp.Transfer | None = None
         """The last TFTP transfer (its bytes: the served config.txt is parsed from it)."""
 
@@ -403,7 +432,7 @@ class VirtualPi:
             o
             for o in proxies
             if o.packet.pxe is not None
-            and (o.packet.pxe.has_rpi_menu if self.model == "pi4" else o.packet.pxe.has_rpi_string)
+            and (o.packet.pxe.has_rpi_string if self.model == "pi3" else o.packet.pxe.has_rpi_menu)
         ]
         data = {"offers": [o.to_data() for o in proxies]}
         if not booting:
@@ -434,7 +463,7 @@ class VirtualPi:
             )
         offer = booting[0]
         pkt = offer.packet
-        # Pi 3: the offer's IP source (opt 66 as a dotted IP would override); Pi 4: option 54.
+        # Pi 3: the offer's IP source (opt 66 as a dotted IP would override); Pi 4/5: option 54.
         server = offer.src_ip if self.model == "pi3" else (pkt.server_id or offer.src_ip)
         named = pkt.tftp_server_name
         if named is not None and named != server:
@@ -455,7 +484,7 @@ class VirtualPi:
                     "proxy-offer",
                     False,
                     f"the proxy offer came from {offer.src_ip} but names server {pkt.server_id} "
-                    "(option 54); Pi 3 and Pi 4 would use different TFTP servers",
+                    "(option 54); Pi 3 and Pi 4/5 would use different TFTP servers",
                     code="tftp-server-mismatch",
                     data=data,
                 ),
@@ -569,9 +598,11 @@ class VirtualPi:
             cancel=self.cancel,
             on_block=on_block,
         )
-        return self._judge(got, required=required, missing_code=missing_code)
+        return self._judge(got, required=required, missing_code=missing_code, client_port=ep.port)
 
-    def _judge(self, got: tftp.Transfer, *, required: bool, missing_code: str) -> Stage:
+    def _judge(
+        self, got: tftp.Transfer, *, required: bool, missing_code: str, client_port: int = 0
+    ) -> Stage:
         """The stage for one transfer: its outcome, and the manifest check when complete."""
         name = got.filename
         info: dict[str, Any] = {
@@ -580,6 +611,7 @@ class VirtualPi:
             "blksize": got.blksize,
             "requests": got.requests,
             "server_port": got.server_port,
+            "client_port": client_port,
         }
 
         def stage(ok: bool, message: str, code: str | None = None, sha: str | None = None) -> Stage:
@@ -633,58 +665,71 @@ class VirtualPi:
         return stage(False, f"{name}: {got.reason}", "tftp-timeout")
 
     def _tftp(self, net: PiNet, server: str, report: BootReport) -> Iterator[Stage]:
+        """The model's TFTP reads, in its order (``steps.wire.pimodels``)."""
+        spec = self.spec
         pi3 = self.model == "pi3"
-        opts: dict[str, str] = {"tsize": "0"} if pi3 else {"tsize": "0", "blksize": "1468"}
 
         def get(name: str, **kw: Any) -> Stage:
-            if pi3:
-                kw.setdefault("port", PI3_CLIENT_PORT)
-            kw.setdefault("options", opts)
+            kw.setdefault("options", dict(spec.options))
             return self._fetch(net, server, name, **kw)
 
         def probed(name: str, **kw: Any) -> Iterator[Stage]:
-            """Pi 4: an existence probe (early terminate), then the real read."""
-            if not pi3:
-                probe = get(name, probe=True, **kw)
-                if not probe.ok or probe.status != "probe":
-                    yield probe
-                    return
+            """An existence probe (early terminate), then the real read."""
+            probe = get(name, probe=True, **kw)
+            if not probe.ok or probe.status != "probe":
+                yield probe
+                return
             yield get(name, **kw)
 
-        # ---- firmware stage
-        prefix = ""
+        def until_failure(stages: Iterable[Stage]) -> Iterator[Stage | None]:
+            """Pass stages on; end with None when one of them stops the boot."""
+            for stage in stages:
+                yield stage
+                if not stage.ok and stage.required:
+                    yield None
+                    return
+
+        # ---- first stage: the Pi 3 ROM, then the per-device prefix
         if pi3:
-            yield get("bootcode.bin", options=None)
-            yield get("bootsig.bin", options=None, required=False)
-            first = get(f"{self.serial}/start.elf", probe=True, required=False)
+            yield get("bootcode.bin", options=None, port=PI3_ROM_PORT)
+            yield get("bootsig.bin", options=None, port=PI3_ROM_PORT, required=False)
+        own = prefix_dir(self.prefix_mode, self.serial, self.mac)
+        prefix = ""
+        for name in spec.prefix_probes:
+            first = get(f"{own}/{name}", probe=True, required=False)
             yield first
             if first.status == "probe":
-                prefix = f"{self.serial}/"
-        else:
-            for name in ("start4.elf", "start.elf"):
-                first = get(f"{self.serial}/{name}", probe=True, required=False)
-                yield first
-                if first.status == "probe":
-                    prefix = f"{self.serial}/"
-                    break
+                prefix = f"{own}/"
+                break
         report.prefix = prefix
-        config = get(f"{prefix}config.txt")
-        yield config
-        if not config.ok:
-            return
+
+        # ---- config.txt, then the firmware files (Pi 3/4) or the self-update probe (Pi 5)
+        if self.model == "pi5":
+            reads: Iterable[Stage] = (
+                [get(f"{prefix}config.txt")] if prefix else probed("config.txt")
+            )
+        else:
+            reads = [get(f"{prefix}config.txt")]
+        for config in until_failure(reads):
+            if config is None:
+                return
+            yield config
         raw = self.last.data if self.last is not None else b""
         cfg = ConfigTxt.from_bytes(raw, source=f"served {prefix}config.txt")
-        settings = dict(cfg.settings(self.model, self.serial))
-        start = settings.get("start_file", "start.elf" if pi3 else "start4.elf").split()[0]
-        fixup = settings.get("fixup_file", "fixup.dat" if pi3 else "fixup4.dat").split()[0]
-        for name in (start, fixup):
-            for stage in probed(f"{prefix}{name}"):
-                yield stage
-                if not stage.ok:
+        settings = cfg.settings(self.model, self.serial)
+        named = dict(settings)
+        for extra in spec.optional:
+            yield get(f"{prefix}{extra}", required=False)
+        for default, key in zip(spec.firmware, ("start_file", "fixup_file"), strict=False):
+            name = (named.get(key) or default).split()[0]
+            source = [get(f"{prefix}{name}")] if pi3 else probed(f"{prefix}{name}")
+            for stage in until_failure(source):
+                if stage is None:
                     return
+                yield stage
         report.phase = "firmware"
 
-        # ---- what start*.elf reads
+        # ---- what start.elf reads (built into the Pi 5 bootloader)
         try:
             boot = cfg.boot_for(self.model, self.serial)
         except FirecoreError as exc:
@@ -696,22 +741,27 @@ class VirtualPi:
                 code=code,
             )
             return
-        dtb = settings.get("device_tree", DTB[self.model]).split()[0] or DTB[self.model]
-        for name in (boot.cmdline, dtb):
-            stage = get(f"{prefix}{name}")
-            yield stage
-            if not stage.ok:
-                return
-        for stage in probed(f"{prefix}{boot.kernel}"):
-            yield stage
-            if not stage.ok:
-                return
-        report.phase = "kernel"
-        for name in boot.initramfs:
-            stage = get(f"{prefix}{name}", missing_code="initramfs-missing")
-            yield stage
-            if not stage.ok:
-                return
+        tree = named.get("device_tree", "").split()
+        dtb = tree[0] if tree else spec.dtb(self.stepping)
+        for read in loader_reads(
+            initramfs=boot.initramfs,
+            dtb=dtb,
+            overlays=overlay_names(settings),
+            cmdline=boot.cmdline,
+            kernel=boot.kernel,
+        ):
+            kw: dict[str, Any] = {"required": read.required, "missing_code": read.missing_code}
+            source = (
+                probed(prefix + read.name, **kw)
+                if read.probe_first
+                else [get(prefix + read.name, **kw)]
+            )
+            for stage in until_failure(source):
+                if stage is None:
+                    return
+                yield stage
+            if read.kind == "kernel":
+                report.phase = "kernel"
         report.phase = "initramfs"
 
 
@@ -740,24 +790,37 @@ def run_selftest(
     options: BootOptions | None = None,
     cancel: threading.Event | None = None,
     report: BootReport | None = None,
+    prefix: str = "serial",
+    stepping: str = "c1",
 ) -> Iterator[Stage]:
     """Boot one virtual Pi on ``iface`` and yield each stage as it finishes.
 
     Raises:
-        UsageError: bad model/serial, no such interface, or not root.
+        UsageError: bad model/serial/prefix, no such interface, or not root.
     """
-    if model not in ("pi3", "pi4"):
-        raise UsageError(f"model {model!r} is not pi3 or pi4")
+    if model not in MODELS:
+        raise UsageError(f"model {model!r} is not one of {', '.join(MODELS)}")
+    if prefix not in ("serial", "mac"):
+        raise UsageError(f"TFTP prefix {prefix!r} is not serial or mac")
+    if prefix == "mac" and model == "pi3":
+        raise UsageError(
+            "a Pi 3 only knows the serial-number prefix (TFTP_PREFIX is a Pi 4/5 setting)",
+            fix="use --tftp-prefix serial with --model pi3",
+        )
+    if stepping not in ("c1", "d0"):
+        raise UsageError(f"BCM2712 stepping {stepping!r} is not c1 or d0")
     opts = options or BootOptions()
     if manifest is not None:
         opts.manifest = manifest
     pi = VirtualPi(
         iface,
-        model=model,  # type: ignore[arg-type]
+        model=model,
         serial=check_serial(serial),
         mac=mac,
         options=opts,
         cancel=cancel,
+        prefix=prefix,  # type: ignore[arg-type]
+        stepping=stepping,  # type: ignore[arg-type]
     )
     if report is None:
         report = pi.new_report()

@@ -162,8 +162,20 @@ def test_pi4_packets_round_trip() -> None:
     req = dhcp.pi4_request(disc, offer)
     assert req.message_type == dhcp.REQUEST
     assert req.requested_ip == "10.0.0.5" and req.server_id == "10.0.0.1"
-    assert not req.has(60)  # "REQUEST carries no opt 60"
+    # current bootloaders send option 60 in the REQUEST too (netboot.md §12)
+    assert req.vendor_class == dhcp.PXE_VENDOR_CLASS.decode()
+    assert not dhcp.pi4_request(disc, offer, vendor_class=False).has(60)  # 2020 firmware
     assert req.xid == disc.xid
+
+
+def test_pi5_discover_is_the_pi4_one_with_the_rpi5_guid() -> None:
+    mac = "2c:cf:67:01:36:c2"
+    disc = dhcp.DhcpPacket.decode(dhcp.discover_for("pi5", mac, "9ffefdef").encode())
+    guid = dhcp.parse_guid(disc.client_guid)
+    assert guid is not None and guid.model == "pi5" and guid.serial == "9ffefdef"
+    assert guid.board_rev == dhcp.PI5_BOARD_REV and guid.mac_low == bytes.fromhex("67 01 36 c2")
+    assert disc.vendor_class == dhcp.PXE_VENDOR_CLASS.decode() and disc.xid != dhcp.PI3_ROM_XID
+    assert disc.parameter_list == tuple(dhcp.PI4_PRL) and disc.client_arch == 0
 
 
 def test_long_options_split_and_join() -> None:

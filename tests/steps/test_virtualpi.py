@@ -260,3 +260,129 @@ def test_selftest_step_fails_with_the_code_and_its_fix(
     result = done[-1]
     assert isinstance(result, Result) and result.data["ok"] is True
     assert any(isinstance(e, LogLine) and e.text.startswith("PASS proxy-offer") for e in done)
+
+
+# ------------------------------------------------------------ what each model reads, in order
+
+
+def served_boot(
+    tmp_path: Path,
+    tree: Path,
+    model: str,
+    *,
+    prefix: str = "serial",
+    stepping: str = "c1",
+    serial: str = "5e1f7e57",
+) -> tuple[BootReport, str]:
+    """Boot one virtual Pi against dnsmasq serving ``tree``: its report and the router log."""
+    with Lab() as lab:
+        srv = lab.host("srv", "10.99.0.1/24")
+        rt = lab.host("rt", "10.99.0.254/24")
+        pi = lab.host("pi", None)
+        start_router(rt, tmp_path)
+        start_proxy(srv, tmp_path, tree)
+        vpi = VirtualPi(
+            "eth0",
+            model=model,  # type: ignore[arg-type]
+            serial=serial,
+            options=fast(),
+            prefix=prefix,  # type: ignore[arg-type]
+            stepping=stepping,  # type: ignore[arg-type]
+        )
+        report = vpi.new_report()
+        with in_netns(pi):
+            for _ in vpi.boot(report):
+                pass
+        return report, (tmp_path / "router.log").read_text()
+
+
+def files_read(report: BootReport) -> list[tuple[str, str | None]]:
+    return [(s.file, s.status) for s in report.stages if s.file is not None]
+
+
+@pytest.mark.netns
+def test_a_pi5_reads_config_then_what_its_builtin_start_elf_reads(
+    tmp_path: Path, tree: Path
+) -> None:
+    needs_root()
+    report, router = served_boot(tmp_path, tree, "pi5", stepping="d0")
+    assert report.ok, [s for s in report.stages if not s.ok]
+    assert files_read(report) == [
+        ("5e1f7e57/config.txt", "not-found"),  # the prefix probe
+        ("config.txt", "complete"),  # probed first (a passed probe is no stage of its own)
+        ("pieeprom.sig", "not-found"),  # its self-update probe: normal
+        ("rootfs-piCore-15.0.gz", "complete"),
+        ("modules-6.6.47-piCore-v8.gz", "complete"),
+        ("overlay.gz", "complete"),
+        ("bcm2712d0-rpi-5-b.dtb", "complete"),  # the D0 stepping's device tree
+        ("overlays/overlay_map.dtb", "not-found"),
+        ("overlays/vc4-kms-v3d.dtbo", "complete"),  # its section's dtoverlay=
+        ("cmdline.txt", "complete"),
+        ("kernel6647v8.img", "complete"),
+    ]
+    assert all(s.data.get("blksize") == 1468 for s in report.stages if s.status == "complete")
+    assert report.client()["model"] == "pi5" and report.mac.startswith("2c:cf:67:")
+    # its REQUEST, like its DISCOVER, says PXEClient (the router logs both)
+    assert router.count("vendor class: PXEClient:Arch:00000:UNDI:002001") >= 2
+
+
+@pytest.mark.netns
+def test_a_pi4_request_carries_option_60(tmp_path: Path, tree: Path) -> None:
+    needs_root()
+    report, router = served_boot(tmp_path, tree, "pi4")
+    assert report.ok
+    request = [ln for ln in router.splitlines() if "DHCPREQUEST" in ln]
+    assert request, router
+    xid = request[0].split("dnsmasq-dhcp[", 1)[1].split("]: ", 1)[1].split()[0]
+    vendor = [ln for ln in router.splitlines() if f"{xid} vendor class: PXEClient" in ln]
+    assert len(vendor) == 2, router  # DISCOVER and REQUEST
+    names = [f for f, _ in files_read(report)]
+    assert "overlays/vc4-kms-v3d-pi4.dtbo" in names and "bcm2711-rpi-4-b.dtb" in names
+    # start4.elf reads the initramfs before the device tree and the kernel (rpi-eeprom #87)
+    assert (
+        names.index("overlay.gz")
+        < names.index("bcm2711-rpi-4-b.dtb")
+        < names.index("kernel6647v8.img")
+    )
+
+
+@pytest.mark.netns
+def test_a_pi3_start_elf_uses_a_new_client_port_per_request(tmp_path: Path, tree: Path) -> None:
+    needs_root()
+    report, _ = served_boot(tmp_path, tree, "pi3")
+    assert report.ok
+    ports = [(s.file, s.data["client_port"]) for s in report.stages if s.file is not None]
+    assert ports[:2] == [("bootcode.bin", 49152), ("bootsig.bin", 49152)]  # the ROM
+    later = [p for _, p in ports[2:]]
+    assert len(set(later)) == len(later) and min(later) > 49152  # bootcode.bin, start.elf
+    assert all(
+        s.data["blksize"] == 512 for s in report.stages if s.status == "complete"
+    )  # tsize only: 512-byte blocks
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("model", ["pi3", "pi4", "pi5"])
+def test_a_missing_overlays_tree_fails_the_boot(tmp_path: Path, model: str) -> None:
+    needs_root()
+    root = tmp_path / "tftp"
+    make_build(root, omit=("overlays/vc4-kms-v3d.dtbo", "overlays/vc4-kms-v3d-pi4.dtbo"))
+    config = (root / "config.txt").read_text()
+    (root / "config.txt").write_text(config + "[PI3]\ndtoverlay=vc4-kms-v3d\n")
+    report, _ = served_boot(tmp_path, root, model)
+    bad = first_failure(report)
+    assert bad.file is not None and bad.file.startswith("overlays/vc4-kms-v3d")
+    assert bad.code == "tftp-file-not-found" and not report.ok
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("model", ["pi4", "pi5"])
+def test_per_device_trees_by_mac_tftp_prefix_2(tmp_path: Path, tree: Path, model: str) -> None:
+    """TFTP_PREFIX=2: the directory is the MAC with dashes, the whole tree is read from it."""
+    needs_root()
+    mac = f"{'dc:a6:32' if model == 'pi4' else '2c:cf:67'}:1f:7e:57"
+    own = tree / mac.replace(":", "-")
+    make_build(own, salt="own tree")
+    report, _ = served_boot(tmp_path, tree, model, prefix="mac")
+    assert report.ok and report.prefix == f"{own.name}/"
+    complete = [f for f, status in files_read(report) if status == "complete"]
+    assert complete and all(f.startswith(f"{own.name}/") for f in complete)

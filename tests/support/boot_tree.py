@@ -1,10 +1,11 @@
 """A small but realistic remastered boot tree, written as the remaster step writes it.
 
 Files have the names a piCore 15 boot partition has (bootcode.bin, start*.elf, fixup*.dat, the
-PI3/PI4 kernels and modules, dtbs, overlays/), random bytes of modest size, a config.txt with
-piCore's sections and ``overlay.gz`` on every initramfs line, and a ``manifest.json`` in the
+PI3/PI4/PI5 kernels and modules, dtbs incl. the Pi 5's two, overlays/), random bytes of modest
+size, a config.txt with piCore's sections (a ``dtoverlay=`` in each, so start.elf reads
+``overlays/*.dtbo``) and ``overlay.gz`` on every initramfs line, and a ``manifest.json`` in the
 remaster format (``files`` → sha256 and size, ``build_id``, ``profiles``). Profiles get
-``profiles/<name>/{config.txt,cmdline.txt,profile.gz}`` like the remaster step builds them.
+``profiles/<name>/{config.txt,cmdline.txt,pi.gz}`` like the remaster step builds them.
 """
 
 from __future__ import annotations
@@ -26,9 +27,20 @@ initramfs rootfs-piCore-15.0.gz,modules-6.6.47-piCore-v8.gz,overlay.gz followker
 kernel kernel6647v8.img
 arm_64bit=1
 
+[PI5]
+initramfs rootfs-piCore-15.0.gz,modules-6.6.47-piCore-v8.gz,overlay.gz followkernel
+kernel kernel6647v8.img
+arm_64bit=1
+
 [ALL]
 cmdline cmdline.txt
 dtparam=audio=on
+
+[PI4]
+dtoverlay=vc4-kms-v3d-pi4
+
+[PI5]
+dtoverlay=vc4-kms-v3d
 """
 
 CMDLINE = "console=tty1 root=/dev/ram0 rootwait quiet nortc loglevel=3 noembed norestore\n"
@@ -45,11 +57,14 @@ SIZES = {
     "bcm2710-rpi-3-b.dtb": 30_000,
     "bcm2710-rpi-3-b-plus.dtb": 30_500,
     "bcm2711-rpi-4-b.dtb": 50_000,
+    "bcm2712-rpi-5-b.dtb": 60_000,
+    "bcm2712d0-rpi-5-b.dtb": 60_100,
     "rootfs-piCore-15.0.gz": 120_000,
     "modules-6.6.47-piCore-v7.gz": 40_000,
     "modules-6.6.47-piCore-v8.gz": 45_000,
     "overlay.gz": 80_000,
     "overlays/vc4-kms-v3d.dtbo": 3_000,
+    "overlays/vc4-kms-v3d-pi4.dtbo": 3_100,
 }
 
 
@@ -58,9 +73,12 @@ def _bytes(name: str, size: int, salt: str) -> bytes:
     return rng.randbytes(size)
 
 
+PROFILE_GZ = "pi.gz"
+
+
 def profile_config(extra: list[str]) -> str:
-    """A profile's config.txt: profile.gz added to every initramfs line, its lines appended."""
-    text = CONFIG_TXT.replace(",overlay.gz followkernel", ",overlay.gz,profile.gz followkernel")
+    """A profile's config.txt: pi.gz added to every initramfs line, its lines appended."""
+    text = CONFIG_TXT.replace(",overlay.gz followkernel", f",overlay.gz,{PROFILE_GZ} followkernel")
     return text + "".join(f"{line}\n" for line in ["[all]", *extra]) if extra else text
 
 
@@ -88,7 +106,7 @@ def make_build(
         files[f"profiles/{name}/cmdline.txt"] = CMDLINE.replace(
             "norestore", f"norestore host={name}"
         ).encode()
-        files[f"profiles/{name}/profile.gz"] = _bytes(f"profile-{name}", 2_000, salt)
+        files[f"profiles/{name}/{PROFILE_GZ}"] = _bytes(f"profile-{name}", 2_000, salt)
     files.update(extra or {})
     for rel in omit:
         files.pop(rel, None)

@@ -132,6 +132,7 @@ def proxy_conf(
             "dhcp-mac=set:rpi,b8:27:eb:*:*:*",
             "dhcp-mac=set:rpi,dc:a6:32:*:*:*",
             "dhcp-match=set:rpi,97,0:52:50:69:34",
+            "dhcp-match=set:rpi,97,0:52:50:69:35",
             "dhcp-ignore=tag:!rpi",
             f'pxe-service=tag:rpi,0,"{menu}"',
         ]

@@ -16,7 +16,7 @@ from wizard.render import Renderer, make_renderer
 if TYPE_CHECKING:
     from steps.wire.virtualpi import BootReport, Stage
 
-HELP = "boot a virtual Pi 3/Pi 4 from an interface and check every stage"
+HELP = "boot a virtual Pi 3/4/5 from an interface and check every stage"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -30,9 +30,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="serial number of the virtual Pi (per-device trees); default 5e1f7e57",
     )
-    parser.add_argument("--model", choices=["pi3", "pi4"], default="pi3", help="default pi3")
+    parser.add_argument("--model", choices=["pi3", "pi4", "pi5"], default="pi3", help="default pi3")
     parser.add_argument(
-        "--mac", help="MAC of the virtual Pi (default: b8:27:eb / dc:a6:32 + the serial's end)"
+        "--mac",
+        help="MAC of the virtual Pi (default: b8:27:eb / dc:a6:32 / 2c:cf:67 + the serial's end)",
+    )
+    parser.add_argument(
+        "--tftp-prefix",
+        choices=["serial", "mac"],
+        default="serial",
+        help="Pi 4/5 TFTP_PREFIX: per-device directory by serial (0, default) or by MAC (2)",
+    )
+    parser.add_argument(
+        "--stepping",
+        choices=["c1", "d0"],
+        default="c1",
+        help="Pi 5 BCM2712 stepping: d0 boards load bcm2712d0-rpi-5-b.dtb (default c1)",
     )
     parser.add_argument(
         "--manifest",
@@ -86,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
             manifest=found[1] if found else None,
             options=BootOptions(dhcp_window=args.dhcp_timeout),
             rehearse=args.rehearse,
+            prefix=args.tftp_prefix,
+            stepping=args.stepping,
         ):
             if isinstance(item, Stage):
                 _print_stage(out, item, report)

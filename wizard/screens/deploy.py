@@ -28,7 +28,7 @@ from wizard.state import StageLine
 from wizard.views import TftpState
 from wizard.widgets.step_runner import StepRunner
 
-MODELS = [("Pi 3 (boot ROM)", "pi3"), ("Pi 4 (bootloader)", "pi4")]
+MODELS = [("Pi 3 (boot ROM)", "pi3"), ("Pi 4 (bootloader)", "pi4"), ("Pi 5 (bootloader)", "pi5")]
 #: Where the virtual Pi boots: a private copy of this server (works on the server itself), or
 #: the real LAN through the chosen interface (only from another machine: a NIC never hands its
 #: own frames to the local dnsmasq).

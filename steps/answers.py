@@ -38,6 +38,7 @@ ARCHES: tuple[str, ...] = ("armv6", "armv7", "armv7l", "armhf", "aarch64")
 
 _HOSTNAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _SERIAL = re.compile(r"^[0-9a-f]{8}$")
+_MAC_KEY = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
 _VERSION = re.compile(r"^\d{1,2}\.\d+(\.\d+)?(-?(beta|rc)\d*[a-z]?)?$")
 _IFACE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 _PROFILE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -318,7 +319,9 @@ class DeployAnswers(_Model):
     """How the boot tree is published to the TFTP root."""
 
     devices: dict[str, str] = Field(default_factory=dict)
-    """Serial number (8 lower-case hex digits) → profile name; empty: one tree for all Pis."""
+    """Pi → profile name; empty: one tree for all Pis. A Pi is its serial number (8 hex digits,
+    the bootloader's default TFTP_PREFIX 0) or, for a Pi 4/5 with TFTP_PREFIX=2, its MAC
+    (written dc-a6-32-01-36-c2, as the bootloader asks for it)."""
     profiles: dict[str, Profile] = Field(default_factory=dict)
     """Named per-device profiles used by deploy.devices."""
     keep: int = Field(default=3, ge=1, le=100)
@@ -330,8 +333,15 @@ class DeployAnswers(_Model):
         out: dict[str, str] = {}
         for serial, profile in value.items():
             low = serial.lower()
-            if not _SERIAL.match(low):
-                raise ValueError(f"{serial!r} is not a serial number (8 hex digits, e.g. 9ffefdef)")
+            if _MAC_KEY.match(low):
+                low = low.replace(":", "-")  # the directory a Pi with TFTP_PREFIX=2 asks for
+            elif not _SERIAL.match(low):
+                raise ValueError(
+                    f"{serial!r} is neither a serial number (8 hex digits, e.g. 9ffefdef) nor a "
+                    "MAC address (dc:a6:32:01:36:c2)"
+                )
+            if low in out:
+                raise ValueError(f"{serial!r} is listed twice")
             out[low] = profile
         return out
 

@@ -45,6 +45,7 @@ from steps.host.tftproot import (
     switch_current,
     tftp_root,
 )
+from steps.wire.pimodels import SizeFinding, size_findings
 
 NAME = "deploy"
 
@@ -140,6 +141,22 @@ def _scan_build(out: Path, files: Mapping[str, Any]) -> tuple[list[str], list[st
     return sorted(dirs), sorted(found)
 
 
+def tftp_size_findings(manifest: Mapping[str, Any]) -> list[SizeFinding]:
+    """Files of a build that a board's boot code may fail to read whole (``pimodels``).
+
+    From the manifest alone: each board's kernel and initramfs files, plus every profile's
+    archives (``profiles/<name>/*.gz``, loaded after overlay.gz).
+    """
+    files = manifest.get("files", {})
+    sizes = {rel: int(meta.get("size", 0)) for rel, meta in files.items()}
+    extra = [rel for rel in files if rel.startswith(f"{PROFILES_DIR}/") and rel.endswith(".gz")]
+    reads: dict[str, list[str]] = {}
+    for board, info in (manifest.get("boards") or {}).items():
+        if isinstance(info, dict):
+            reads[board] = [str(info.get("kernel", "")), *info.get("initramfs", []), *extra]
+    return size_findings(sizes, reads)
+
+
 def _device_files(
     shared: list[str], files: Mapping[str, Any], profile: str
 ) -> dict[str, str] | None:
@@ -178,6 +195,8 @@ class DeployStep:
         build_id = str(manifest.get("build_id", ""))
         devices = dict(answers.deploy.devices)
         yield from self._check_parents(root)
+        for finding in tftp_size_findings(manifest):
+            yield LogLine(NAME, finding.message(), "warning")
 
         if ctx.dry_run:
             yield from self._plan(ctx, root, out, manifest, devices)

@@ -7,7 +7,14 @@ extraction in ``steps/picore/image.py``; every boot file is copied byte-identica
 the flags a diskless netboot needs, and ``overlay.gz`` (``steps/picore/overlay.py``) carries the
 extensions, the app, the boot glue and ``/opt/firecore/build.json``. ``manifest.json`` lists every
 file's sha256 and size and the inputs. Per-device profiles get ``profiles/<name>/`` with their own
-config.txt, cmdline.txt and a small ``profile.gz``.
+config.txt, cmdline.txt and a small ``pi.gz`` (a short name: config.txt lines are cut at 98
+characters, and piCore64's ``[PI5]`` line already names two long archives).
+
+Before anything is written the tree is checked against what the Pis' boot code can read
+(sources next to each check): no config.txt line we write over 98 characters, config.txt past
+4096 bytes, files too big for the TFTP block counter of the model that reads them
+(``steps.wire.pimodels``), and the Pi 5's needs (its D0 device tree, 4-byte aligned initramfs
+files).
 
 The tree is built in a staging directory and swapped in only when complete, so a failure or Ctrl-C
 leaves the previous output exactly as it was. The build id is a short hash of the inputs (it is
@@ -34,24 +41,36 @@ from typing import Any
 from steps.answers import Answers, build_digest, resolve_path
 from steps.artifacts import AppBundle, BuildResult, ExtensionSet, ReleaseArtifact
 from steps.base import StepContext
-from steps.errors import FirecoreError, RemasterError
+from steps.errors import AnswersError, FirecoreError, RemasterError
 from steps.events import Event, LogLine, Planned, Progress, Result, Unit
 from steps.fsutil import atomic_write, disk_error, md5_file, replacing_dir, sha256_file
 from steps.paths import cache_dir
-from steps.picore import image, overlay
+from steps.picore import bootcodes, image, overlay
 from steps.picore.appbundle import bundle_digest, render_env
-from steps.picore.configtxt import BoardBoot, Cmdline, ConfigTxt
+from steps.picore.configtxt import (
+    MAX_LINE,
+    NETBOOT_READ_LIMIT,
+    BoardBoot,
+    Cmdline,
+    ConfigTxt,
+)
 from steps.picore.rootfs import BOOTLOCAL, BaseRootfs, read_base
 from steps.relay import relay
+from steps.wire.pimodels import PI_MODELS, size_findings
 
 NAME = "remaster"
 MANIFEST = "manifest.json"
 OVERLAY = "overlay.gz"
-PROFILE_GZ = "profile.gz"
+PROFILE_GZ = "pi.gz"
 PROFILES_DIR = "profiles"
 MANIFEST_FORMAT = 1
-#: Flags every netboot cmdline gets (docs/remaster.md "Boot codes"): no RTC wait, no mydata restore.
-NETBOOT_FLAGS = ("nortc", "norestore")
+#: Flags every netboot cmdline gets (docs/remaster.md "Boot codes"): no RTC wait, no mydata restore,
+#: and ``base``: piCore's tce-setup loads /tmp/builtin (our extensions) *before* it checks
+#: ``base``, which then only skips scanning disks for a tce/ directory (Core-scripts picore
+#: usr/bin/tce-setup) — so a USB stick with a tce/ folder cannot add extensions to a netbooted Pi.
+NETBOOT_FLAGS = ("nortc", "norestore", "base")
+#: Bumped when the tree's layout changes for the same inputs (2: base, pi.gz, padded archives).
+LAYOUT = 2
 _KEEP_OVERLAYS = 4
 _CHUNK = 1 << 20
 
@@ -116,6 +135,7 @@ def build_inputs(
     return {
         "tool": tool_version(),
         "format": MANIFEST_FORMAT,
+        "layout": LAYOUT,
         "release": {"sha256": release.sha256, "file": release.ref.filename},
         "boards": list(answers.release.boards),
         "extensions": {
@@ -201,6 +221,8 @@ class RemasterStep:
                 NAME, "DEMO build: made from the demo mirror, it will not boot a Pi", "warning"
             )
 
+        for warning in _check_answers(answers):
+            yield LogLine(NAME, warning, "warning")
         inputs = build_inputs(answers, release, extset, bundle, mtime)
         build_id = build_id_of(inputs)
         yield LogLine(NAME, f"build id {build_id}")
@@ -246,6 +268,8 @@ class RemasterStep:
             (boot / config_name).read_bytes(), source=f"{rfile.name}:{config_name}"
         )
         overlaid = config.with_initramfs(OVERLAY)  # no initramfs line → RemasterError
+        for warning in _check_config(config_name, config, overlaid):
+            yield LogLine(NAME, warning, "warning")
         boots: dict[str, BoardBoot] = {b: config.boot_for(b) for b in answers.release.boards}
         cmdline_name = _find(boot, next(iter(boots.values())).cmdline)
         cmdline = Cmdline.from_bytes((boot / cmdline_name).read_bytes())
@@ -281,11 +305,14 @@ class RemasterStep:
             "demo": release.demo,
             "built": mtime,
         }
+        drops_mnt = "noembed" in netboot.flags
         if cached.is_file():
             yield LogLine(NAME, f"overlay unchanged: reusing {cached.name} from the cache")
             os.utime(cached)  # most recently used: kept by the pruning below
         else:
-            yield from self._build_overlay(ctx, base, extset, bundle, info, cached, mtime, work)
+            yield from self._build_overlay(
+                ctx, base, extset, bundle, info, cached, mtime, work, drops_mnt
+            )
         out_files[OVERLAY] = _Out(
             source=cached, sha256=sha256_file(cached), size=cached.stat().st_size
         )
@@ -294,7 +321,7 @@ class RemasterStep:
         for pname, profile in sorted(answers.deploy.profiles.items()):
             host = profile.hostname or answers.app.hostname
             env = {"FIRECORE_PROFILE": pname, "FIRECORE_HOSTNAME": host, **profile.env}
-            pov = overlay.Overlay(base)
+            pov = overlay.Overlay(base, drops_mnt=drops_mnt)
             pov.add_dir(overlay.FIRECORE_DIR, 0o755, origin=f"profile {pname}")
             pov.add_file(
                 f"{overlay.FIRECORE_DIR}/profile.env",
@@ -302,17 +329,18 @@ class RemasterStep:
                 data=render_env(env),
                 origin=f"profile {pname}",
             )
-            with tempfile.SpooledTemporaryFile() as fh:
-                pov.pack(fh, mtime)  # type: ignore[arg-type]
-                fh.seek(0)
-                pgz = fh.read()
+            pgz = overlay.packed(pov, mtime)
             pconfig = overlaid.with_initramfs(PROFILE_GZ).with_lines(profile.config_txt)
-            pcmd = netboot.with_flags(f"host={host}", *profile.cmdline_extra)
             prefix = f"{PROFILES_DIR}/{pname}"
+            for warning in _check_config(f"{prefix}/{config_name}", config, pconfig):
+                yield LogLine(NAME, warning, "warning")
+            pcmd = netboot.with_flags(f"host={host}", *profile.cmdline_extra)
             out_files[f"{prefix}/{config_name}"] = _Out.of(pconfig.to_bytes())
             out_files[f"{prefix}/{cmdline_name}"] = _Out.of(pcmd.to_bytes())
             out_files[f"{prefix}/{PROFILE_GZ}"] = _Out.of(pgz)
 
+        for warning in _check_served(answers, boots, out_files, boot_files):
+            yield LogLine(NAME, warning, "warning")
         manifest = self._manifest(
             answers, release, extset, bundle, inputs, build_id, out_files, boots
         )
@@ -336,9 +364,10 @@ class RemasterStep:
         dest: Path,
         mtime: int,
         work: Path,
+        drops_mnt: bool,
     ) -> Iterator[Event]:
         answers = ctx.answers
-        ov = overlay.Overlay(base)
+        ov = overlay.Overlay(base, drops_mnt=drops_mnt)
         pre: list[str] = []
         scratch: Path | None = None
         try:
@@ -654,6 +683,107 @@ class _Packer:
         yield from self.phase.drain()
         size = self.dest.stat().st_size
         yield LogLine(NAME, f"{OVERLAY}: {len(self.ov)} entries, {size / 1e6:.1f} MB")
+
+
+def _check_answers(answers: Answers) -> list[str]:
+    """Kernel flags and profile config.txt lines the Pi would misread (warnings; errors raise).
+
+    Raises:
+        AnswersError: a ``lst=`` flag (``steps.picore.bootcodes``) or a profile config.txt line
+            over the firmware's 98 characters.
+    """
+    warnings = bootcodes.check_flags(answers.build.cmdline_extra, "build.cmdline_extra")
+    for name, profile in sorted(answers.deploy.profiles.items()):
+        key = f"deploy.profiles.{name}"
+        warnings += bootcodes.check_flags(profile.cmdline_extra, f"{key}.cmdline_extra")
+        for i, line in enumerate(profile.config_txt):
+            length = len(line.encode())
+            if length > MAX_LINE:
+                raise AnswersError(
+                    f"{key}.config_txt[{i}]",
+                    f"{line[:40]!r}… is {length} characters; the Pi's firmware ignores every "
+                    f"character of a config.txt line past the {MAX_LINE}th",
+                    fix="shorten the line (file names, or split the settings)",
+                )
+    return warnings
+
+
+def _check_config(name: str, original: ConfigTxt, served: ConfigTxt) -> list[str]:
+    """A served config.txt against the firmware's limits (``steps.picore.configtxt``).
+
+    A line we wrote over 98 characters is an error (its end, ``followkernel`` on an initramfs
+    line, would be cut); a release's own over-long line and content past byte 4096 are warnings.
+
+    Raises:
+        RemasterError: a line this build wrote is longer than the firmware reads.
+    """
+    ours = set(served.changed_from(original))
+    warnings: list[str] = []
+    for i in served.overlong():
+        text = served.lines[i].text
+        length = served.line_length(i)
+        if i in ours:
+            raise RemasterError(
+                f"{name} line {i + 1} would be {length} characters: {text!r}; the Pi's firmware "
+                f"ignores every character past the {MAX_LINE}th, which would cut this line",
+                fix="the release's initramfs file names leave no room for overlay.gz"
+                + (f" and {PROFILE_GZ} (a device profile)" if PROFILE_GZ in text else "")
+                + "; remove the device profiles, or report the release's line",
+            )
+        warnings.append(
+            f"{name} line {i + 1} of the release is {length} characters; the firmware ignores "
+            f"what lies past character {MAX_LINE}: {text[MAX_LINE:]!r}"
+        )
+    late = served.past()
+    if late:
+        size = len(served.to_bytes())
+        first, last = served.lines[late[0]].stripped, served.lines[late[-1]].stripped
+        span = f"{first!r}" if len(late) == 1 else f"{first!r} … {last!r}"
+        warnings.append(
+            f"{name} is {size} bytes: a netbooted Pi 4 ignores what lies past byte "
+            f"{NETBOOT_READ_LIMIT} (raspberrypi/firmware #1012, #1575), here {len(late)} "
+            f"line(s) from line {late[0] + 1} on: {span}"
+        )
+    return warnings
+
+
+def _check_served(
+    answers: Answers,
+    boots: Mapping[str, BoardBoot],
+    files: Mapping[str, _Out],
+    boot_files: list[str],
+) -> list[str]:
+    """What the boards' boot code may fail to read in the finished tree (warnings).
+
+    Files reaching the TFTP block-counter limit of the model reading them
+    (``steps.wire.pimodels``); on a Pi 5: the D0 device tree, and initramfs files whose sizes are
+    not multiples of 4 before the last (bootloaders before 2023-11-20 fail on them,
+    raspberrypi/firmware #1843; ours are padded).
+    """
+    sizes = {rel: o.size for rel, o in files.items()}
+    reads: dict[str, list[str]] = {
+        board: [b.kernel, *b.initramfs, OVERLAY] for board, b in boots.items()
+    }
+    for pname in answers.deploy.profiles:
+        for board in reads:
+            reads[board].append(f"{PROFILES_DIR}/{pname}/{PROFILE_GZ}")
+    warnings = [f.message() for f in size_findings(sizes, reads)]
+    pi5 = boots.get("pi5")
+    if pi5 is not None:
+        dtb = PI_MODELS["pi5"].dtb("d0")
+        if not any(f.lower() == dtb for f in boot_files):
+            warnings.append(
+                f"the release has no {dtb}: Pi 5 boards with the D0 stepping of the BCM2712 "
+                "(2 GB models, newer 4/8 GB boards, Pi 500) load that device tree"
+            )
+        odd = [f for f in pi5.initramfs if sizes.get(f, 0) % 4]
+        if odd:
+            warnings.append(
+                f"{', '.join(odd)} (Pi 5 initramfs) {'is' if len(odd) == 1 else 'are'} not a "
+                "multiple of 4 bytes long: Pi 5 bootloaders before 2023-11-20 fail with "
+                '"BOOT ERROR: code 45" (raspberrypi/firmware #1843); update the EEPROM'
+            )
+    return warnings
 
 
 def _find(root: Path, name: str) -> str:

@@ -43,14 +43,15 @@ def test_round_trip_with_profiles_is_lossless_and_stable() -> None:
         "extensions": {"names": ["openssh", "python3.8.tcz"]},
         "app": {"env": {"B": "2", "A": "1"}, "ssh_authorized_keys": ["ssh-ed25519 AAAAC3Nz x@y"]},
         "deploy": {
-            "devices": {"9FFEFDEF": "lab"},
+            "devices": {"9FFEFDEF": "lab", "DC:A6:32:01:36:C2": "lab"},
             "profiles": {"lab": {"hostname": "lab-1", "config_txt": ["kernel k.img"]}},
         },
     }
     first = parse_answers(data)
     assert first.release.boards == ["pi3", "pi4"]
     assert first.extensions.names == ["openssh.tcz", "python3.8.tcz"]
-    assert first.deploy.devices == {"9ffefdef": "lab"}
+    # a MAC key is the directory a Pi 4/5 with TFTP_PREFIX=2 asks for (eeprom-bootloader.adoc)
+    assert first.deploy.devices == {"9ffefdef": "lab", "dc-a6-32-01-36-c2": "lab"}
     text = dump_answers(first)
     second = parse_answers(tomllib.loads(text))
     assert second == first

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -20,9 +21,10 @@ from steps.answers import Answers, Profile, default_answers
 from steps.artifacts import AppBundle, BuildResult, OverlayFile
 from steps.demo.factory import Mirror, cached_mirror
 from steps.demo.release import BuiltRelease
-from steps.errors import Cancelled, ChecksumError, FirecoreError, RemasterError
-from steps.events import Event, Planned, Progress
+from steps.errors import AnswersError, Cancelled, ChecksumError, FirecoreError, RemasterError
+from steps.events import Event, LogLine, Planned, Progress
 from steps.picore import cpio
+from steps.picore.configtxt import ConfigTxt
 from steps.remaster import RemasterStep
 from tests.support import remaster_support as rs
 
@@ -158,12 +160,13 @@ def test_boot_tree_for_each_layout(mirror: Mirror, tmp_path: Path, version: str)
 
     flags = (out / "cmdline.txt").read_text().split()
     assert flags[: len(b.release.cmdline_txt.split())] == b.release.cmdline_txt.split()
-    assert {"nortc", "norestore", "host=firecore"} <= set(flags)
+    assert {"nortc", "norestore", "base", "host=firecore"} <= set(flags)
     assert flags.count("nortc") == 1
 
-    # overlay.gz: gzip -t, newc, no ".", parents first, base modes kept
+    # overlay.gz: gzip -t, newc, no ".", parents first, base modes kept, zero-padded to 4 bytes
     ov = out / "overlay.gz"
     subprocess.run(["gzip", "-t", str(ov)], check=True)
+    assert ov.stat().st_size % 4 == 0
     assert gzip.decompress(ov.read_bytes())[:6] == b"070701"
     rows = cpio_listing(ov)
     names = [r[8] for r in rows]
@@ -294,7 +297,7 @@ def test_dry_run_plans_every_file_and_writes_nothing(mirror: Mirror, tmp_path: P
         "overlay.gz",
         "manifest.json",
         "profiles/lab/config.txt",
-        "profiles/lab/profile.gz",
+        "profiles/lab/pi.gz",
     ):
         assert str(b.out / rel) in planned
 
@@ -316,17 +319,15 @@ def test_profiles(mirror: Mirror, tmp_path: Path) -> None:
     config = (prof / "config.txt").read_text()
     for line in config.splitlines():
         if line.strip().startswith("initramfs"):
-            assert ",overlay.gz,profile.gz followkernel" in line
+            assert ",overlay.gz,pi.gz followkernel" in line
     assert config.rstrip().endswith("dtoverlay=disable-bt")
     flags = (prof / "cmdline.txt").read_text().split()
     assert "host=kiosk1" in flags and "host=firecore" not in flags and "loglevel=7" in flags
     assert "loglevel=3" not in flags  # key=value replaced, not duplicated
-    env = {
-        e.name: e
-        for e in cpio.read(io.BytesIO(gzip.decompress((prof / "profile.gz").read_bytes())))
-    }
+    env = {e.name: e for e in cpio.read(io.BytesIO(gzip.decompress((prof / "pi.gz").read_bytes())))}
     text = env["opt/firecore/profile.env"].data.decode()
     assert "FIRECORE_HOSTNAME='kiosk1'" in text and "ROLE='kiosk'" in text
+    assert (prof / "pi.gz").stat().st_size % 4 == 0  # a Pi 5 loads it after overlay.gz
     assert stat.S_IMODE(env["opt"].mode) == 0o775  # the base's /opt, untouched
 
 
@@ -352,6 +353,106 @@ def test_extracted_mode_unpacks_extensions(mirror: Mirror, tmp_path: Path) -> No
         text=True,
     ).stdout.splitlines()
     assert bootlocal[:2] == ["#!/bin/sh", "/opt/firecore/tce-setup.sh"]
+    runner = subprocess.run(
+        f"gzip -dc '{b.out / 'overlay.gz'}' | cpio -i --to-stdout --quiet "
+        "opt/firecore/tce-setup.sh",
+        shell=True,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    # what tce-bootload does last: udev's first trigger ran before these modules existed
+    assert runner[-2:] == ["/sbin/udevadm trigger 2>/dev/null", "exit 0"]
+
+
+# ---------------------------------------------------------------------- what a Pi can read
+
+
+def test_config_lines_stay_within_98_characters(mirror: Mirror, tmp_path: Path) -> None:
+    """piCore64's [PI5] line names two long archives: ours must still fit the firmware's 98."""
+    b = Build(mirror, "16.0.0", tmp_path)
+    b.answers.release.boards = ["pi4", "pi5"]
+    b.answers.deploy.profiles = {"lab": Profile(hostname="lab1")}
+    b.run()
+    for rel in ("config.txt", "profiles/lab/config.txt"):
+        lines = (b.out / rel).read_text().splitlines()
+        pi5 = lines[lines.index("[PI5]") + 1]
+        assert pi5.startswith("initramfs") and pi5.endswith(" followkernel"), pi5
+        assert max(len(line) for line in lines if not line.startswith("#")) <= 98, rel
+    assert ",overlay.gz,pi.gz followkernel" in (b.out / "profiles/lab/config.txt").read_text()
+
+
+def test_a_written_line_over_98_characters_is_refused(mirror: Mirror, tmp_path: Path) -> None:
+    b = Build(mirror, "16.0.0", tmp_path)
+    b.answers.deploy.profiles = {"lab": Profile(config_txt=["dtoverlay=" + "x" * 90])}
+    with pytest.raises(AnswersError) as info:
+        b.run()
+    assert info.value.key == "deploy.profiles.lab.config_txt[0]" and "98" in info.value.message
+
+
+def test_check_config_names_the_line_we_would_cut() -> None:
+    from steps.remaster import _check_config
+
+    release = ConfigTxt.parse("[PI5]\ninitramfs " + "r" * 60 + ".gz,m.gz followkernel\n")
+    with pytest.raises(RemasterError) as info:
+        _check_config("config.txt", release, release.with_initramfs("overlay.gz"))
+    assert "config.txt line 2" in info.value.message and "followkernel" in info.value.message
+    assert _check_config("config.txt", release, release) == []  # the release's own line: fine
+
+
+def test_config_past_4096_bytes_is_a_warning(mirror: Mirror, tmp_path: Path) -> None:
+    b = Build(mirror, "15.0.0", tmp_path)
+    lines = [f"dtparam=i2c_arm_baudrate={100000 + i}" for i in range(120)]
+    b.answers.deploy.profiles = {"big": Profile(config_txt=[*lines, "enable_uart=1"])}
+    events = b.run()
+    warnings = [e.text for e in events if isinstance(e, LogLine) and e.stream == "warning"]
+    late = [w for w in warnings if "past byte 4096" in w]
+    assert late and "profiles/big/config.txt" in late[0] and "enable_uart=1" in late[0]
+    assert not any("past byte 4096" in w and w.startswith("config.txt") for w in warnings)
+
+
+def test_lst_is_refused_and_prefix_collisions_warned(mirror: Mirror, tmp_path: Path) -> None:
+    b = Build(mirror, "15.0.0", tmp_path)
+    b.answers.build.cmdline_extra = ["lst=mine.lst"]
+    with pytest.raises(AnswersError) as info:
+        b.run()
+    assert info.value.key == "build.cmdline_extra[0]" and "tce-setup" in info.value.message
+    b.answers.build.cmdline_extra = ["isolcpus=1", "tz=CET"]
+    events = b.run()
+    warnings = [e.text for e in events if isinstance(e, LogLine) and e.stream == "warning"]
+    assert any("isolcpus=1" in w and "'iso'" in w for w in warnings), warnings
+    assert not any("tz=CET" in w for w in warnings)  # tz= itself is meant
+
+
+def test_paths_named_mnt_are_refused(mirror: Mirror, tmp_path: Path) -> None:
+    b = Build(mirror, "15.0.0", tmp_path)
+    data = tmp_path / "mnt-data.txt"
+    data.write_text("x\n")
+    extra = (
+        OverlayFile("opt/firecore/site-packages/pkg/mnt", 0o755, is_dir=True),
+        OverlayFile("opt/firecore/site-packages/pkg/mnt/data.txt", 0o644, source=data),
+    )
+    b.bundle = dataclasses.replace(b.bundle, files=b.bundle.files + extra, digest="mnt")
+    with pytest.raises(RemasterError) as info:
+        b.run()
+    assert "/opt/firecore/site-packages/pkg/mnt" in info.value.message
+    assert "--exclude=mnt" in info.value.message and not b.out.exists()
+
+
+def test_tftp_limits_and_pi5_needs_are_reported(mirror: Mirror, tmp_path: Path) -> None:
+    b = Build(mirror, "15.0.0", tmp_path)
+    b.answers.release.boards = ["pi3", "pi5"]
+    big = tmp_path / "big.bin"
+    with big.open("wb") as fh:  # sparse: 40 MB of zeros, incompressible enough via urandom tail
+        fh.write(os.urandom(34_000_000))
+    extra = (OverlayFile("opt/firecore/app/big.bin", 0o644, source=big),)
+    b.bundle = dataclasses.replace(b.bundle, files=b.bundle.files + extra, digest="big")
+    events = b.run()
+    warnings = [e.text for e in events if isinstance(e, LogLine) and e.stream == "warning"]
+    size = [w for w in warnings if "overlay.gz" in w and "block counter" in w]
+    assert [w.split(" on ")[1].split()[0] for w in size] == ["pi3"]  # 512-byte blocks only
+    assert "33,553,920" in size[0]
+    assert any("bcm2712d0-rpi-5-b.dtb" in w for w in warnings)  # the demo release lacks it
 
 
 # ---------------------------------------------------------------------- bad input

@@ -58,7 +58,7 @@ DTBS: dict[str, tuple[str, ...]] = {
     "64": (
         "bcm2710-rpi-zero-2-w.dtb", "bcm2710-rpi-3-b.dtb", "bcm2710-rpi-3-b-plus.dtb",
         "bcm2711-rpi-4-b.dtb", "bcm2711-rpi-400.dtb", "bcm2711-rpi-cm4.dtb",
-        "bcm2712-rpi-5-b.dtb", "bcm2712-rpi-cm5-cm5io.dtb",
+        "bcm2712-rpi-5-b.dtb", "bcm2712d0-rpi-5-b.dtb", "bcm2712-rpi-cm5-cm5io.dtb",
     ),
 }  # fmt: skip
 

@@ -12,6 +12,12 @@ unpatched file gives the same bytes, and the patches (one more file on every ``i
 extra lines for a device profile) touch nothing else. ``Cmdline`` does the same for the single
 ``cmdline.txt`` line.
 
+Two firmware limits bound what may be written (``overlong``, ``past``): "There is a 98-character
+line length limit (previously 78) for entries - any characters past this limit will be ignored"
+(raspberrypi/documentation ``config_txt/what_is_config_txt.adoc``), and a netbooted Pi 4 ignores
+what lies past the first 4096 bytes of the file (raspberrypi/firmware #1012, #1575: a setting
+whose last character sits at byte 0x1000 or later is lost).
+
 Filter semantics follow the Raspberry Pi documentation: a filter replaces the previous filter of
 the same type (model, serial, …), filters of different types combine, ``[all]`` clears them and
 ``[none]`` applies to nothing. Filters this tool cannot evaluate ahead of boot (``[EDID=…]``,
@@ -43,6 +49,11 @@ MODEL_FILTERS = frozenset(
     {"pi0", "pi0w", "pi02", "pi1", "pi2", "pi3", "pi3+", "pi4", "pi400", "pi5", "pi500"}
     | {"cm1", "cm3", "cm3+", "cm4", "cm4s", "cm5"}
 )
+
+#: Characters of a line the firmware reads (what_is_config_txt.adoc); the rest is ignored.
+MAX_LINE = 98
+#: Bytes of config.txt a netbooted Pi 4 reads (raspberrypi/firmware #1012, #1575).
+NETBOOT_READ_LIMIT = 4096
 
 _LINE = re.compile(r"([^\r\n]*)(\r\n|\n|\r|$)")
 _SETTING = re.compile(r"^\s*([A-Za-z0-9_]+)(\s*=\s*|\s+)(.*?)\s*$")
@@ -310,6 +321,40 @@ class ConfigTxt:
                 names = [f for f in value.split()[0].split(",") if f]
             out.extend(n for n in names if n not in out)
         return out
+
+    def line_length(self, index: int) -> int:
+        """Characters of line ``index`` as the firmware counts them (bytes, no line ending)."""
+        return len(self.lines[index].text.encode("utf-8", "surrogateescape"))
+
+    def overlong(self, limit: int = MAX_LINE) -> list[int]:
+        """Indexes of the filter and setting lines longer than ``limit`` characters.
+
+        Comments and blank lines do not count: the firmware ignores them anyway.
+        """
+        return [
+            i
+            for i, line in enumerate(self.lines)
+            if (line.setting is not None or line.filter is not None) and self.line_length(i) > limit
+        ]
+
+    def past(self, offset: int = NETBOOT_READ_LIMIT) -> list[int]:
+        """Indexes of the filter and setting lines that end at or after byte ``offset``."""
+        out: list[int] = []
+        pos = 0
+        for i, line in enumerate(self.lines):
+            end = pos + self.line_length(i)  # index of the byte after the line's text
+            if (line.setting is not None or line.filter is not None) and end > offset:
+                out.append(i)
+            pos = end + len(line.eol.encode())
+        return out
+
+    def changed_from(self, before: ConfigTxt) -> list[int]:
+        """Indexes of the lines that differ from ``before`` or were appended to it."""
+        return [
+            i
+            for i, line in enumerate(self.lines)
+            if i >= len(before.lines) or line.text != before.lines[i].text
+        ]
 
     # ------------------------------------------------------------------ patches
 

@@ -13,12 +13,25 @@ directory entry's mode and owner even to directories that already exist. So the 
 
 Extensions go in the way piCore loads embedded ones (``tmp/builtin``, see ``add_builtin``) or
 unpacked into the tree (``add_extracted``); the step in ``steps/remaster.py`` decides which.
+
+Two facts of the boot shape the archive too:
+
+- piCore's ``/init`` with ``noembed`` (every release's cmdline.txt) copies the unpacked root to a
+  tmpfs with busybox ``tar -C / --exclude=mnt -cf - . | tar -C /mnt/ -xf -``
+  (tinycorelinux/Core-scripts branch picore, ``init``), and busybox tar matches a pattern without
+  ``/`` against every path component (``archival/tar.c`` ``exclude_file``): any path with a
+  component named ``mnt`` would silently vanish, so ``Overlay(drops_mnt=True)`` refuses one.
+- ``write_gz`` pads the file with zero bytes to a multiple of 4: Pi 5 bootloaders before
+  2023-11-20 fail ("BOOT ERROR: code 45") on several initramfs files whose sizes are not
+  multiples of 4 (rpi-eeprom firmware-2712 release notes; raspberrypi/firmware #1843), and the
+  kernel skips zero bytes between archives (``init/initramfs.c`` ``unpack_to_rootfs``).
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
 import re
@@ -75,8 +88,10 @@ class Item:
 class Overlay:
     """A set of overlay members, checked against the base rootfs as they are added."""
 
-    def __init__(self, base: BaseRootfs) -> None:
+    def __init__(self, base: BaseRootfs, *, drops_mnt: bool = False) -> None:
         self.base = base
+        self.drops_mnt = drops_mnt
+        """piCore's /init (``noembed``) drops every path component named mnt: refuse those."""
         self._items: dict[str, Item] = {}
 
     # ------------------------------------------------------------------ adding members
@@ -85,7 +100,7 @@ class Overlay:
         self, path: str, perm: int = 0o755, uid: int = 0, gid: int = 0, origin: str = ""
     ) -> None:
         """A directory; if the base already has it, the base's exact mode/owner are kept."""
-        path = _name(path, origin)
+        path = self._path(path, origin)
         self._parents(path, origin)
         self._put_dir(path, perm, uid, gid, origin, implicit=False)
 
@@ -103,7 +118,7 @@ class Overlay:
         replace: bool = False,
     ) -> None:
         """A regular file from ``data`` or from the file ``source`` (read when packing)."""
-        path = _name(path, origin)
+        path = self._path(path, origin)
         self._parents(path, origin)
         if source is not None:
             size = source.stat().st_size
@@ -126,11 +141,23 @@ class Overlay:
         replace: bool = False,
     ) -> None:
         """A symbolic link (kept as a link; the kernel creates it as such)."""
-        path = _name(path, origin)
+        path = self._path(path, origin)
         self._parents(path, origin)
         data = target.encode()
         item = Item(path, stat.S_IFLNK | 0o777, uid, gid, data, None, None, len(data), origin)
         self._put_leaf(item, replace)
+
+    def _path(self, path: str, origin: str) -> str:
+        name = _name(path, origin)
+        if self.drops_mnt and "mnt" in name.split("/"):
+            raise RemasterError(
+                f"{origin or 'the overlay'} puts /{name} on the Pi, but piCore's /init copies "
+                "the root filesystem with `tar --exclude=mnt` (cmdline.txt has noembed), which "
+                "drops every path component named mnt: it would be missing at boot",
+                fix="rename the directory called mnt (in the app, or drop the package or "
+                "extension that has one)",
+            )
+        return name
 
     def _parents(self, path: str, origin: str) -> None:
         parts = path.split("/")[:-1]
@@ -452,7 +479,12 @@ def _add_tree(
 
 
 def tce_runner(names: Sequence[str]) -> bytes:
-    """Boot-time stand-in for what tce-bootload does after loading (extracted mode only)."""
+    """Boot-time stand-in for what tce-bootload does after loading (extracted mode only).
+
+    tce-bootload (Core-scripts branch picore) runs ``ldconfig``, ``depmod -b /``, each executable
+    ``tce.installed`` script and last ``udevadm trigger``: tc-config's own trigger ran before the
+    extensions' kernel modules and udev rules were there, so without it udev never sees them.
+    """
     lines = [
         "#!/bin/sh",
         "# firecore: extensions were unpacked into the initramfs, so nothing loop-mounts them;",
@@ -463,7 +495,11 @@ def tce_runner(names: Sequence[str]) -> bytes:
     for name in names:
         script = f"/usr/local/tce.installed/{name.removesuffix('.tcz')}"
         lines.append(f'[ -x "{script}" ] && [ -s "{script}" ] && "{script}"')
-    lines.append("exit 0")
+    lines += [
+        "# tce-bootload ends with this: udev's first trigger ran before these modules existed",
+        "/sbin/udevadm trigger 2>/dev/null",
+        "exit 0",
+    ]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -580,6 +616,7 @@ def write_gz(
     try:
         with os.fdopen(fd, "wb") as fh:
             ov.pack(fh, mtime, cancel, progress)
+            fh.write(padding(fh.tell()))
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
@@ -587,6 +624,18 @@ def write_gz(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def padding(size: int) -> bytes:
+    """Zero bytes that bring an initramfs file of ``size`` bytes to a multiple of 4."""
+    return b"\0" * (-size % 4)
+
+
+def packed(ov: Overlay, mtime: int) -> bytes:
+    """``ov`` as gzip(newc) bytes, zero-padded to a multiple of 4 (small archives: pi.gz)."""
+    buf = io.BytesIO()
+    ov.pack(buf, mtime)
+    return buf.getvalue() + padding(buf.tell())
 
 
 def remove_tree(path: Path) -> None:

@@ -320,3 +320,30 @@ def test_cmdline_keeps_everything_else() -> None:
     assert Cmdline.from_bytes(data).to_bytes() == data
     with pytest.raises(ValueError):
         Cmdline("x").with_flags("two words")
+
+
+def test_firmware_limits_line_length_and_4096_bytes() -> None:
+    """98 characters per line (what_is_config_txt.adoc), 4096 bytes on a netbooted Pi 4."""
+    long_comment = "# " + "c" * 120
+    exact = "dtparam=" + "a" * 90  # 98 characters: read whole
+    cfg = ConfigTxt.parse(f"{long_comment}\n{exact}\n[pi4]\ndtoverlay={'b' * 95}\n")
+    assert cfg.overlong() == [3] and cfg.line_length(1) == 98
+    filler = "".join(f"# filler line {i:04d} " + "f" * 40 + "\n" for i in range(68))
+    text = filler + "enable_uart=1\n"
+    # the setting's last character sits at byte 4095 (kept) or 4096 (lost, firmware #1575)
+    pad = 4096 - len(text.encode())
+    kept = ConfigTxt.parse(filler + "#" * pad + "\n" + "enable_uart=1\n")
+    assert kept.to_bytes().index(b"=1\n") + 1 == 4095 and kept.past() == []
+    lost = ConfigTxt.parse(filler + "#" * (pad + 1) + "\n" + "enable_uart=1\n")
+    assert [lost.lines[i].text for i in lost.past()] == ["enable_uart=1"]
+
+
+def test_changed_from_names_patched_and_appended_lines() -> None:
+    base = ConfigTxt.parse(PICORE_12)
+    patched = base.with_initramfs("overlay.gz").with_lines(["dtoverlay=disable-bt"])
+    changed = patched.changed_from(base)
+    assert all(
+        patched.lines[i].text.startswith(("initramfs", "[all]", "dtoverlay")) for i in changed
+    )
+    assert patched.lines[changed[-1]].text == "dtoverlay=disable-bt"
+    assert base.changed_from(base) == []

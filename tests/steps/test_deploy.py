@@ -176,7 +176,7 @@ def test_device_trees_are_hard_links_plus_the_profile(setup: tuple[Answers, Path
         tree = cur / serial
         for name in ("start.elf", "start4.elf", "kernel6647v8.img", "overlays/vc4-kms-v3d.dtbo"):
             assert (tree / name).stat().st_ino == (cur / name).stat().st_ino
-        for name in ("config.txt", "cmdline.txt", "profile.gz"):
+        for name in ("config.txt", "cmdline.txt", "pi.gz"):
             assert (tree / name).read_bytes() == files[f"profiles/{profile}/{name}"]
             assert (tree / name).stat().st_ino == (cur / "profiles" / profile / name).stat().st_ino
         assert not (tree / "profiles").exists() and not (tree / "manifest.json").exists()
@@ -191,6 +191,45 @@ def test_device_trees_are_hard_links_plus_the_profile(setup: tuple[Answers, Path
     assert manifest["deploy"]["devices"] == {SERIAL_A: "kiosk", SERIAL_B: "lab"}
     result = ctx.results.get(DeployResult)
     assert result is not None and dict(result.devices) == {SERIAL_A: "kiosk", SERIAL_B: "lab"}
+
+
+def test_device_trees_by_mac_for_tftp_prefix_2(setup: tuple[Answers, Path, Path]) -> None:
+    """A Pi 4/5 with TFTP_PREFIX=2 asks for dc-a6-32-01-36-c2/…: a MAC key gets that tree."""
+    answers, out, root = setup
+    answers.deploy.profiles = {"kiosk": Profile()}
+    answers.deploy.devices = {"DC:A6:32:01:36:C2": "kiosk"}
+    assert answers.deploy.devices == {"dc-a6-32-01-36-c2": "kiosk"}  # as the Pi asks for it
+    files = make_build(out, profiles={"kiosk": ["kernel kernel_alt.img"]})
+    run(answers)
+    tree = root / "current" / "dc-a6-32-01-36-c2"
+    assert (tree / "config.txt").read_bytes() == files["profiles/kiosk/config.txt"]
+    assert (tree / "start4.elf").is_file()
+
+
+def test_files_beyond_the_tftp_block_counter_are_warned_before_deploy() -> None:
+    manifest = {
+        "boards": {
+            "pi3": {"kernel": "k7.img", "initramfs": ["rootfs.gz", "overlay.gz"]},
+            "pi4": {"kernel": "k8.img", "initramfs": ["rootfs.gz", "overlay.gz"]},
+            "pi5": {"kernel": "k8.img", "initramfs": ["rootfs.gz", "overlay.gz"]},
+        },
+        "files": {
+            "k7.img": {"size": 9_000_000},
+            "k8.img": {"size": 9_000_000},
+            "rootfs.gz": {"size": 5_000_000},
+            "overlay.gz": {"size": 40_000_000},  # > 65535 × 512, < 65535 × 1468
+            "profiles/lab/pi.gz": {"size": 100_000_000},  # > 65535 × 1468
+        },
+    }
+    found = {(f.board, f.file) for f in deploy.tftp_size_findings(manifest)}
+    assert found == {
+        ("pi3", "overlay.gz"),
+        ("pi3", "profiles/lab/pi.gz"),
+        ("pi4", "profiles/lab/pi.gz"),
+        ("pi5", "profiles/lab/pi.gz"),
+    }
+    pi5 = next(f for f in deploy.tftp_size_findings(manifest) if f.board == "pi5")
+    assert "2025-09-23" in pi5.message() and "96,205,380" in pi5.message()
 
 
 def test_a_device_whose_profile_was_not_built_is_refused(

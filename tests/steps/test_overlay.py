@@ -387,3 +387,48 @@ def test_env_file_quotes_for_sh(tmp_path: Path) -> None:
     script.write_bytes(text + b'printf "%s|%s" "$A" "$B"\n')
     out = subprocess.run(["sh", str(script)], capture_output=True, text=True, check=True)
     assert out.stdout == "it's|x y"
+
+
+def test_paths_with_a_component_named_mnt_are_refused(tmp_path: Path) -> None:
+    """piCore's /init copies the root with busybox `tar --exclude=mnt`: every such path is lost."""
+    base = read_base([make_base(tmp_path)])
+    ov = Overlay(base, drops_mnt=True)
+    ov.add_file("opt/firecore/app/mntpoint.py", data=b"x")  # only a whole component counts
+    ov.add_file("opt/firecore/app/amnt/x", data=b"x")
+    for path in ("mnt/x", "opt/firecore/site-packages/pkg/mnt/__init__.py", "opt/mnt"):
+        with pytest.raises(RemasterError, match="--exclude=mnt") as info:
+            ov.add_file(path, data=b"x", origin="app file")
+        assert f"/{path}" in info.value.message
+    with pytest.raises(RemasterError, match="named mnt"):
+        ov.add_dir("usr/local/mnt")
+    Overlay(base).add_file("opt/mnt/x", data=b"x")  # without noembed nothing is dropped
+
+
+def test_overlay_files_are_padded_to_four_bytes(tmp_path: Path) -> None:
+    from steps.picore.overlay import packed as packed_padded
+    from steps.picore.overlay import padding, write_gz
+
+    assert [len(padding(n)) for n in (0, 1, 2, 3, 4, 5)] == [0, 3, 2, 1, 0, 3]
+    base = read_base([make_base(tmp_path)])
+    sizes = set()
+    for i in range(8):  # different sizes, so every remainder mod 4 turns up
+        ov = Overlay(base)
+        ov.add_file("opt/x", data=os.urandom(i * 7 + 1))
+        data = packed_padded(ov, 0)
+        sizes.add(len(packed(ov, 0)) % 4)
+        assert len(data) % 4 == 0 and data.startswith(packed(ov, 0))
+        assert set(data[len(packed(ov, 0)) :]) <= {0}
+        dest = tmp_path / f"o{i}.gz"
+        write_gz(ov, dest, 0)
+        assert dest.stat().st_size % 4 == 0
+        subprocess.run(["gzip", "-t", str(dest)], check=True)  # trailing zeros are allowed
+    assert len(sizes) > 1
+
+
+def test_tce_runner_ends_like_tce_bootload() -> None:
+    lines = tce_runner(["openssh.tcz"]).decode().splitlines()
+    assert lines[-2:] == ["/sbin/udevadm trigger 2>/dev/null", "exit 0"]
+    assert lines.index("/sbin/ldconfig 2>/dev/null") < lines.index(
+        '[ -x "/usr/local/tce.installed/openssh" ] && [ -s "/usr/local/tce.installed/openssh" ] '
+        '&& "/usr/local/tce.installed/openssh"'
+    )

@@ -6,7 +6,9 @@
 #   1. loads /opt/firecore/app.env, then /opt/firecore/profile.env (the per-device profile wins),
 #   2. waits (bounded: FIRECORE_NET_WAIT s) for an IPv4 address — piCore starts udhcpc in the
 #      background, so the network may not be up yet when bootlocal.sh runs,
-#   3. sets the hostname (FIRECORE_HOSTNAME; piCore's sethostname, else hostname),
+#   3. sets the hostname (FIRECORE_HOSTNAME) and logs what it really is afterwards: piCore's
+#      sethostname ignores its argument when host= is on the kernel command line (Core-scripts
+#      picore usr/bin/sethostname), so it is used only when host= agrees or is absent,
 #   4. starts the app as user tc (FIRECORE_USER) with PYTHONPATH pointing at the overlay's
 #      site-packages, and the mDNS announcer beside it,
 #   5. restarts either if it exits, with a bounded exponential backoff (FIRECORE_BACKOFF_MS
@@ -40,6 +42,7 @@ done
 : "${FIRECORE_MDNS:=1}"
 : "${FIRECORE_LOG_MAX_BYTES:=262144}"
 : "${FIRECORE_ROTATE_SECS:=30}"
+: "${FIRECORE_PROC:=/proc}"
 BOOT_LOG=$FIRECORE_LOG_DIR/boot.log
 PYTHONPATH="$FIRECORE_APP_DIR:$FIRECORE_DIR/agent:$FIRECORE_DIR/site-packages${PYTHONPATH:+:$PYTHONPATH}"
 PYTHONUNBUFFERED=1
@@ -105,6 +108,15 @@ wait_for_ipv4() {
     done
 }
 
+# The value of host= on the kernel command line (the last one, as piCore's getbootparam reads).
+boot_host() {
+    _bh=
+    for _word in $(cat "$FIRECORE_PROC/cmdline" 2>/dev/null); do
+        case $_word in host=*) _bh=${_word#host=} ;; esac
+    done
+    echo "$_bh"
+}
+
 set_hostname() {
     if [ -z "$FIRECORE_HOSTNAME" ]; then
         log "FIRECORE_HOSTNAME is not set; keeping hostname $(hostname 2>/dev/null)"
@@ -115,15 +127,20 @@ set_hostname() {
         log "hostname is already $_old"
         return 0
     fi
-    if command -v sethostname >/dev/null 2>&1; then
-        sethostname "$FIRECORE_HOSTNAME" # piCore: also updates /etc/hostname and /etc/hosts
+    _boot=$(boot_host)
+    if command -v sethostname >/dev/null 2>&1 &&
+        { [ -z "$_boot" ] || [ "$_boot" = "$FIRECORE_HOSTNAME" ]; }; then
+        sethostname "$FIRECORE_HOSTNAME" >/dev/null 2>&1 # piCore: /etc/hostname, /etc/hosts too
     else
-        hostname "$FIRECORE_HOSTNAME"
+        # piCore's sethostname would set host=$_boot from the kernel command line, not ours
+        [ -n "$_boot" ] && log "the kernel command line says host=$_boot; using hostname"
+        hostname "$FIRECORE_HOSTNAME" 2>/dev/null
     fi
-    if [ $? -eq 0 ]; then
-        log "hostname set to $FIRECORE_HOSTNAME (was $_old)"
+    _now=$(hostname 2>/dev/null)
+    if [ "$_now" = "$FIRECORE_HOSTNAME" ]; then
+        log "hostname set to $_now (was $_old)"
     else
-        log "could not set the hostname to $FIRECORE_HOSTNAME"
+        log "could not set the hostname to $FIRECORE_HOSTNAME: it is $_now"
     fi
 }
 

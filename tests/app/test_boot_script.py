@@ -205,7 +205,9 @@ def test_busybox_sets_the_hostname_without_sethostname(world: Path) -> None:
 def test_sethostname_is_preferred_and_logs_are_bounded(world: Path) -> None:
     bindir = world / "bin"
     bindir.mkdir()
-    (bindir / "sethostname").write_text(f'#!/bin/sh\necho "$1" > {world}/sethostname.called\n')
+    (bindir / "sethostname").write_text(
+        f'#!/bin/sh\necho "$1" > {world}/sethostname.called\nhostname "$1"\n'
+    )
     (bindir / "sethostname").chmod(0o755)
     env = make_env(
         world,
@@ -226,6 +228,71 @@ def test_sethostname_is_preferred_and_logs_are_bounded(world: Path) -> None:
         out = world / "log" / "app.out"
         wait_for(lambda: (world / "log" / "app.out.1").exists(), what="rotation")
         wait_for(lambda: out.stat().st_size <= 300, what="app.out to be truncated")
+        stop(proc, world)
+    finally:
+        stop_process(proc)
+
+
+PICORE_SETHOSTNAME = """#!/bin/sh
+# like piCore's /usr/bin/sethostname: host= on the kernel command line wins over the argument
+H=$(for w in $(cat "$FIRECORE_PROC/cmdline"); do case $w in host=*) echo "${w#host=}";; esac; done)
+H=$(echo "$H" | tail -n 1)
+[ -n "$H" ] || H="$1"
+[ -n "$H" ] || H=box
+echo "$1" >> "$CALLS"
+hostname "$H"
+"""
+
+
+@pytest.mark.parametrize("cmdline_host", ["", "firecore", "from-cmdline"])
+def test_the_hostname_log_tells_what_really_happened(world: Path, cmdline_host: str) -> None:
+    """piCore's sethostname ignores its argument when host= is on the cmdline (Core-scripts)."""
+    bindir = world / "bin"
+    bindir.mkdir()
+    (bindir / "sethostname").write_text(PICORE_SETHOSTNAME)
+    (bindir / "sethostname").chmod(0o755)
+    proc_dir = world / "proc"
+    proc_dir.mkdir()
+    flags = "console=tty1 root=/dev/ram0 noembed nortc" + (
+        f" host={cmdline_host}" if cmdline_host else ""
+    )
+    (proc_dir / "cmdline").write_text(flags + "\n")
+    env = make_env(
+        world,
+        PATH=f"{bindir}:{os.environ['PATH']}",
+        FIRECORE_USER="root",
+        FIRECORE_PROC=str(proc_dir),
+        CALLS=str(world / "calls"),
+    )
+    proc = start([], "busybox", env)
+    try:
+        wait_for(lambda: "start=1" in read(world / "log" / "app.out"), what="the app")
+        assert "host=firecore" in read(world / "log" / "app.out")  # FIRECORE_HOSTNAME holds
+        log = read(world / "log" / "boot.log")
+        assert "hostname set to firecore" in log
+        if cmdline_host == "from-cmdline":
+            # sethostname would have set from-cmdline: it is not used, and the log says why
+            assert not (world / "calls").exists()
+            assert "the kernel command line says host=from-cmdline" in log
+        else:
+            assert read(world / "calls") == "firecore\n"
+        stop(proc, world)
+    finally:
+        stop_process(proc)
+
+
+def test_a_hostname_that_did_not_change_is_not_reported_as_set(world: Path) -> None:
+    bindir = world / "bin"
+    bindir.mkdir()
+    (bindir / "sethostname").write_text("#!/bin/sh\nexit 0\n")  # says yes, does nothing
+    (bindir / "sethostname").chmod(0o755)
+    env = make_env(world, PATH=f"{bindir}:{os.environ['PATH']}", FIRECORE_USER="root")
+    proc = start([], "dash", env)
+    try:
+        wait_for(lambda: "start=1" in read(world / "log" / "app.out"), what="the app")
+        log = read(world / "log" / "boot.log")
+        assert "hostname set to" not in log
+        assert "could not set the hostname to firecore: it is " in log
         stop(proc, world)
     finally:
         stop_process(proc)

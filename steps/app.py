@@ -10,15 +10,18 @@ per-device ``/opt/firecore/profile.env``. What the bundle holds and the app conv
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import gzip
+import zlib
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from steps.answers import Answers, resolve_path
-from steps.artifacts import AppBundle, ExtensionSet, OverlayFile
+from steps.artifacts import AppBundle, ExtensionSet, OverlayFile, ReleaseArtifact
 from steps.base import StepContext
-from steps.errors import AnswersError
+from steps.errors import AnswersError, CommandError, DownloadError
 from steps.events import Event, LogLine, Planned, Progress, Result
+from steps.fetch.download import Downloader
 from steps.paths import asset, cache_dir
 from steps.picore.appbundle import (
     ANNOUNCE_REQUIREMENTS,
@@ -41,7 +44,18 @@ from steps.picore.appbundle import (
     token_sha256,
     tree_files,
 )
-from steps.picore.wheels import WheelSet, check_requirement, install, python_version, target_for
+from steps.picore.overlay import squashfs_listing
+from steps.picore.syslibs import listed_names, parse_glibc, provides
+from steps.picore.tcz import repo_path
+from steps.picore.wheels import (
+    MissingLibrary,
+    WheelSet,
+    check_requirement,
+    install,
+    missing_libraries,
+    python_version,
+    target_for,
+)
 
 
 @dataclass(frozen=True)
@@ -100,9 +114,27 @@ class AppStep:
         """Check the app, install its wheels (cached), put the AppBundle."""
         answers = ctx.answers
         extensions = ctx.results.need(ExtensionSet, by="the app step")
+        release = ctx.results.get(ReleaseArtifact)
         python = python_version(extensions)
-        target = target_for(answers.release.arch, answers.release.version, python)
-        yield LogLine(self.name, f"Pi target: CPython {python}, {target.platform}")
+        glibc = parse_glibc(release.glibc) if release is not None else None
+        target = target_for(
+            answers.release.arch, python, glibc=glibc, boards=answers.release.boards
+        )
+        if release is not None and glibc is None:
+            yield LogLine(
+                self.name,
+                "the release's rootfs has no readable lib/libc.so.6: assuming glibc 2.17 "
+                "(manylinux2014 wheels only)",
+                "warning",
+            )
+        newest = f", glibc {release.glibc} (its libc.so.6)" if release and glibc else ""
+        yield LogLine(self.name, f"Pi target: CPython {python}, {target.platform}{newest}")
+        if target.armv6_boards:
+            yield LogLine(
+                self.name,
+                f"release.boards includes {', '.join(target.armv6_boards)} (ARMv6): only "
+                "pure-Python and armv6l wheels are accepted (armv7l code does not run there)",
+            )
 
         app = read_app(answers)
         entry = app.entry
@@ -127,6 +159,8 @@ class AppStep:
         wheels = yield from install(
             self.name, ctx, wanted, target, cache_dir(answers, ctx.cache_dir), wheelhouse
         )
+        if release is not None and release.libraries:
+            yield from self._check_libraries(ctx, wheels, extensions, release)
         sha = token_sha256(answers)
         env = app_env(answers, entry, python, sha)
         bundle = self._bundle(entry, agent_files, app.files, wheels, env)
@@ -157,6 +191,39 @@ class AppStep:
                 "cached": wheels.cached,
             },
         )
+
+    def _check_libraries(
+        self,
+        ctx: StepContext,
+        wheels: WheelSet,
+        extensions: ExtensionSet,
+        release: ReleaseArtifact,
+    ) -> Generator[Event, None, None]:
+        """Every library the wheels' shared objects need must be on the Pi.
+
+        Provided: the base rootfs's libraries (``ReleaseArtifact.libraries``), the files of the
+        closure's extensions (their ``.tcz.list``, else the TCZ's own listing) and what the
+        wheels bundle.
+
+        Raises:
+            AnswersError: ``extensions.names``, naming the missing library, who needs it and the
+                extension that provides it (from the repo's ``provides.db.gz``).
+        """
+        lists: dict[str, tuple[str, ...]] = dict(extensions.lists)
+        for pkg in extensions.packages:
+            path = extensions.files.get(pkg.name)
+            if pkg.name not in lists and path is not None:
+                try:
+                    lists[pkg.name] = tuple(squashfs_listing(path, ctx.cancel))
+                except CommandError:
+                    continue
+        provided = set(release.libraries) | listed_names(lists)
+        missing = missing_libraries(wheels.site_packages, provided)
+        if not missing:
+            yield LogLine(self.name, "every library the wheels link to is on the Pi")
+            return
+        where = yield from _providers(ctx.answers, release, ctx)
+        raise _missing_error(missing, where, repo_path(release.ref.version, release.ref.arch))
 
     def _bundle(
         self,
@@ -218,3 +285,49 @@ def _groups(files: tuple[OverlayFile, ...]) -> dict[str, int]:
         group = "/".join(parts[:3]) + ("/" if len(parts) > 3 else "")
         out[group] = out.get(group, 0) + 1
     return out
+
+
+def _providers(
+    answers: Answers, release: ReleaseArtifact, ctx: StepContext
+) -> Generator[Event, None, dict[str, list[str]]]:
+    """File name → extensions shipping it, from the repo's provides.db.gz ({} if unreachable)."""
+    repo = repo_path(release.ref.version, release.ref.arch)
+    cache = cache_dir(answers, ctx.cache_dir)
+    try:
+        with Downloader(answers.release.mirrors, cache, cancel=ctx.cancel, step="app") as dl:
+            data = dl.meta(repo + "provides.db.gz", missing_ok=True)
+            yield from dl.drain()
+    except DownloadError:
+        return {}
+    if data is None:
+        return {}
+    try:
+        return provides(gzip.decompress(data))
+    except (OSError, EOFError, zlib.error):
+        return {}
+
+
+def _missing_error(
+    missing: list[MissingLibrary], where: dict[str, list[str]], repo: str
+) -> AnswersError:
+    parts = []
+    adds: list[str] = []
+    for lib in missing:
+        users = ", ".join(lib.needed_by[:2]) + (" …" if len(lib.needed_by) > 2 else "")
+        found = where.get(lib.soname, [])
+        parts.append(f"{lib.soname} (needed by {users}" + (f"; in {found[0]})" if found else ")"))
+        if found and found[0] not in adds:
+            adds.append(found[0])
+    unknown = [lib.soname for lib in missing if not where.get(lib.soname)]
+    fix = f"add {' and '.join(adds)} to extensions.names" if adds else ""
+    if unknown:
+        fix += ("; " if fix else "") + (
+            f"no extension of {repo} lists {', '.join(unknown)}: drop the package that needs "
+            "it, or use a wheel that bundles it (app.wheelhouse)"
+        )
+    return AnswersError(
+        "extensions.names",
+        "the app's wheels link to shared libraries that neither piCore's base rootfs nor the "
+        f"selected extensions provide: {'; '.join(parts)}",
+        fix=fix,
+    )

@@ -76,6 +76,10 @@ class ReleaseArtifact(_Data):
     """Board ("pi3") → kernel release ("6.6.47-piCore-v7") read from config.txt."""
     demo: bool = False
     """Built from the demo mirror: will not boot real hardware."""
+    glibc: str = ""
+    """glibc version of the release's own rootfs ("2.36", from its libc.so.6); "" unknown."""
+    libraries: tuple[str, ...] = ()
+    """Library file names the base rootfs provides (lib, usr/lib, usr/local/lib)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,8 @@ class ExtensionSet(_Data):
     files: Mapping[str, Path] = field(default_factory=dict)
     """Name → verified .tcz file in the cache (empty in a dry run)."""
     mirror: str = ""
+    lists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Name → the files it installs (its ``.tcz.list``; absent when the mirror has none)."""
 
     def by_name(self, name: str) -> Extension | None:
         """The package called ``name`` in the closure, if any."""

@@ -2,7 +2,8 @@
 
 It reads the release's extension repo (``<major>.x/<arch>/tcz/``): the index for names and
 sizes, each package's ``.tcz.dep`` (recursively, as piCore's loader does; ``KERNEL`` expands to
-every target board's kernel release, see ``steps.picore.deps``) and ``.tcz.md5.txt``; then downloads
+every target board's kernel release, see ``steps.picore.deps``), ``.tcz.md5.txt`` and ``.tcz.list``
+(what each installs: the app step checks the wheels' libraries against it); then downloads
 every ``.tcz`` of the closure into the verified cache. Unknown requested names are an answers
 error with close matches. A dry run stops before the ``.tcz`` downloads: it reports the closure
 with the reason each package is in, the sizes, and which files would be downloaded from where.
@@ -110,6 +111,7 @@ class ExtensionsStep:
                 )
             ctx.check_cancel()
             packages = yield from self._md5s(dl, repo, closure)
+            lists = yield from self._lists(dl, repo, packages)
             for ext in packages:
                 kernel = f", for {ext.kernel}" if ext.kernel else ""
                 yield Planned(
@@ -132,7 +134,7 @@ class ExtensionsStep:
             yield from dl.drain()
             files = {p.name: got[repo + p.name].file for p in packages if repo + p.name in got}
             mirror = dl.sources.get(repo + "info.lst.gz", "") or index.mirror or dl.mirrors[0]
-            result = ExtensionSet(tuple(requested), tuple(packages), files, mirror)
+            result = ExtensionSet(tuple(requested), tuple(packages), files, mirror, lists)
             ctx.results.put(result)
             yield self._result(ctx, result, closure, kernels, repo, got, cached, dl)
 
@@ -160,6 +162,20 @@ class ExtensionsStep:
                 )
             packages.append(dataclasses.replace(ext, md5=md5))
         return packages
+
+    def _lists(
+        self, dl: Downloader, repo: str, packages: list[Extension]
+    ) -> Generator[Event, None, dict[str, tuple[str, ...]]]:
+        """Each package's ``.tcz.list`` (the app step checks wheels' libraries against them)."""
+        paths = [repo + p.name + ".list" for p in packages]
+        got = yield from dl.meta_many(paths, missing_ok=True, phase="lists")
+        out: dict[str, tuple[str, ...]] = {}
+        for p in packages:
+            data = got.get(repo + p.name + ".list")
+            if data is not None:
+                text = data.decode("utf-8", "replace")
+                out[p.name] = tuple(ln.strip() for ln in text.splitlines() if ln.strip())
+        return out
 
     def _result(
         self,

@@ -5,7 +5,8 @@ offline catalog when none answers), downloads the release file into the content-
 (checked against ``<file>.md5.txt`` when the mirror publishes one, and always against the image's
 own ``<img>.md5.txt`` inside the zip / the gzip CRC), extracts the boot partition once
 (``steps.picore.image.unpack_boot``) and reads each target board's kernel release from
-``config.txt``.
+``config.txt``, and the glibc version and library names of the base archives those boards load
+(``steps.picore.syslibs``: the app step's wheels are checked against them).
 The result is a ``ReleaseArtifact`` for the extensions and remaster steps.
 
 In a dry run the release file is still downloaded into the cache (the cache is not an output):
@@ -31,7 +32,8 @@ from steps.fetch.download import Downloader, Want, parse_md5
 from steps.fetch.mirror import Resolved, resolve_release
 from steps.paths import cache_dir
 from steps.picore.configtxt import ConfigTxt
-from steps.picore.image import unpack_boot
+from steps.picore.image import BootTree, unpack_boot
+from steps.picore.syslibs import SystemLibraries, read_system
 from steps.units import human_size
 
 
@@ -137,6 +139,7 @@ class ReleaseStep:
         tree = yield from unpack_boot(self.name, got.file, cache, ctx.cancel, sha256=got.sha256)
         config = tree.config_txt()
         kernels = _kernels(config, answers.boards, ref.version, ref.arch)
+        system = _system(tree, config, answers.boards)
         demo = tree.demo
         artifact = ReleaseArtifact(
             ref=ref,
@@ -149,6 +152,8 @@ class ReleaseStep:
             config_txt=config.text,
             kernels=kernels,
             demo=demo,
+            glibc=system.glibc_text,
+            libraries=tuple(sorted(system.libraries)),
         )
         ctx.results.put(artifact)
         if demo:
@@ -170,6 +175,17 @@ class ReleaseStep:
                 "requests": dl.requests,
             },
         )
+
+
+def _system(tree: BootTree, config: ConfigTxt, boards: Sequence[str]) -> SystemLibraries:
+    """The glibc and libraries of the base archives the boards load (``steps.picore.syslibs``)."""
+    archives: list[Path] = []
+    for board in boards:
+        for name in config.boot_for(board).initramfs:
+            found = tree.find(name)
+            if found is not None and found not in archives:
+                archives.append(found)
+    return read_system(archives)
 
 
 def _kernels(config: ConfigTxt, boards: Sequence[str], version: str, arch: str) -> dict[str, str]:

@@ -89,9 +89,44 @@ def rootfs_entries(spec: ReleaseSpec) -> list[cpio.Entry]:
     return entries
 
 
+#: glibc of each demo release (stand-ins: what matters is that the tool reads it from libc.so.6).
+DEMO_GLIBC = {"12": (2, 28), "15": (2, 38), "16": (2, 40)}
+
+
+def libc_stand_in(spec: ReleaseSpec, version: tuple[int, int]) -> bytes:
+    """A libc.so.6 stand-in: ELF magic, glibc's version banner and its GLIBC_2.N nodes."""
+    nodes = b"\0".join(f"GLIBC_2.{n}".encode() for n in range(0, version[1] + 1))
+    banner = (
+        f"GNU C Library (firecore demo) stable release version {version[0]}.{version[1]}.\n"
+    ).encode()
+    return b"\x7fELF" + blob(f"libc {spec.flavour} {spec.version}", 1020) + nodes + banner
+
+
+def library_entries(spec: ReleaseSpec) -> list[cpio.Entry]:
+    """The base's C libraries: glibc's, libgcc_s (no libstdc++: that is gcc_libs.tcz)."""
+    t = spec.epoch
+    version = DEMO_GLIBC.get(spec.major, DEMO_GLIBC["16"] if int(spec.major) > 16 else (2, 28))
+    loader = "ld-linux-aarch64.so.1" if spec.flavour == "piCore64" else "ld-linux-armhf.so.3"
+    entries = [
+        cpio.regular(f"lib/{name}", b"\x7fELF" + blob(f"{spec.version} {name}", 508), 0o755,
+                     mtime=t)
+        for name in (loader, "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
+                     "libgcc_s.so.1", "libcrypt.so.1", "libutil.so.1", "libresolv.so.2")
+    ]  # fmt: skip
+    if version < (2, 34):  # glibc < 2.34 installs libc.so.6 as a link to libc-2.N.so
+        real = f"libc-{version[0]}.{version[1]}.so"
+        entries += [
+            cpio.regular(f"lib/{real}", libc_stand_in(spec, version), 0o755, mtime=t),
+            cpio.symlink("lib/libc.so.6", real, mtime=t),
+        ]
+    else:
+        entries.append(cpio.regular("lib/libc.so.6", libc_stand_in(spec, version), 0o755, mtime=t))
+    return entries
+
+
 def rootfs_gz(spec: ReleaseSpec) -> bytes:
     """The release's rootfs-*.gz bytes."""
-    return _pack(rootfs_entries(spec))
+    return _pack(rootfs_entries(spec) + library_entries(spec))
 
 
 def modules_entries(spec: ReleaseSpec, kernel_release: str) -> list[cpio.Entry]:

@@ -151,6 +151,16 @@ def package_specs(python: str, kernel_releases: Sequence[str], arch: str) -> lis
     lib = f"usr/local/lib/{py}"
     out += [
         PackageSpec(
+            "gcc_libs.tcz",
+            "GCC runtime libraries (the C++ standard library)",
+            None,
+            (
+                ("usr/local/lib/libstdc++.so.6.0.32", blob(f"{arch} libstdc++", 1024), 0o755),
+                ("usr/local/lib/libstdc++.so.6", blob(f"{arch} libstdc++ link", 16), 0o755),
+            ),
+            tags="library c++ runtime",
+        ),
+        PackageSpec(
             f"{py}.tcz",
             f"Python {python} interpreter and standard library",
             _deps(*PYTHON_DEPS),

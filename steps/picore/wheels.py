@@ -3,7 +3,19 @@
 No qemu chroot: pip runs on the build host with ``--platform``/``--python-version``/
 ``--implementation cp``/``--only-binary=:all:`` and ``--target``, so only wheels built for the
 Pi's platform (or pure Python) are accepted. The Python version comes from the pythonX.Y.tcz in
-the extension closure, the platform tags from ``release.arch``.
+the extension closure, the platform tags from ``release.arch`` and ``release.boards``, the
+newest ``manylinux_2_N`` from the release's own glibc (its rootfs's ``libc.so.6``,
+``steps.picore.syslibs``; PEP 600: ``manylinux_2_N`` needs glibc ≥ 2.N).
+
+armhf is not armv7: from 15.x one armhf rootfs also boots the ARMv6 Pi Zero/1 (picore.md
+"Boot-script facts"), where armv7l code dies with "Illegal instruction". So with ``pi0`` or
+``pi1`` among the boards only pure-Python and ``linux_armv6l`` wheels are accepted, whatever the
+arch directory says.
+
+After the install, ``missing_libraries`` reads every installed shared object's ``DT_NEEDED``
+(``steps.picore.elf``) and checks each name against the base rootfs, the closure's
+``.tcz.list`` files and the libraries the wheels bundle themselves: a C++ extension needs
+``libstdc++.so.6``, which piCore ships in ``gcc_libs.tcz``, not in the base.
 
 pip evaluates environment markers for the *host* interpreter even with ``--python-version``
 (``anyio`` needs ``exceptiongroup; python_version < "3.11"`` on a 3.8 Pi, which a 3.11 host
@@ -25,7 +37,7 @@ import shutil
 import sys
 import urllib.parse
 import urllib.request
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Collection, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,10 +53,12 @@ from steps.base import StepContext
 from steps.errors import AnswersError, CommandError, DownloadError, StepError
 from steps.events import Event, LogLine, Progress
 from steps.fsutil import atomic_write, disk_error, replacing_dir, sha256_file
+from steps.picore import elf
 
-#: Newest glibc (2.N) assumed per piCore major release, for the manylinux_2_N tags. These are
-#: conservative guesses (UNCONFIRMED for piCore); a lower bound only loses some newer wheels.
-GLIBC_MINOR: dict[int, int] = {12: 28, 13: 31, 14: 34, 15: 36, 16: 38}
+#: glibc assumed when the release's own libc.so.6 cannot be read: manylinux2014's (PEP 599).
+GLIBC_FLOOR = (2, 17)
+#: Boards with an ARMv6 CPU (BCM2835): Pi Zero / Zero W and Pi 1.
+ARMV6_BOARDS = frozenset({"pi0", "pi1"})
 _PYTHON_TCZ = re.compile(r"^python(3)\.(\d+)\.tcz$")
 _NO_MATCH = re.compile(
     r"(?:No matching distribution found for|Could not find a version that satisfies the "
@@ -80,6 +94,8 @@ class Target:
     """pip --platform tags, most preferred first."""
     machine: str
     """platform_machine on the Pi: armv6l, armv7l or aarch64."""
+    armv6_boards: tuple[str, ...] = ()
+    """The ARMv6 boards (pi0, pi1) that make an armhf/armv7 release armv6l-only."""
 
     @property
     def platform(self) -> str:
@@ -141,23 +157,31 @@ def python_version(extensions: ExtensionSet) -> str:
     return max(found)[3]
 
 
-def target_for(arch: str, release_version: str, python: str) -> Target:
-    """pip platform tags for a piCore architecture directory and release."""
+def target_for(
+    arch: str,
+    python: str,
+    *,
+    glibc: tuple[int, int] | None = None,
+    boards: Iterable[str] = (),
+) -> Target:
+    """pip platform tags for a piCore architecture directory, its glibc and the boards served.
+
+    Args:
+        arch: ``release.arch``.
+        python: "3.11".
+        glibc: the release's glibc (``ReleaseArtifact.glibc``); None: manylinux2014's 2.17.
+        boards: ``release.boards``; ``pi0``/``pi1`` (ARMv6) allow only armv6l and pure wheels.
+    """
     if arch not in ARCHES:
         raise AnswersError("release.arch", f"{arch!r} is not one of {', '.join(ARCHES)}")
-    if arch == "armv6":
-        return Target(python, ("linux_armv6l",), "armv6l")
+    armv6 = tuple(b for b in boards if b in ARMV6_BOARDS)
+    if arch == "armv6" or (arch != "aarch64" and armv6):
+        return Target(python, ("linux_armv6l",), "armv6l", armv6 if arch != "armv6" else ())
     machine = "aarch64" if arch == "aarch64" else "armv7l"
-    try:
-        major = int(release_version.split(".")[0])
-    except ValueError:
-        major = 0
-    known = sorted(GLIBC_MINOR)
-    glibc = GLIBC_MINOR.get(
-        major, GLIBC_MINOR[known[0]] if major < known[0] else GLIBC_MINOR[known[-1]]
-    )
+    major, minor = glibc or GLIBC_FLOOR
+    newest = minor if major == 2 and minor >= 17 else 17
     tags = [f"manylinux2014_{machine}"]
-    tags += [f"manylinux_2_{n}_{machine}" for n in range(glibc, 16, -1)]
+    tags += [f"manylinux_2_{n}_{machine}" for n in range(newest, 16, -1)]
     tags.append(f"linux_{machine}")
     return Target(python, tuple(tags), machine)
 
@@ -409,12 +433,24 @@ def _pip_error(
             if _OTHER_PYTHON.search(stderr)
             else ""
         )
+        armv6 = ""
+        if target.armv6_boards:
+            armv6 = (
+                f"; release.boards includes {', '.join(target.armv6_boards)} (ARMv6), where "
+                "armv7l wheels stop with an illegal instruction, so only pure-Python and "
+                "armv6l wheels are accepted"
+            )
         return WheelError(
-            f"{package} has no wheel for the Pi ({where}) in {source}{other}",
+            f"{package} has no wheel for the Pi ({where}) in {source}{other}{armv6}",
             package=name,
-            fix=f"use a pure-Python alternative to {name}, build a wheel for the Pi into "
-            f"app.wheelhouse (`pip wheel {name}` on a Pi, or one from piwheels.org), or drop "
-            f"{name} from app.python_packages / the app's requirements.txt",
+            fix=(
+                f"remove {', '.join(target.armv6_boards)} from release.boards, or put an "
+                f"armv6l wheel of {name} (piwheels.org) into app.wheelhouse"
+                if target.armv6_boards
+                else f"use a pure-Python alternative to {name}, build a wheel for the Pi into "
+                f"app.wheelhouse (`pip wheel {name}` on a Pi, or one from piwheels.org), or "
+                f"drop {name} from app.python_packages / the app's requirements.txt"
+            ),
             details=stderr,
         )
     last = next((ln for ln in reversed(stderr.splitlines()) if ln.startswith("ERROR")), "")
@@ -423,3 +459,45 @@ def _pip_error(
         fix="see the pip output above; pin compatible versions in app.python_packages",
         details=stderr,
     )
+
+
+# ---------------------------------------------------------------------- libraries the Pi lacks
+
+
+@dataclass(frozen=True)
+class MissingLibrary:
+    """A shared library an installed extension module needs that nothing on the Pi provides."""
+
+    soname: str
+    needed_by: tuple[str, ...]
+    """Installed files (relative to site-packages) that name it in DT_NEEDED."""
+
+
+def missing_libraries(site_packages: Path, provided: Collection[str]) -> list[MissingLibrary]:
+    """Every DT_NEEDED name of the installed shared objects that ``provided`` lacks.
+
+    Libraries a wheel bundles itself (``numpy.libs/…``, found through its RPATH) count as
+    provided: any shared object inside ``site_packages`` does.
+    """
+    objects: list[Path] = []
+    bundled: set[str] = set()
+    for path in sorted(site_packages.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        if path.name.endswith(".so") or ".so." in path.name:
+            bundled.add(path.name)
+            objects.append(path)
+    wants: dict[str, list[str]] = {}
+    for path in objects:
+        try:
+            names = elf.needed(path.read_bytes())
+        except ValueError:
+            continue
+        rel = path.relative_to(site_packages).as_posix()
+        for name in names:
+            wants.setdefault(name, []).append(rel)
+    return [
+        MissingLibrary(name, tuple(users))
+        for name, users in sorted(wants.items())
+        if name not in provided and name not in bundled
+    ]

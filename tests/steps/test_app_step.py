@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from steps.answers import Answers
+from steps.answers import Answers, default_answers
 from steps.app import AppStep
-from steps.artifacts import AppBundle, Extension, ExtensionSet
+from steps.artifacts import AppBundle, Extension, ExtensionSet, ReleaseArtifact
 from steps.base import StepContext
+from steps.demo.server import MirrorServer
 from steps.errors import AnswersError, StepError
-from steps.events import Event, Planned, Result
+from steps.events import Event, LogLine, Planned, Result
+from tests.support.elf import shared_object
 from tests.support.wheelhouse import PI_ARMV7_311, make_wheel, service_wheels
 
 
@@ -231,3 +233,49 @@ def test_dry_run_plans_and_writes_nothing_outside_the_cache(
     assert "/opt/firecore/agent/" in targets and "/opt/firecore/site-packages/" in targets
     assert any(e.action.startswith("pip install") for e in planned)
     assert set(tmp_path.iterdir()) - before == {tmp_path / "cache"}
+
+
+def test_wheels_needing_a_library_the_pi_lacks_name_the_extension(
+    mirror_server: MirrorServer, tmp_path: Path
+) -> None:
+    """DT_NEEDED vs the base rootfs + the closure's .tcz.list files, over the real steps."""
+    from steps.extensions import ExtensionsStep
+    from steps.release import ReleaseStep
+
+    wh = tmp_path / "wheelhouse"
+    service_wheels(wh)
+    core = shared_object(["libstdc++.so.6", "libm.so.6", "libc.so.6"])
+    make_wheel(
+        wh,
+        "fastcalc",
+        tag=PI_ARMV7_311,
+        files={"fastcalc/__init__.py": b"", "fastcalc/_core.cpython-311.so": core},
+    )
+    a = default_answers()
+    a.release.mirrors = [mirror_server.url]
+    a.release.version, a.release.arch = "15.0.0", "armhf"
+    a.release.boards = ["pi3", "pi4"]  # type: ignore[list-item]
+    a.build.cache = str(tmp_path / "cache")
+    a.app.wheelhouse = str(wh)
+    a.app.python_packages = ["fastcalc"]
+
+    def run_steps(names: list[str]) -> tuple[StepContext, list[Event]]:
+        a.extensions.names = names
+        ctx = StepContext(a)
+        for step in (ReleaseStep(), ExtensionsStep()):
+            list(step.run(ctx))
+        return ctx, list(AppStep().run(ctx))
+
+    with pytest.raises(AnswersError) as err:
+        run_steps(["python3.11.tcz"])
+    assert err.value.key == "extensions.names"
+    assert "libstdc++.so.6 (needed by fastcalc/_core.cpython-311.so; in gcc_libs.tcz)" in (
+        err.value.message
+    )
+    assert err.value.fix == "add gcc_libs.tcz to extensions.names"
+    ctx, events = run_steps(["python3.11.tcz", "gcc_libs.tcz"])
+    release = ctx.results.get(ReleaseArtifact)
+    assert release is not None and release.glibc == "2.38"  # read from its libc.so.6
+    texts = [e.text for e in events if isinstance(e, LogLine)]
+    assert any("glibc 2.38 (its libc.so.6)" in t for t in texts)
+    assert "every library the wheels link to is on the Pi" in texts

@@ -12,7 +12,15 @@ from steps.artifacts import Extension, ExtensionSet
 from steps.base import StepContext
 from steps.errors import AnswersError, Cancelled
 from steps.events import Event, LogLine, drive
-from steps.picore.wheels import WheelError, WheelSet, install, python_version, target_for
+from steps.picore.wheels import (
+    WheelError,
+    WheelSet,
+    install,
+    missing_libraries,
+    python_version,
+    target_for,
+)
+from tests.support.elf import shared_object
 from tests.support.wheelhouse import (
     PI_AARCH64_311,
     PI_ARMV7_38,
@@ -52,19 +60,57 @@ def exts(*names: str, requested: tuple[str, ...] = ()) -> ExtensionSet:
 
 
 def test_platform_tags_per_arch() -> None:
-    assert target_for("armv6", "13.0.0", "3.8").platforms == ("linux_armv6l",)
-    armhf = target_for("armhf", "15.0.0", "3.11")
+    assert target_for("armv6", "3.8").platforms == ("linux_armv6l",)
+    armhf = target_for("armhf", "3.11", glibc=(2, 36))
     assert armhf.platform == "manylinux2014_armv7l"
     assert "manylinux_2_17_armv7l" in armhf.platforms and "linux_armv7l" in armhf.platforms
     assert not any("aarch64" in p for p in armhf.platforms)
-    assert (
-        target_for("armv7l", "14.0.0", "3.11").platforms
-        == target_for("armv7", "14.0.0", "3.11").platforms
-    )
-    arm64 = target_for("aarch64", "16.0.0", "3.11")
+    assert target_for("armv7l", "3.11").platforms == target_for("armv7", "3.11").platforms
+    arm64 = target_for("aarch64", "3.11")
     assert arm64.platform == "manylinux2014_aarch64" and arm64.machine == "aarch64"
-    # an older release assumes an older glibc: fewer manylinux_2_N tags
-    assert len(target_for("armhf", "12.0", "3.8").platforms) < len(armhf.platforms)
+
+
+def test_manylinux_tags_follow_the_releases_own_glibc() -> None:
+    """PEP 600: manylinux_2_N needs glibc ≥ 2.N — the release's libc.so.6 says which N."""
+    tags = target_for("armhf", "3.11", glibc=(2, 36)).platforms
+    assert "manylinux_2_36_armv7l" in tags and "manylinux_2_37_armv7l" not in tags
+    assert "manylinux_2_28_armv7l" not in target_for("armhf", "3.11", glibc=(2, 27)).platforms
+    unknown = target_for("armhf", "3.11").platforms  # no libc.so.6 read: manylinux2014 only
+    assert unknown == ("manylinux2014_armv7l", "manylinux_2_17_armv7l", "linux_armv7l")
+
+
+@pytest.mark.parametrize("board", ["pi0", "pi1"])
+def test_armhf_serving_an_armv6_board_takes_only_armv6l_or_pure_wheels(
+    tmp_path: Path, wheelhouse: Path, board: str
+) -> None:
+    """From 15.x one armhf rootfs also boots the ARMv6 Pi Zero/1, where armv7l code faults."""
+    target = target_for("armhf", "3.11", glibc=(2, 36), boards=["pi3", board])
+    assert target.platforms == ("linux_armv6l",) and target.armv6_boards == (board,)
+    ctx = StepContext(default_answers())
+    with pytest.raises(WheelError) as err:  # fastcalc exists only for armv7l/aarch64
+        drive(install("app", ctx, ["purelib"], target, tmp_path / "c", wheelhouse))
+    assert err.value.package == "fastcalc" and f"includes {board} (ARMv6)" in err.value.message
+    assert f"remove {board} from release.boards" in err.value.fix
+    make_wheel(wheelhouse, "fastcalc", "1.0", "cp311-cp311-linux_armv6l")
+    ws = drive(install("app", ctx, ["purelib"], target, tmp_path / "c2", wheelhouse))
+    assert installed(ws)["fastcalc"] == "cp311-cp311-linux_armv6l"
+
+
+def test_missing_libraries_are_read_from_dt_needed(tmp_path: Path) -> None:
+    site = tmp_path / "site-packages"
+    (site / "fastcalc").mkdir(parents=True)
+    (site / "fastcalc.libs").mkdir()
+    (site / "fastcalc" / "_core.cpython-311-arm-linux-gnueabihf.so").write_bytes(
+        shared_object(["libstdc++.so.6", "libc.so.6", "libopenblas-1a2b.so.0"])
+    )
+    (site / "fastcalc.libs" / "libopenblas-1a2b.so.0").write_bytes(shared_object(["libm.so.6"]))
+    (site / "fastcalc" / "pure.py").write_text("x = 1\n")
+    base = {"libc.so.6", "libm.so.6", "ld-linux-armhf.so.3"}
+    missing = missing_libraries(site, base)
+    assert [(m.soname, m.needed_by) for m in missing] == [
+        ("libstdc++.so.6", ("fastcalc/_core.cpython-311-arm-linux-gnueabihf.so",))
+    ]
+    assert missing_libraries(site, base | {"libstdc++.so.6"}) == []
 
 
 def test_python_version_from_the_extension_closure() -> None:
@@ -81,7 +127,7 @@ def test_armv7l_311_picks_the_pi_wheels_and_records_sha256(
     tmp_path: Path, wheelhouse: Path
 ) -> None:
     ctx = StepContext(default_answers())
-    target = target_for("armhf", "15.0.0", "3.11")
+    target = target_for("armhf", "3.11", glibc=(2, 36))
     events: list[Event] = []
     ws = drive(install("app", ctx, ["purelib"], target, tmp_path / "c", wheelhouse), events.append)
     assert installed(ws) == {"purelib": "py3-none-any", "fastcalc": PI_ARMV7_311}
@@ -100,7 +146,7 @@ def test_python38_gets_dependencies_whose_markers_hold_only_on_the_pi(
     tmp_path: Path, wheelhouse: Path
 ) -> None:
     ctx = StepContext(default_answers())
-    target = target_for("armv7", "13.0.0", "3.8")
+    target = target_for("armv7", "3.8", glibc=(2, 31))
     ws = drive(install("app", ctx, ["purelib"], target, tmp_path / "c", wheelhouse))
     # pip evaluated `python_version < "3.9"` for this 3.11 host; the step re-checked for 3.8
     assert installed(ws) == {
@@ -112,7 +158,7 @@ def test_python38_gets_dependencies_whose_markers_hold_only_on_the_pi(
 
 def test_aarch64_picks_the_aarch64_wheel(tmp_path: Path, wheelhouse: Path) -> None:
     ctx = StepContext(default_answers())
-    target = target_for("aarch64", "16.0.0", "3.11")
+    target = target_for("aarch64", "3.11", glibc=(2, 38))
     ws = drive(install("app", ctx, ["purelib"], target, tmp_path / "c", wheelhouse))
     assert installed(ws)["fastcalc"] == PI_AARCH64_311
 
@@ -121,7 +167,7 @@ def test_a_package_without_a_pi_wheel_is_named_with_the_fix(
     tmp_path: Path, wheelhouse: Path
 ) -> None:
     ctx = StepContext(default_answers())
-    target = target_for("armhf", "15.0.0", "3.11")
+    target = target_for("armhf", "3.11", glibc=(2, 36))
     with pytest.raises(WheelError) as err:
         drive(install("app", ctx, ["purelib", "nativeonly"], target, tmp_path / "c", wheelhouse))
     assert err.value.package == "nativeonly"
@@ -135,7 +181,7 @@ def test_a_package_without_a_pi_wheel_is_named_with_the_fix(
 
 def test_the_installed_tree_is_cached_by_its_inputs(tmp_path: Path, wheelhouse: Path) -> None:
     ctx = StepContext(default_answers())
-    target = target_for("armhf", "15.0.0", "3.11")
+    target = target_for("armhf", "3.11", glibc=(2, 36))
     cache = tmp_path / "c"
     first = drive(install("app", ctx, ["purelib"], target, cache, wheelhouse))
     events: list[Event] = []
@@ -151,7 +197,7 @@ def test_the_installed_tree_is_cached_by_its_inputs(tmp_path: Path, wheelhouse: 
 
 def test_bad_wheelhouse_and_cancel(tmp_path: Path, wheelhouse: Path) -> None:
     ctx = StepContext(default_answers())
-    target = target_for("armhf", "15.0.0", "3.11")
+    target = target_for("armhf", "3.11", glibc=(2, 36))
     with pytest.raises(AnswersError) as err:
         drive(install("app", ctx, ["purelib"], target, tmp_path / "c", tmp_path / "missing"))
     assert err.value.key == "app.wheelhouse"

@@ -254,7 +254,7 @@ def test_wheels_needing_a_library_the_pi_lacks_name_the_extension(
     a = default_answers()
     a.release.mirrors = [mirror_server.url]
     a.release.version, a.release.arch = "15.0.0", "armhf"
-    a.release.boards = ["pi3", "pi4"]  # type: ignore[list-item]
+    a.release.boards = ["pi3", "pi4"]
     a.build.cache = str(tmp_path / "cache")
     a.app.wheelhouse = str(wh)
     a.app.python_packages = ["fastcalc"]

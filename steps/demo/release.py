@@ -62,7 +62,10 @@ DTBS: dict[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 
-OVERLAYS = ("overlay_map.dtb", "w1-gpio.dtbo", "vc4-kms-v3d.dtbo", "disable-bt.dtbo", "dwc2.dtbo")
+OVERLAYS = (
+    "overlay_map.dtb", "w1-gpio.dtbo", "vc4-kms-v3d.dtbo", "vc4-kms-v3d-pi4.dtbo",
+    "disable-bt.dtbo", "dwc2.dtbo",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

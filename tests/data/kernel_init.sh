@@ -10,7 +10,8 @@ st() { echo "STAT $1|$($bb stat -c '%a %u %g %F' "$1" 2>&1)"; }
 echo "FIRECORE-BEGIN"
 for p in / /tmp /opt /opt/bootlocal.sh /usr/local/tce.installed/openssh /home /home/tc /home/tc/.ssh \
          /home/tc/.ssh/authorized_keys /usr/local/tce.installed /tmp/builtin \
-         /tmp/builtin/optional /tmp/builtin/onboot.lst /opt/firecore /opt/firecore/build.json; do
+         /tmp/builtin/optional /tmp/builtin/onboot.lst /opt/firecore /opt/firecore/build.json \
+         /opt/firecore/profile.env; do
   st "$p"
 done
 for f in /tmp/builtin/optional/* $($bb find /opt/firecore -mindepth 1 | $bb sort); do st "$f"; done
@@ -23,6 +24,8 @@ if [ -d /tmp/builtin/optional ]; then
 fi
 echo "TMPWRITE|$($bb su tc -c 'echo x > /tmp/bootlog.txt && echo ok' 2>&1)"
 echo "BUILDJSON|$($bb cat /opt/firecore/build.json 2>&1 | $bb tr -d '\n ')"
+echo "PROFILEENV|$($bb cat /opt/firecore/profile.env 2>&1 | $bb tr '\n' ' ')"
+echo "CMDLINE|$($bb cat /proc/cmdline)"
 echo "BOOTLOCAL-BEGIN"
 $bb cat /opt/bootlocal.sh
 echo "BOOTLOCAL-END"

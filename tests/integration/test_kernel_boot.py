@@ -1,9 +1,12 @@
 """A real Linux kernel unpacks the remastered overlay on top of the release's rootfs.
 
 Debian's armhf kernel under ``qemu-system-arm -M virt`` gets ``cat rootfs.gz modules.gz
-tools.gz overlay.gz`` as its initramfs — exactly what config.txt's ``initramfs a,b,overlay.gz``
-makes the Pi's firmware do. ``tools.gz`` is the stand-in part: a real busybox-static (armhf) and
-an /init (tests/data/kernel_init.sh) that prints modes, owners and contents and powers off. Like
+tools.gz overlay.gz pi.gz`` as its initramfs — what a profile's config.txt line
+``initramfs a,b,overlay.gz,pi.gz`` makes the Pi's firmware do — and the remastered cmdline.txt
+(``base`` and all) as its command line. overlay.gz and pi.gz are zero-padded to a multiple of 4
+bytes for the Pi 5 bootloader; the kernel must skip the padding between them. ``tools.gz`` is
+the stand-in part: a real busybox-static (armhf) and an /init (tests/data/kernel_init.sh) that
+prints modes, owners and contents and powers off. Like
 piCore's own rootfs (made with ``find | cpio``) it starts with a ``.`` entry of mode 0755, so the
 test sees whether the overlay leaves ``/`` alone. The kernel applies every directory entry's mode
 and owner even to existing directories, so this catches an overlay that breaks ``/`` or ``/tmp``
@@ -16,10 +19,12 @@ import io
 import json
 import os
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
 
+from steps.answers import Profile
 from steps.demo.factory import Mirror
 from steps.picore import cpio
 from tests.support.armhf import ArmhfKit, KitUnavailable, ensure_kit
@@ -51,11 +56,11 @@ def tools_gz(kit: ArmhfKit) -> bytes:
     return cpio.gzip_bytes(raw.getvalue())
 
 
-def boot(kit: ArmhfKit, initrd: Path) -> str:
+def boot(kit: ArmhfKit, initrd: Path, cmdline: str = "quiet") -> str:
     proc = subprocess.run(
         ["qemu-system-arm", "-M", "virt", "-m", "256", "-nographic", "-no-reboot", "-nic", "none",
          "-kernel", str(kit.kernel), "-initrd", str(initrd),
-         "-append", "console=ttyAMA0 panic=-1 quiet"],
+         "-append", f"console=ttyAMA0 panic=-1 {cmdline}"],
         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     out = proc.stdout.replace("\r", "")
@@ -72,7 +77,7 @@ def parse(out: str) -> tuple[dict[str, str], dict[str, list[str]], str]:
         key, _, rest = line.partition("|")
         if key.startswith("STAT "):
             stats[key[5:]] = rest
-        elif key in ("ONBOOT", "TCZREAD", "TMPWRITE", "BUILDJSON"):
+        elif key in ("ONBOOT", "TCZREAD", "TMPWRITE", "BUILDJSON", "PROFILEENV", "CMDLINE"):
             marks.setdefault(key, []).append(rest)
     return stats, marks, bootlocal
 
@@ -86,25 +91,39 @@ def test_kernel_unpacks_overlay(
 ) -> None:
     b = Build(fake_mirror, "15.0.0", tmp_path)
     b.answers.extensions.mode = mode  # type: ignore[assignment]
+    b.answers.deploy.profiles = {"lab": Profile(hostname="lab-1", env={"ROLE": "bench"})}
     b.run()
     out = b.out
+    profile = out / "profiles" / "lab"
     config_line = next(
         ln
-        for ln in (out / "config.txt").read_text().splitlines()
+        for ln in (profile / "config.txt").read_text().splitlines()
         if ln.startswith("initramfs") and "-v7.gz" in ln
-    )  # what a Pi 3 loads
+    )  # what a Pi 3 with that profile loads
     files = config_line.split()[1].split(",")
-    assert files[-1] == "overlay.gz"
+    assert files[-2:] == ["overlay.gz", "pi.gz"]
+    padding = []
+    for part in (out / "overlay.gz", profile / "pi.gz"):
+        data = part.read_bytes()
+        assert len(data) % 4 == 0  # Pi 5 bootloaders before 2023-11-20 need this
+        rest = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        rest.decompress(data)
+        assert set(rest.unused_data) <= {0}
+        padding.append(len(rest.unused_data))
+    assert any(padding), "neither archive needed padding: change the profile's env to test it"
     initrd = tmp_path / "initrd.gz"
     parts = [
         (out / files[0]).read_bytes(),
-        *((out / f).read_bytes() for f in files[1:-1]),
+        *((out / f).read_bytes() for f in files[1:-2]),
         tools_gz(kit),
         (out / "overlay.gz").read_bytes(),
+        (profile / "pi.gz").read_bytes(),
     ]
     initrd.write_bytes(b"".join(parts))
+    cmdline = (profile / "cmdline.txt").read_text().split()
+    kept = [f for f in cmdline if not f.startswith(("console=", "root="))]  # qemu has its own
 
-    stats, marks, bootlocal = parse(boot(kit, initrd))
+    stats, marks, bootlocal = parse(boot(kit, initrd, " ".join(kept)))
     assert stats["/"] == "755 0 0 directory"
     assert stats["/tmp"] == "1777 0 0 directory"
     assert stats["/opt"] == "775 0 50 directory"
@@ -118,6 +137,13 @@ def test_kernel_unpacks_overlay(
     assert marks["TMPWRITE"] == ["ok"]  # tc can still write /tmp (tce-bootload's log)
     info = json.loads(marks["BUILDJSON"][0])
     assert info["build_id"] == b.result().build_id
+    # pi.gz, behind overlay.gz's zero padding, was unpacked too
+    assert stats["/opt/firecore/profile.env"] == "644 0 0 regular file"
+    assert "FIRECORE_HOSTNAME='lab-1'" in marks["PROFILEENV"][0]
+    # booted with `base`: piCore's tce-setup still loads /tmp/builtin first (it checks base
+    # only before scanning disks for a tce/ directory), so the builtins are in place for it
+    flags = marks["CMDLINE"][0].split()
+    assert {"base", "norestore", "nortc", "host=lab-1", "noembed"} <= set(flags)
     lines = bootlocal.splitlines()
     assert "/usr/local/etc/init.d/openssh start" in lines
     assert lines[-1] == "/opt/firecore/boot.sh &"

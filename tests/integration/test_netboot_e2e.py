@@ -3,8 +3,10 @@
 The server namespace runs the tool headless with its own ``eth0`` — the network step (config
 rendered, ``dnsmasq --test``, installed, dnsmasq started in ``process`` mode) and the deploy step
 (release published, per-device trees, ``current`` switched) — and the Pi namespace runs
-``firecore-wizard selftest`` as a subprocess, which boots an emulated Pi 3 and Pi 4 to the last
-initramfs file. Every file a virtual Pi receives is compared with the bytes that were built.
+``firecore-wizard selftest`` as a subprocess, which boots an emulated Pi 3, Pi 4 and Pi 5 to the
+last byte of the last initramfs file (and the kernel, which start.elf reads last). Every file a
+virtual Pi receives is compared with the bytes that were built. Per-device trees by serial and,
+for a Pi 4/5 with TFTP_PREFIX=2, by MAC.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ WIZARD = str(Path(sys.executable).with_name("firecore-wizard"))
 SERIAL_KIOSK = "9ffefdef"  # Pi 4, profile kiosk: its own kernel and profile overlay
 SERIAL_LAB = "2caf9c61"  # Pi 3, profile lab
 SERIAL_UNKNOWN = "0badc0de"  # not in deploy.devices: the shared tree
+SERIAL_PI5 = "d04170aa"  # Pi 5, profile lab by serial
+SERIAL_BY_MAC = "6a7c0001"  # Pi 4 with TFTP_PREFIX=2: its tree is named by its MAC
+MAC_PI4 = "dc:a6:32:7c:00:01"  # the virtual Pi 4's MAC for SERIAL_BY_MAC (OUI + serial's end)
 PROFILES = {"kiosk": ["kernel kernel_alt.img"], "lab": []}
 
 
@@ -69,7 +74,7 @@ class Server:
             )
         return result
 
-    def selftest(self, model: str, serial: str) -> tuple[int, list[dict[str, Any]]]:
+    def selftest(self, model: str, serial: str, *extra: str) -> tuple[int, list[dict[str, Any]]]:
         result = self.wizard(
             self.pi,
             "selftest",
@@ -82,6 +87,7 @@ class Server:
             "--answers",
             str(self.answers_file),
             "--json",
+            *extra,
             check=False,
         )
         lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -107,7 +113,12 @@ def server_answers(base: Path) -> Answers:
     a.network.backup_dir = str(base / "backups")
     a.network.probe_seconds = 1.0
     a.deploy.profiles = {name: Profile() for name in PROFILES}
-    a.deploy.devices = {SERIAL_KIOSK: "kiosk", SERIAL_LAB: "lab"}
+    a.deploy.devices = {
+        SERIAL_KIOSK: "kiosk",
+        SERIAL_LAB: "lab",
+        SERIAL_PI5: "lab",
+        MAC_PI4: "kiosk",  # stored as dc-a6-32-7c-00-01, the directory the Pi asks for
+    }
     return a
 
 
@@ -138,9 +149,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def expected_bytes(s: Server, requested: str) -> bytes:
     """What the build says a Pi should receive for a requested path."""
-    serial, _, rest = requested.partition("/")
-    if rest and serial in s.answers.deploy.devices:
-        profile = s.answers.deploy.devices[serial]
+    device, _, rest = requested.partition("/")
+    if rest and device in s.answers.deploy.devices:
+        profile = s.answers.deploy.devices[device]
         return s.files.get(f"profiles/{profile}/{rest}", s.files.get(rest, b"<absent>"))
     return s.files[requested]
 
@@ -154,19 +165,26 @@ def test_the_server_is_what_the_headless_run_left(server: Server) -> None:
     assert tftproot.current_release(Path(server.answers.network.tftp_root)) is not None
 
 
+DASHED = MAC_PI4.replace(":", "-")
+
+
 @pytest.mark.parametrize(
-    ("model", "serial", "kernel", "initramfs"),
+    ("model", "serial", "prefix", "kernel", "initramfs"),
     [
-        ("pi3", SERIAL_UNKNOWN, "kernel6647v7.img", "overlay.gz"),
-        ("pi4", SERIAL_UNKNOWN, "kernel6647v8.img", "overlay.gz"),
-        ("pi4", SERIAL_KIOSK, f"{SERIAL_KIOSK}/kernel_alt.img", f"{SERIAL_KIOSK}/profile.gz"),
-        ("pi3", SERIAL_LAB, f"{SERIAL_LAB}/kernel6647v7.img", f"{SERIAL_LAB}/profile.gz"),
+        ("pi3", SERIAL_UNKNOWN, "", "kernel6647v7.img", "overlay.gz"),
+        ("pi4", SERIAL_UNKNOWN, "", "kernel6647v8.img", "overlay.gz"),
+        ("pi5", SERIAL_UNKNOWN, "", "kernel6647v8.img", "overlay.gz"),
+        ("pi4", SERIAL_KIOSK, f"{SERIAL_KIOSK}/", "kernel_alt.img", "pi.gz"),
+        ("pi3", SERIAL_LAB, f"{SERIAL_LAB}/", "kernel6647v7.img", "pi.gz"),
+        ("pi5", SERIAL_PI5, f"{SERIAL_PI5}/", "kernel6647v8.img", "pi.gz"),
+        ("pi4", SERIAL_BY_MAC, f"{DASHED}/", "kernel_alt.img", "pi.gz"),
     ],
 )
 def test_virtual_pis_boot_to_the_last_initramfs_byte_identically(
-    server: Server, model: str, serial: str, kernel: str, initramfs: str
+    server: Server, model: str, serial: str, prefix: str, kernel: str, initramfs: str
 ) -> None:
-    code, lines = server.selftest(model, serial)
+    by_mac = prefix == f"{DASHED}/"
+    code, lines = server.selftest(model, serial, *(["--tftp-prefix", "mac"] if by_mac else []))
     stages = [o for o in lines if o["type"] == "stage"]
     summary = lines[-1]
     assert code == 0, json.dumps(lines, indent=1)
@@ -179,27 +197,32 @@ def test_virtual_pis_boot_to_the_last_initramfs_byte_identically(
         import hashlib
 
         assert o["sha256"] == hashlib.sha256(expected_bytes(server, name)).hexdigest(), name
-    assert kernel in complete
-    assert stages[-1]["file"] == initramfs  # the last file of the boot is the last initramfs
+    # every byte of the last initramfs file arrived; start.elf reads the kernel last
+    last = complete[f"{prefix}{initramfs}"]
+    assert last["bytes"] == last["tsize"] == len(expected_bytes(server, f"{prefix}{initramfs}"))
+    assert stages[-1]["file"] == f"{prefix}{kernel}" and stages[-1]["status"] == "complete"
     client = summary["clients"][0]
     assert client["model"] == model and client["serial"] == serial
     assert client["stage"] == "complete" and client["ip"].startswith("10.99.0.")
+    files = [o["file"] for o in stages[4:]]
     if model == "pi4":
-        first = stages[4]
-        assert first["file"] == f"{serial}/start4.elf"
-        assert first["status"] == ("probe" if serial == SERIAL_KIOSK else "not-found")
-        assert (
-            complete[f"{'' if serial == SERIAL_UNKNOWN else serial + '/'}start4.elf"]["blksize"]
-            == 1468
-        )
+        own = DASHED if by_mac else serial
+        assert stages[4]["file"] == f"{own}/start4.elf"
+        assert stages[4]["status"] == ("probe" if prefix else "not-found")
+        assert complete[f"{prefix}start4.elf"]["blksize"] == 1468
+    elif model == "pi5":
+        assert stages[4]["file"] == f"{serial}/config.txt"  # no bootcode.bin, no start*.elf
+        assert not any(f.endswith((".elf", "bootcode.bin")) for f in files)
+        assert f"{prefix}pieeprom.sig" in files and f"{prefix}bcm2712-rpi-5-b.dtb" in complete
+        assert complete[f"{prefix}{initramfs}"]["blksize"] == 1468
     else:
         assert stages[4]["file"] == "bootcode.bin" and stages[4]["blksize"] == 512
 
 
 def test_profiles_differ_per_device(server: Server) -> None:
     cur = Path(server.answers.network.tftp_root) / "current"
-    kiosk = (cur / SERIAL_KIOSK / "profile.gz").read_bytes()
-    lab = (cur / SERIAL_LAB / "profile.gz").read_bytes()
+    kiosk = (cur / SERIAL_KIOSK / "pi.gz").read_bytes()
+    lab = (cur / SERIAL_LAB / "pi.gz").read_bytes()
     assert kiosk != lab
     assert b"kernel_alt.img" in (cur / SERIAL_KIOSK / "config.txt").read_bytes()
     assert not (cur / SERIAL_UNKNOWN).exists()
@@ -453,7 +476,7 @@ def test_full_headless_plan_in_the_server_namespace_boots_virtual_pis(
         answers = server_answers(base)
         answers.release.version = "15.0.0"
         answers.release.arch = "armhf"
-        answers.release.boards = ["pi3", "pi4"]
+        answers.release.boards = ["pi3", "pi4", "pi5"]
         answers.extensions.names = ["openssh.tcz", "python3.11.tcz"]
         answers.app.wheelhouse = str(base / "wheelhouse")  # offline: small real wheels
         service_wheels(base / "wheelhouse")
@@ -476,7 +499,11 @@ def test_full_headless_plan_in_the_server_namespace_boots_virtual_pis(
             done = [e["step"] for e in events if e["type"] == "step" and e["status"] == "ok"]
             assert done[-2:] == ["network", "deploy"] and "remaster" in done
             built = Path(answers.build.output)
-            for model, serial in (("pi3", SERIAL_UNKNOWN), ("pi4", SERIAL_KIOSK)):
+            for model, serial in (
+                ("pi3", SERIAL_UNKNOWN),
+                ("pi4", SERIAL_KIOSK),
+                ("pi5", SERIAL_PI5),
+            ):
                 test = pi.run(
                     [
                         WIZARD,
@@ -496,17 +523,19 @@ def test_full_headless_plan_in_the_server_namespace_boots_virtual_pis(
                 lines = [json.loads(line) for line in test.stdout.splitlines()]
                 assert test.returncode == 0, test.stdout
                 fetched = [o for o in lines if o.get("status") == "complete"]
-                prefix = f"{serial}/" if serial in answers.deploy.devices else ""
+                profile = answers.deploy.devices.get(serial)
+                prefix = f"{serial}/" if profile else ""
                 for o in fetched:
                     rel = o["file"].removeprefix(prefix)
-                    if prefix and (built / "profiles" / "kiosk" / rel).exists():
-                        src = built / "profiles" / "kiosk" / rel
+                    if profile and (built / "profiles" / profile / rel).exists():
+                        src = built / "profiles" / profile / rel
                     else:
                         src = built / rel
                     import hashlib
 
                     assert o["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest(), rel
-                last = fetched[-1]["file"]
-                assert last == f"{prefix}{'profile.gz' if prefix else 'overlay.gz'}"
+                names = [o["file"] for o in fetched]
+                last = f"{prefix}{'pi.gz' if prefix else 'overlay.gz'}"  # the last initramfs
+                assert last in names and names[-1].removeprefix(prefix).startswith("kernel")
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -57,9 +57,9 @@ def _our_namespaces() -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("model", ["pi3", "pi4"])
+@pytest.mark.parametrize("model", ["pi3", "pi4", "pi5"])
 def test_rehearsal_boots_the_deployed_tree(deployed: Answers, model: str) -> None:
-    step = SelftestStep(model=model, rehearse=True, options=FAST)
+    step = SelftestStep(model=model, rehearse=True, options=FAST, stepping="d0")
     events = list(step.run(StepContext(answers=deployed)))
     result = next(e for e in events if isinstance(e, Result))
     stages = result.data["stages"]
@@ -68,6 +68,9 @@ def test_rehearsal_boots_the_deployed_tree(deployed: Answers, model: str) -> Non
     assert names[:3] == ["dhcp-offer", "proxy-offer", "lease"]
     assert any(n.endswith("overlay.gz") for n in names)  # the last initramfs was fetched
     assert all(s["ok"] for s in stages)
+    if model == "pi5":  # its bootloader reads config.txt first and its D0 device tree
+        assert names[3:6] == ["arp", "tftp:5e1f7e57/config.txt", "tftp:config.txt"]
+        assert "tftp:bcm2712d0-rpi-5-b.dtb" in names
     assert _our_namespaces() == []
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import stat
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,29 +88,38 @@ def read_base(archives: Iterable[Path], keep: Iterable[str] = (BOOTLOCAL,)) -> B
     names: list[str] = []
     for path in archives:
         names.append(path.name)
-        try:
-            for entry in cpio.read_gz(str(path)):
-                name = _clean(entry.name)
-                if name is None:
-                    continue
-                entries[name] = Meta(entry.mode, entry.uid, entry.gid)
-                if name in wanted and entry.is_file:
-                    files[name] = entry.data
-                elif name in files and not entry.is_file:
-                    del files[name]
-        except FileNotFoundError:
-            raise RemasterError(
-                f"{path.name} is named on an initramfs line of config.txt but is not on the "
-                "boot partition",
-                fix="the release image is incomplete; download it again or pick another release",
-            ) from None
-        except (OSError, EOFError, zlib.error, ValueError) as exc:
-            raise RemasterError(
-                f"{path.name} (an initramfs named in config.txt) is not a gzip'd newc cpio "
-                f"archive: {exc}",
-                fix="the release image is damaged; download it again or pick another release",
-            ) from None
+        for name, entry in archive_entries(path):
+            entries[name] = Meta(entry.mode, entry.uid, entry.gid)
+            if name in wanted and entry.is_file:
+                files[name] = entry.data
+            elif name in files and not entry.is_file:
+                del files[name]
     return BaseRootfs(entries, files, tuple(names))
+
+
+def archive_entries(path: Path) -> Iterator[tuple[str, cpio.Entry]]:
+    """(clean path, entry) of every member of a release's initramfs archive but ``.``.
+
+    Raises:
+        RemasterError: the archive is missing, not gzip, or not a newc cpio.
+    """
+    try:
+        for entry in cpio.read_gz(str(path)):
+            name = _clean(entry.name)
+            if name is not None:
+                yield name, entry
+    except FileNotFoundError:
+        raise RemasterError(
+            f"{path.name} is named on an initramfs line of config.txt but is not on the "
+            "boot partition",
+            fix="the release image is incomplete; download it again or pick another release",
+        ) from None
+    except (OSError, EOFError, zlib.error, ValueError) as exc:
+        raise RemasterError(
+            f"{path.name} (an initramfs named in config.txt) is not a gzip'd newc cpio "
+            f"archive: {exc}",
+            fix="the release image is damaged; download it again or pick another release",
+        ) from None
 
 
 def _clean(name: str) -> str | None:

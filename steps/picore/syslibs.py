@@ -19,13 +19,12 @@ its files, picore.md §1.4) to name the extension that ships a missing library.
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from steps.errors import RemasterError
 from steps.picore import cpio
+from steps.picore.rootfs import archive_entries
 
 LIBRARY_DIRS = ("lib", "usr/lib", "usr/local/lib")
 _BANNER = re.compile(rb"release version (\d+)\.(\d+)")
@@ -67,29 +66,21 @@ def read_system(archives: Iterable[Path]) -> SystemLibraries:
     """Library names and the glibc version from the base archives, in load order.
 
     Raises:
-        RemasterError: an archive is not a gzip'd newc cpio.
+        RemasterError: an archive is missing or not a gzip'd newc cpio.
     """
     names: set[str] = set()
     libc: dict[str, cpio.Entry] = {}
     files: dict[str, bytes] = {}
     for path in archives:
-        try:
-            for entry in cpio.read_gz(str(path)):
-                name = entry.name.strip("/").removeprefix("./")
-                folder, _, base = name.rpartition("/")
-                if folder not in LIBRARY_DIRS or entry.is_dir:
-                    continue
-                names.add(base)
-                if base == "libc.so.6":
-                    libc[folder] = entry
-                elif _NAMED.match(base) and entry.is_file:
-                    files[name] = entry.data
-        except (OSError, EOFError, zlib.error, ValueError) as exc:
-            raise RemasterError(
-                f"{path.name} (an initramfs named in config.txt) is not a gzip'd newc cpio "
-                f"archive: {exc}",
-                fix="the release image is damaged; download it again or pick another release",
-            ) from None
+        for name, entry in archive_entries(path):
+            folder, _, base = name.rpartition("/")
+            if folder not in LIBRARY_DIRS or entry.is_dir:
+                continue
+            names.add(base)
+            if base == "libc.so.6":
+                libc[folder] = entry
+            elif _NAMED.match(base) and entry.is_file:
+                files[name] = entry.data
     glibc: tuple[int, int] | None = None
     for folder in LIBRARY_DIRS:
         link = libc.get(folder)

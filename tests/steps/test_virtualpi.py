@@ -166,8 +166,8 @@ def fast() -> BootOptions:
     )
 
 
-def boot(host: Host, model: str = "pi3") -> BootReport:
-    pi = VirtualPi("eth0", model=model, options=fast())  # type: ignore[arg-type]
+def boot(host: Host, model: str = "pi3", **kw: str) -> BootReport:
+    pi = VirtualPi("eth0", model=model, options=fast(), **kw)  # type: ignore[arg-type]
     report = pi.new_report()
     with in_netns(host):
         for _ in pi.boot(report):
@@ -281,18 +281,7 @@ def served_boot(
         pi = lab.host("pi", None)
         start_router(rt, tmp_path)
         start_proxy(srv, tmp_path, tree)
-        vpi = VirtualPi(
-            "eth0",
-            model=model,  # type: ignore[arg-type]
-            serial=serial,
-            options=fast(),
-            prefix=prefix,  # type: ignore[arg-type]
-            stepping=stepping,  # type: ignore[arg-type]
-        )
-        report = vpi.new_report()
-        with in_netns(pi):
-            for _ in vpi.boot(report):
-                pass
+        report = boot(pi, model, serial=serial, prefix=prefix, stepping=stepping)
         return report, (tmp_path / "router.log").read_text()
 
 

@@ -144,7 +144,8 @@ def app_checks(answers: Answers, cancel: threading.Event) -> list[Check]:
     checks.append(Check("entry point", True, describe_entry(app.entry)))
     try:
         python = python_version(ExtensionSet(tuple(answers.extensions.names), (), {}, ""))
-        target = target_for(answers.release.arch, answers.release.version, python)
+        # a preview: the build takes the release's own glibc (its libc.so.6); here manylinux2014
+        target = target_for(answers.release.arch, python, boards=answers.release.boards)
         wanted = pip_requirements(answers, app)
     except FirecoreError as exc:
         return failed("python", exc)

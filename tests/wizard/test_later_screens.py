@@ -141,7 +141,7 @@ async def test_deploy_lists_releases_deploys_rolls_back_and_maps_devices(
         app.screen.query_one("#serial", Input).value = "xyz"
         app.screen.query_one("#add-device", Button).press()
         await pilot.pause()
-        assert "deploy.devices: 'xyz' is not a serial number" in _text(app, "#device-error")
+        assert "deploy.devices: 'xyz' is neither a serial number" in _text(app, "#device-error")
         assert not app.screen.query_one("#next", Button).disabled  # nothing changed: not blocking
         app.screen.query_one("#profile-name", Input).value = "kiosk"
         app.screen.query_one("#profile-hostname", Input).value = "kiosk-1"

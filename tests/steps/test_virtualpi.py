@@ -266,23 +266,18 @@ def test_selftest_step_fails_with_the_code_and_its_fix(
 
 
 def served_boot(
+    lan: BootLan,
     tmp_path: Path,
     tree: Path,
     model: str,
     *,
     prefix: str = "serial",
     stepping: str = "c1",
-    serial: str = "5e1f7e57",
 ) -> tuple[BootReport, str]:
-    """Boot one virtual Pi against dnsmasq serving ``tree``: its report and the router log."""
-    with Lab() as lab:
-        srv = lab.host("srv", "10.99.0.1/24")
-        rt = lab.host("rt", "10.99.0.254/24")
-        pi = lab.host("pi", None)
-        start_router(rt, tmp_path)
-        start_proxy(srv, tmp_path, tree)
-        report = boot(pi, model, serial=serial, prefix=prefix, stepping=stepping)
-        return report, (tmp_path / "router.log").read_text()
+    """Boot one virtual Pi against dnsmasq serving ``tree``: its report and the router's log."""
+    start_proxy(lan.srv, tmp_path, tree)
+    report = boot(lan.pi, model, prefix=prefix, stepping=stepping)
+    return report, (tmp_path / "router" / "router.log").read_text()
 
 
 def files_read(report: BootReport) -> list[tuple[str, str | None]]:
@@ -291,10 +286,9 @@ def files_read(report: BootReport) -> list[tuple[str, str | None]]:
 
 @pytest.mark.netns
 def test_a_pi5_reads_config_then_what_its_builtin_start_elf_reads(
-    tmp_path: Path, tree: Path
+    lan: BootLan, tmp_path: Path, tree: Path
 ) -> None:
-    needs_root()
-    report, router = served_boot(tmp_path, tree, "pi5", stepping="d0")
+    report, router = served_boot(lan, tmp_path, tree, "pi5", stepping="d0")
     assert report.ok, [s for s in report.stages if not s.ok]
     assert files_read(report) == [
         ("5e1f7e57/config.txt", "not-found"),  # the prefix probe
@@ -316,9 +310,8 @@ def test_a_pi5_reads_config_then_what_its_builtin_start_elf_reads(
 
 
 @pytest.mark.netns
-def test_a_pi4_request_carries_option_60(tmp_path: Path, tree: Path) -> None:
-    needs_root()
-    report, router = served_boot(tmp_path, tree, "pi4")
+def test_a_pi4_request_carries_option_60(lan: BootLan, tmp_path: Path, tree: Path) -> None:
+    report, router = served_boot(lan, tmp_path, tree, "pi4")
     assert report.ok
     request = [ln for ln in router.splitlines() if "DHCPREQUEST" in ln]
     assert request, router
@@ -336,9 +329,10 @@ def test_a_pi4_request_carries_option_60(tmp_path: Path, tree: Path) -> None:
 
 
 @pytest.mark.netns
-def test_a_pi3_start_elf_uses_a_new_client_port_per_request(tmp_path: Path, tree: Path) -> None:
-    needs_root()
-    report, _ = served_boot(tmp_path, tree, "pi3")
+def test_a_pi3_start_elf_uses_a_new_client_port_per_request(
+    lan: BootLan, tmp_path: Path, tree: Path
+) -> None:
+    report, _ = served_boot(lan, tmp_path, tree, "pi3")
     assert report.ok
     ports = [(s.file, s.data["client_port"]) for s in report.stages if s.file is not None]
     assert ports[:2] == [("bootcode.bin", 49152), ("bootsig.bin", 49152)]  # the ROM
@@ -351,13 +345,12 @@ def test_a_pi3_start_elf_uses_a_new_client_port_per_request(tmp_path: Path, tree
 
 @pytest.mark.netns
 @pytest.mark.parametrize("model", ["pi3", "pi4", "pi5"])
-def test_a_missing_overlays_tree_fails_the_boot(tmp_path: Path, model: str) -> None:
-    needs_root()
+def test_a_missing_overlays_tree_fails_the_boot(lan: BootLan, tmp_path: Path, model: str) -> None:
     root = tmp_path / "tftp"
     make_build(root, omit=("overlays/vc4-kms-v3d.dtbo", "overlays/vc4-kms-v3d-pi4.dtbo"))
     config = (root / "config.txt").read_text()
     (root / "config.txt").write_text(config + "[PI3]\ndtoverlay=vc4-kms-v3d\n")
-    report, _ = served_boot(tmp_path, root, model)
+    report, _ = served_boot(lan, tmp_path, root, model)
     bad = first_failure(report)
     assert bad.file is not None and bad.file.startswith("overlays/vc4-kms-v3d")
     assert bad.code == "tftp-file-not-found" and not report.ok
@@ -365,13 +358,14 @@ def test_a_missing_overlays_tree_fails_the_boot(tmp_path: Path, model: str) -> N
 
 @pytest.mark.netns
 @pytest.mark.parametrize("model", ["pi4", "pi5"])
-def test_per_device_trees_by_mac_tftp_prefix_2(tmp_path: Path, tree: Path, model: str) -> None:
+def test_per_device_trees_by_mac_tftp_prefix_2(
+    lan: BootLan, tmp_path: Path, tree: Path, model: str
+) -> None:
     """TFTP_PREFIX=2: the directory is the MAC with dashes, the whole tree is read from it."""
-    needs_root()
     mac = f"{'dc:a6:32' if model == 'pi4' else '2c:cf:67'}:1f:7e:57"
     own = tree / mac.replace(":", "-")
     make_build(own, salt="own tree")
-    report, _ = served_boot(tmp_path, tree, model, prefix="mac")
+    report, _ = served_boot(lan, tmp_path, tree, model, prefix="mac")
     assert report.ok and report.prefix == f"{own.name}/"
     complete = [f for f, status in files_read(report) if status == "complete"]
     assert complete and all(f.startswith(f"{own.name}/") for f in complete)

@@ -12,8 +12,11 @@ that must be mode 0600.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import difflib
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -26,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from steps.errors import AnswersError, UsageError
+from steps.textsafe import has_control, printable
 
 Arch = Literal["armv6", "armv7", "armv7l", "armhf", "aarch64"]
 Board = Literal["pi0", "pi02", "pi1", "pi2", "pi3", "pi4", "pi5"]
@@ -36,21 +40,115 @@ DEFAULT_MIRRORS = ["http://tinycorelinux.net/", "http://repo.tinycorelinux.net/"
 BOARDS: tuple[str, ...] = ("pi0", "pi02", "pi1", "pi2", "pi3", "pi4", "pi5")
 ARCHES: tuple[str, ...] = ("armv6", "armv7", "armv7l", "armhf", "aarch64")
 
-_HOSTNAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_SERIAL = re.compile(r"^[0-9a-f]{8}$")
-_MAC_KEY = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
-_VERSION = re.compile(r"^\d{1,2}\.\d+(\.\d+)?(-?(beta|rc)\d*[a-z]?)?$")
-_IFACE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
-_PROFILE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+# Every pattern is used with ``fullmatch``: ``$`` in ``re.match`` also matches before a final
+# newline, so "value\n" would pass (and end a line early in app.env or a dnsmasq config).
+_HOSTNAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_SERIAL = re.compile(r"[0-9a-f]{8}")
+_MAC_KEY = re.compile(r"[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}")
+_VERSION = re.compile(r"\d{1,2}\.\d+(\.\d+)?(-?(beta|rc)\d*[a-z]?)?")
+_IFACE = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")
+_PROFILE = re.compile(r"[A-Za-z0-9_-]{1,40}")
+_MIRROR = re.compile(r"https?://[^\s/@]+(@[^\s/@]+)?(/[^\s]*)?")
+_EXTENSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\.tcz")
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Characters that would let a value escape its line or field in a generated config file.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f\",#]")
-# One dnsmasq long option, optionally "=value", on one line (no comment, no control characters).
-_DNSMASQ_OPTION = re.compile(r"^[a-z][a-z0-9-]*(=[^\x00-\x1f\x7f#]*)?$")
+
+
+#: dnsmasq options network.dnsmasq_extra may add, each with the shape of its value (None: a bare
+#: flag). An allow-list, not a deny-list: an option that is not here is refused, so an extra line
+#: can never run a program (dhcp-script, conf-script), read another file (conf-file, dhcp-hostsfile),
+#: serve addresses (dhcp-range) or move the TFTP root. Names from ``dnsmasq --help`` (2.90).
+DNSMASQ_EXTRA_ALLOWED: dict[str, re.Pattern[str] | None] = {
+    "tftp-single-port": None,
+    "tftp-no-blocksize": None,
+    "tftp-lowercase": None,
+    "tftp-no-fail": None,
+    "tftp-secure": None,
+    "tftp-mtu": re.compile(r"\d{3,5}"),
+    "tftp-max": re.compile(r"\d{1,5}"),
+    "tftp-port-range": re.compile(r"\d{4,5},\d{4,5}"),
+    "log-dhcp": None,
+    "quiet-dhcp": None,
+    "quiet-tftp": None,
+    "log-async": re.compile(r"\d{0,3}"),
+    "dhcp-reply-delay": re.compile(r"(tag:[A-Za-z0-9_-]{1,32},)?\d{1,2}"),
+}
+
+
+def dnsmasq_extra_problem(line: str) -> str:
+    """Why ``line`` may not be a network.dnsmasq_extra line ("" when it may)."""
+    name, eq, value = line.partition("=")
+    shape = DNSMASQ_EXTRA_ALLOWED.get(name, False)
+    allowed = ", ".join(sorted(DNSMASQ_EXTRA_ALLOWED))
+    if shape is False:
+        return f"{printable(name, 40)!r} is not an option dnsmasq_extra may set (allowed: {allowed})"
+    if shape is None and eq:
+        return f"{name} takes no value"
+    if shape is not None and not (eq and shape.fullmatch(value)) and not (
+        name == "log-async" and not eq
+    ):
+        return f"{printable(line, 60)!r}: the value of {name} is not valid"
+    return ""
+
+
+#: OpenSSH public key types accepted in app.ssh_authorized_keys.
+SSH_KEY_TYPES = frozenset(
+    {
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    }
+)
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+_COMMENT = re.compile(r"[\x21-\x7e]+( [\x21-\x7e]+)*")
+
+
+def check_ssh_key(line: str) -> str:
+    """One OpenSSH public key, ``TYPE BASE64 [COMMENT]``, parsed (not prefix-checked).
+
+    The blob must decode and name the same key type inside (RFC 4253 §6.6 string encoding);
+    options (``command="…"``), control characters and a second key in the comment are refused.
+
+    Raises:
+        ValueError: what is wrong, with the start of the line.
+    """
+    shown = printable(line, 40)
+    if has_control(line):
+        raise ValueError(f"{shown!r} holds a control character; give one key per entry")
+    parts = line.strip().split(" ", 2)
+    if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
+        raise ValueError(
+            f"{shown!r} is not an OpenSSH public key (TYPE BASE64 [COMMENT], "
+            f"TYPE one of {', '.join(sorted(SSH_KEY_TYPES))}; no options)"
+        )
+    kind, blob = parts[0], parts[1]
+    try:
+        if not _BASE64.fullmatch(blob):
+            raise binascii.Error("not base64")
+        raw = base64.b64decode(blob, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{shown!r}: the key data is not base64") from None
+    size = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1
+    if size != len(kind) or raw[4 : 4 + size] != kind.encode() or len(raw) < 4 + size + 8:
+        raise ValueError(f"{shown!r}: the key data does not hold a {kind} key")
+    comment = parts[2] if len(parts) == 3 else ""
+    if comment and (
+        not _COMMENT.fullmatch(comment) or any(w in SSH_KEY_TYPES for w in comment.split())
+    ):
+        raise ValueError(f"{shown!r}: the comment must be plain text, and one key per entry")
+    return " ".join(parts)
 
 
 class _Model(BaseModel):
+    # strict: a TOML string is never read as a bool or a number ("no" is not false, "8080" is
+    # not a port) and true is not 1; ints are still accepted for float keys.
     model_config = ConfigDict(
-        extra="forbid", use_attribute_docstrings=True, validate_assignment=True
+        extra="forbid", use_attribute_docstrings=True, validate_assignment=True, strict=True
     )
 
 
@@ -86,14 +184,14 @@ class ReleaseAnswers(_Model):
     @classmethod
     def _mirrors(cls, value: list[str]) -> list[str]:
         for url in value:
-            if not re.match(r"^https?://[^\s/]+", url):
-                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+            if not _MIRROR.fullmatch(url):
+                raise ValueError(f"{printable(url)!r} is not an http:// or https:// URL")
         return [u if u.endswith("/") else u + "/" for u in value]
 
     @field_validator("version")
     @classmethod
     def _version(cls, value: str) -> str:
-        if not _VERSION.match(value):
+        if not _VERSION.fullmatch(value):
             raise ValueError(f"{value!r} is not a piCore version like 15.0.0")
         return value
 
@@ -120,11 +218,10 @@ class ExtensionsAnswers(_Model):
             name = name.strip()
             if not name.endswith(".tcz"):
                 name += ".tcz"
-            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*\.tcz$", name):
+            if not _EXTENSION.fullmatch(name):
                 raise ValueError(f"{name!r} is not an extension name like openssh.tcz")
-            if name not in out:
-                out.append(name)
-        return out
+            out.append(name)
+        return list(dict.fromkeys(out))  # de-duplicated in order, in linear time
 
 
 class AppAnswers(_Model):
@@ -154,10 +251,33 @@ class AppAnswers(_Model):
     def _paths(cls, value: str) -> str:
         return _check_path(value, allow_empty=True)
 
+    @field_validator("python_packages")
+    @classmethod
+    def _packages(cls, value: list[str]) -> list[str]:
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        for line in value:
+            try:
+                Requirement(line)
+            except InvalidRequirement:
+                raise ValueError(
+                    f"{printable(line, 60)!r} is not a pip requirement like fastapi>=0.110"
+                ) from None
+        return value
+
+    @field_validator("bind")
+    @classmethod
+    def _bind(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"{printable(value, 60)!r} is not an IP address like 0.0.0.0") from None
+        return value
+
     @field_validator("hostname")
     @classmethod
     def _hostname(cls, value: str) -> str:
-        if not _HOSTNAME.match(value):
+        if not _HOSTNAME.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a hostname (lower-case letters, digits and '-', ≤ 63)"
             )
@@ -166,10 +286,7 @@ class AppAnswers(_Model):
     @field_validator("ssh_authorized_keys")
     @classmethod
     def _keys(cls, value: list[str]) -> list[str]:
-        for key in value:
-            if "\n" in key or not re.match(r"^(ssh-|ecdsa-|sk-)[a-z0-9@.-]+ [A-Za-z0-9+/=]+", key):
-                raise ValueError(f"{key[:40]!r}… is not one OpenSSH public key line")
-        return value
+        return [check_ssh_key(key) for key in value]
 
     @field_validator("env")
     @classmethod
@@ -179,9 +296,9 @@ class AppAnswers(_Model):
 
 def _check_env(value: dict[str, str]) -> dict[str, str]:
     for key, val in value.items():
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+        if not _ENV_KEY.fullmatch(key):
             raise ValueError(f"{key!r} is not an environment variable name")
-        if any(c in val for c in "\n\r\x00"):
+        if has_control(val):
             raise ValueError(f"the value of {key} must be one line")
     return value
 
@@ -256,7 +373,7 @@ class NetworkAnswers(_Model):
     @field_validator("interface")
     @classmethod
     def _iface(cls, value: str) -> str:
-        if not _IFACE.match(value):
+        if not _IFACE.fullmatch(value):
             raise ValueError(f"{value!r} is not an interface name (≤ 15 of A-Z a-z 0-9 _ . : @ -)")
         return value
 
@@ -272,8 +389,9 @@ class NetworkAnswers(_Model):
     @classmethod
     def _extra(cls, value: list[str]) -> list[str]:
         for line in value:
-            if not _DNSMASQ_OPTION.match(line):
-                raise ValueError(f"{line[:60]!r} is not one dnsmasq option line like tftp-mtu=1400")
+            problem = dnsmasq_extra_problem(line)
+            if problem:
+                raise ValueError(problem)
         return value
 
 
@@ -292,7 +410,7 @@ class Profile(_Model):
     @field_validator("hostname")
     @classmethod
     def _hostname(cls, value: str) -> str:
-        if value and not _HOSTNAME.match(value):
+        if value and not _HOSTNAME.fullmatch(value):
             raise ValueError(f"{value!r} is not a hostname")
         return value
 
@@ -310,8 +428,8 @@ class Profile(_Model):
     @classmethod
     def _config(cls, value: list[str]) -> list[str]:
         for line in value:
-            if "\n" in line or "\r" in line:
-                raise ValueError("each config.txt line must be one line")
+            if has_control(line):
+                raise ValueError("each config.txt line must be one line without control characters")
         return value
 
 
@@ -333,9 +451,9 @@ class DeployAnswers(_Model):
         out: dict[str, str] = {}
         for serial, profile in value.items():
             low = serial.lower()
-            if _MAC_KEY.match(low):
+            if _MAC_KEY.fullmatch(low):
                 low = low.replace(":", "-")  # the directory a Pi with TFTP_PREFIX=2 asks for
-            elif not _SERIAL.match(low):
+            elif not _SERIAL.fullmatch(low):
                 raise ValueError(
                     f"{serial!r} is neither a serial number (8 hex digits, e.g. 9ffefdef) nor a "
                     "MAC address (dc:a6:32:01:36:c2)"
@@ -349,7 +467,7 @@ class DeployAnswers(_Model):
     @classmethod
     def _profiles(cls, value: dict[str, Profile]) -> dict[str, Profile]:
         for name in value:
-            if not _PROFILE.match(name):
+            if not _PROFILE.fullmatch(name):
                 raise ValueError(f"{name!r} is not a profile name (letters, digits, _ and -)")
         return value
 
@@ -373,6 +491,13 @@ class Secrets(_Model):
     token: str = ""
     """Bearer token that protects every app endpoint except /health; empty: no token."""
 
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[\x21-\x7e]{1,512}", value):
+            raise ValueError("must be up to 512 printable ASCII characters without spaces")
+        return value
+
 
 def default_answers() -> Answers:
     """A complete answers object with every default filled in."""
@@ -382,9 +507,11 @@ def default_answers() -> Answers:
 # ---------------------------------------------------------------- validation → AnswersError
 
 
-def _model_at(parts: Sequence[str | int]) -> type[BaseModel] | None:
+def _model_at(
+    parts: Sequence[str | int], root: type[BaseModel] | None = None
+) -> type[BaseModel] | None:
     """The sub-model class addressed by a key path (to suggest field names), if any."""
-    model: type[BaseModel] = Answers
+    model: type[BaseModel] = root or Answers
     for part in parts:
         field = model.model_fields.get(str(part))
         ann = field.annotation if field is not None else None
@@ -401,20 +528,26 @@ def _location(loc: Sequence[str | int]) -> tuple[str, Sequence[str | int]]:
     return ".".join(parts), loc
 
 
-def _parent_model(loc: Sequence[str | int]) -> type[BaseModel] | None:
+def _parent_model(
+    loc: Sequence[str | int], root: type[BaseModel] | None = None
+) -> type[BaseModel] | None:
     parts = list(loc[:-1])
     # deploy.profiles.<name>.<field>: skip the free-form profile name
-    if len(parts) >= 3 and parts[0] == "deploy" and parts[1] == "profiles":
+    if root is None and len(parts) >= 3 and parts[0] == "deploy" and parts[1] == "profiles":
         return Profile
-    return _model_at(parts)
+    return _model_at(parts, root)
 
 
-def answers_error(exc: ValidationError) -> AnswersError:
-    """The first validation problem as an AnswersError naming its key path."""
+def answers_error(exc: ValidationError, root: type[BaseModel] | None = None) -> AnswersError:
+    """The first validation problem as an AnswersError naming its key path.
+
+    ``root`` is the model that was validated (Answers unless given), so an unknown key is
+    matched against that model's keys (the secrets file suggests ``token``, not answers keys).
+    """
     err = exc.errors(include_url=False)[0]
     key, loc = _location(err["loc"])
     if err["type"] == "extra_forbidden":
-        parent = _parent_model(loc)
+        parent = _parent_model(loc, root)
         unknown = str(loc[-1])
         fix = ""
         if parent is not None:
@@ -427,8 +560,58 @@ def answers_error(exc: ValidationError) -> AnswersError:
         return AnswersError("version", "missing", fix="add `version = 1` at the top of the file")
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "literal_error" and key != "version":
-        msg = f"{err.get('input')!r} is not allowed; {msg}"
+        msg = f"{printable(repr(err.get('input')), 80)} is not allowed; {msg}"
+    elif err["type"] in _TYPE_ERRORS:
+        given = type(err.get("input")).__name__
+        shown = printable(repr(err.get("input")), 60)
+        msg = f"{shown} is a {_TOML_TYPES.get(given, given)}; {msg.lower()}"
+        return AnswersError(key, msg, fix=_TYPE_FIXES.get(err["type"], ""))
     return AnswersError(key, msg)
+
+
+_TYPE_ERRORS = frozenset(
+    {"bool_type", "int_type", "float_type", "string_type", "list_type", "dict_type"}
+)
+_TOML_TYPES = {"str": "string", "bool": "boolean", "int": "integer", "float": "float",
+               "list": "list", "dict": "table"}  # fmt: skip
+_TYPE_FIXES = {
+    "bool_type": "write true or false, without quotes",
+    "int_type": "write a whole number without quotes",
+    "float_type": "write a number without quotes",
+    "string_type": "write the value in double quotes",
+}
+
+
+def _control_path(data: Any, path: str = "") -> str | None:
+    """The key path of the first string (value or key) holding a control character."""
+    if isinstance(data, str):
+        return path if has_control(data) else None
+    if isinstance(data, dict):
+        for k, v in data.items():
+            sub = f"{path}.{k}" if path else str(k)
+            if isinstance(k, str) and has_control(k):
+                return f"{path}.{printable(k)}" if path else printable(k)
+            found = _control_path(v, sub)
+            if found is not None:
+                return found
+    if isinstance(data, list | tuple):
+        for i, v in enumerate(data):
+            found = _control_path(v, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def refuse_control(data: Any, what: str = "") -> None:
+    """AnswersError naming the first key whose value or name holds a control character."""
+    where = _control_path(data)
+    if where is not None:
+        key = f"{what}.{where}" if what and where else (what or where)
+        raise AnswersError(
+            key,
+            "must not contain control characters (a newline, tab, escape …)",
+            fix="remove them; every value is one line of plain text",
+        )
 
 
 def check_answers(answers: Answers) -> None:
@@ -450,6 +633,7 @@ def check_answers(answers: Answers) -> None:
 
 def parse_answers(data: dict[str, Any]) -> Answers:
     """Validate a plain dict (parsed TOML) into Answers, or raise AnswersError."""
+    refuse_control(data)
     try:
         answers = Answers.model_validate(data)
     except ValidationError as exc:
@@ -504,6 +688,12 @@ def load_secrets(path: str | os.PathLike[str]) -> Secrets:
         raise AnswersError(
             "app.secrets_file", f"{p} does not exist", fix="create it or leave the key empty"
         ) from None
+    except UnicodeDecodeError:
+        raise AnswersError("app.secrets_file", f"{p} is not UTF-8 text") from None
+    except OSError as exc:
+        raise AnswersError(
+            "app.secrets_file", f"cannot read {p}: {exc.strerror or exc}", fix="name a file"
+        ) from None
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise AnswersError(
             "app.secrets_file",
@@ -511,11 +701,13 @@ def load_secrets(path: str | os.PathLike[str]) -> Secrets:
             fix=f"run `chmod 600 {p}`",
         )
     try:
-        return Secrets.model_validate(tomllib.loads(text))
+        data = tomllib.loads(text)
+        refuse_control(data, "app.secrets_file")
+        return Secrets.model_validate(data)
     except tomllib.TOMLDecodeError as exc:
         raise AnswersError("app.secrets_file", f"{p}: not valid TOML: {exc}") from None
     except ValidationError as exc:
-        inner = answers_error(exc)
+        inner = answers_error(exc, Secrets)
         raise AnswersError("app.secrets_file", f"{p}: {inner.message}", fix=inner.fix) from None
 
 

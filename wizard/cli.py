@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from steps.errors import FirecoreError, UsageError
+from steps.textsafe import has_control, printable, redact_text
 from wizard import __version__
 from wizard.exit_codes import ExitCode, exit_code_for
 
@@ -29,12 +34,25 @@ SUBCOMMANDS: dict[str, str] = {
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that exits 2 with our one-line error style."""
+    """argparse that raises UsageError (the boundary prints it) and refuses control characters.
+
+    Every argument is checked here, once, for every command: a value holding a control character
+    (a newline, an escape sequence) is a usage error naming the argument, whatever its type.
+    """
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"ERROR Usage: {message}\n")
-        raise SystemExit(ExitCode.USAGE)
+        raise UsageError(printable(message), fix=f"see `{self.prog} --help`")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        for arg in args or ():
+            if has_control(arg):
+                raise UsageError(
+                    f"argument '{printable(arg, 60)}' holds a control character",
+                    fix="type it again without newlines, tabs or escape sequences",
+                )
+        return super().parse_known_args(args, namespace)
 
 
 def _main_parser() -> argparse.ArgumentParser:
@@ -62,36 +80,136 @@ def _main_parser() -> argparse.ArgumentParser:
         help="if no mirror answers, ask whether to use the demo mirror instead (make run)",
     )
     parser.add_argument("--version", action="version", version=f"firecore-wizard {__version__}")
+    add_debug(parser)
     return parser
+
+
+def add_debug(parser: argparse.ArgumentParser) -> None:
+    """``--debug``: an unexpected error prints its traceback (otherwise one line)."""
+    parser.add_argument(
+        "--debug", action="store_true", help="print the traceback of an unexpected error"
+    )
 
 
 def _sub_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
     module = importlib.import_module(SUBCOMMANDS[name])
     parser = _Parser(prog=f"firecore-wizard {name}", description=getattr(module, "HELP", None))
     module.configure(parser)
+    add_debug(parser)
+    for action in parser._actions:  # sub-actions (dnsmasq status …) get --debug too
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                add_debug(sub)
     return parser, module
 
 
+class _Boundary:
+    """What the one error boundary needs to know about the run it guards."""
+
+    def __init__(self, args: Sequence[str]) -> None:
+        self.json = "--json" in args
+        self.debug = "--debug" in args or os.environ.get("FIRECORE_DEBUG", "") not in ("", "0")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (never raises for a user error)."""
+    """Entry point of every command: the one error boundary; returns the exit code.
+
+    A ``FirecoreError`` is printed as ``ERROR <title>: <message>`` plus its fix (exit 2 for a
+    user error, naming the key or argument; 1 for a failed step); anything unexpected becomes
+    one line and exit 1, its traceback only with ``--debug``. Under ``--json`` an ``error`` line
+    is written to stdout and a ``done`` line is always the last one, whatever happened.
+    """
+    from wizard.render import reset_json
+
     args = list(sys.argv[1:] if argv is None else argv)
+    boundary = _Boundary(args)
+    reset_json()
     try:
-        if args and args[0] in SUBCOMMANDS:
-            parser, module = _sub_parser(args[0])
-            ns = parser.parse_args(args[1:])
-            return int(module.run(ns))  # type: ignore[attr-defined]
-        ns = _main_parser().parse_args(args)
-        return _run_main(ns)
-    except SystemExit as exc:
-        return int(exc.code) if isinstance(exc.code, int) else ExitCode.USAGE
+        code = _dispatch(args)
+    except SystemExit as exc:  # --help / --version, and sys.exit from deep inside
+        code = int(exc.code) if isinstance(exc.code, int) else int(ExitCode.USAGE)
     except FirecoreError as exc:
-        sys.stderr.write(f"ERROR {exc.title}: {exc.message}\n")
-        if exc.fix:
-            sys.stderr.write(f"  fix: {exc.fix}\n")
-        return int(exit_code_for(exc))
+        code = _report(boundary, exc)
     except KeyboardInterrupt:
         sys.stderr.write("ERROR Interrupted\n")
-        return int(ExitCode.INTERRUPTED)
+        _json_error(boundary, "Interrupted", "interrupted", "", int(ExitCode.INTERRUPTED))
+        code = int(ExitCode.INTERRUPTED)
+    except RecursionError:
+        code = _unexpected(boundary, "nesting too deep (an input is recursive or far too large)")
+    except Exception as exc:
+        code = _unexpected(boundary, f"{type(exc).__name__}: {exc}")
+    if boundary.json and not _done_written(boundary):
+        _write_json({"type": "done", "exit_code": code})
+    return code
+
+
+def _dispatch(args: list[str]) -> int:
+    if args and args[0] in SUBCOMMANDS:
+        parser, module = _sub_parser(args[0])
+        ns = parser.parse_args(args[1:])
+        return int(module.run(ns))  # type: ignore[attr-defined]
+    ns = _main_parser().parse_args(args)
+    return _run_main(ns)
+
+
+def _done_written(boundary: _Boundary) -> bool:
+    """True when the last line on stdout is already a ``done`` line (a renderer wrote it)."""
+    from wizard.render import last_json_type
+
+    return last_json_type() == "done"
+
+
+def _write_json(obj: dict[str, Any]) -> None:
+    from wizard.render import note_json
+
+    try:
+        sys.stdout.write(json.dumps(obj, default=str) + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):  # stdout closed (a pipe that went away)
+        return
+    note_json(obj)
+
+
+def _json_error(boundary: _Boundary, title: str, message: str, fix: str, code: int) -> None:
+    if boundary.json:
+        _write_json(
+            {
+                "type": "error",
+                "step": None,
+                "title": title,
+                "message": message,
+                "fix": fix,
+                "exit_code": code,
+            }
+        )
+
+
+def _report(boundary: _Boundary, exc: FirecoreError) -> int:
+    code = int(exit_code_for(exc))
+    message = printable(redact_text(exc.message))
+    fix = printable(redact_text(exc.fix))
+    from wizard.render import last_json_type
+
+    if last_json_type() != "done":  # the renderer reported it already (and wrote done)
+        sys.stderr.write(f"ERROR {exc.title}: {message}\n")
+        if fix:
+            sys.stderr.write(f"  fix: {fix}\n")
+        if boundary.debug and exc.details:
+            sys.stderr.write(printable(exc.details, 4000) + "\n")
+        _json_error(boundary, exc.title, message, fix, code)
+    return code
+
+
+def _unexpected(boundary: _Boundary, what: str) -> int:
+    """A bug or an unforeseen condition: one line, exit 1, the traceback behind --debug."""
+    line = printable(redact_text(what), 300)
+    sys.stderr.write(f"ERROR Unexpected: {line}\n")
+    if boundary.debug:
+        sys.stderr.write(redact_text(traceback.format_exc()))
+    else:
+        sys.stderr.write("  fix: run again with --debug for the details, and report it\n")
+    _json_error(boundary, "Unexpected", line, "run again with --debug", int(ExitCode.STEP_FAILED))
+    return int(ExitCode.STEP_FAILED)
 
 
 def _run_main(ns: argparse.Namespace) -> int:

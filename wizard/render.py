@@ -17,7 +17,26 @@ from typing import Any, TextIO
 
 from steps.errors import FirecoreError
 from steps.events import Event, LogLine, Planned, Progress, Result, log_text, plan_text, to_json
+from steps.textsafe import printable
 from steps.units import human_size
+
+
+_last_json: list[str | None] = [None]
+
+
+def reset_json() -> None:
+    """Forget the last JSON line (the CLI calls it when a command starts)."""
+    _last_json[0] = None
+
+
+def note_json(obj: dict[str, Any]) -> None:
+    """Remember the type of the JSON line just written to stdout (``done`` must be last)."""
+    _last_json[0] = str(obj.get("type"))
+
+
+def last_json_type() -> str | None:
+    """The ``type`` of the last JSON line written in this command, if any."""
+    return _last_json[0]
 
 
 def progress_text(event: Progress) -> str:
@@ -51,6 +70,7 @@ class Renderer:
         if self.json_lines:
             self.out.write(json.dumps(obj, default=str) + "\n")
             self.out.flush()
+            note_json(obj)
 
     def answer(self, obj: Mapping[str, Any], lines: Iterable[str] = ()) -> None:
         """A sub-command's answer on stdout: ``obj`` as one JSON line with ``--json``, else
@@ -122,13 +142,15 @@ class Renderer:
         """Release the terminal (rich live display)."""
 
     # ---- channels
+    # Every line goes through printable(): text from the network (a mirror's names, an HTTP
+    # body) must not reach the terminal with its escape sequences.
     def line(self, text: str) -> None:
-        self.err.write(text + "\n")
+        self.err.write(printable(text) + "\n")
         self.err.flush()
 
     def data(self, text: str) -> None:
         if not self.json_lines and text:
-            self.out.write(text + "\n")
+            self.out.write(printable(text) + "\n")
             self.out.flush()
 
 
@@ -159,7 +181,7 @@ class RichRenderer(Renderer):
                 self.bars.start()  # at the first bar: a command that shows none draws nothing
             self.tasks[key] = self.bars.add_task(event.phase, total=event.total, amount="")
         task = self.tasks[key]
-        desc = f"{event.phase} {event.message}".strip()[:40]
+        desc = printable(f"{event.phase} {event.message}".strip(), 40)
         self.bars.update(
             task,
             completed=event.done,
@@ -175,12 +197,12 @@ class RichRenderer(Renderer):
 
     def line(self, text: str) -> None:
         # soft_wrap: the terminal wraps long lines; rich would cut them with newlines of its own
-        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        self.console.print(printable(text), markup=False, highlight=False, soft_wrap=True)
 
     def data(self, text: str) -> None:
         # stdout on the same terminal: print above the live bars instead of through them
         if not self.json_lines and text and self.out.isatty():
-            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+            self.console.print(printable(text), markup=False, highlight=False, soft_wrap=True)
         else:
             super().data(text)
 

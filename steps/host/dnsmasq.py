@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from steps import proc
-from steps.answers import Answers, resolve_path
+from steps.answers import Answers, dnsmasq_extra_problem, resolve_path
 from steps.errors import AnswersError, CommandError, NetworkError
 from steps.fsutil import atomic_write, backup, disk_error
 from steps.host.netif import Address, Interface
@@ -71,10 +71,33 @@ RESERVED_OPTIONS = frozenset(
     }
 )
 
-_SAFE_IFACE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+#: options that run a program or read more files: a restored backup may not carry them (a file
+#: someone planted in the backup directory must not get a program run as root).
+UNSAFE_OPTIONS = frozenset(
+    {
+        "dhcp-script",
+        "dhcp-luascript",
+        "dhcp-scriptuser",
+        "script-arp",
+        "conf-script",
+        "conf-file",
+        "conf-dir",
+        "dhcp-hostsfile",
+        "dhcp-optsfile",
+        "dhcp-hostsdir",
+        "dhcp-optsdir",
+        "addn-hosts",
+        "hostsdir",
+        "servers-file",
+        "resolv-file",
+        "user",
+    }
+)
+
+_SAFE_IFACE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 _UNSAFE_PATH = re.compile(r"[\x00-\x20\x7f\",#]")
-_OUI = re.compile(r"^[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$")
-_HEADER = re.compile(r"^# (network-digest|interface|addresses|service): ?(.*)$")
+_OUI = re.compile(r"[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}")
+_HEADER = re.compile(r"# (network-digest|interface|addresses|service): ?(.*)")
 
 
 @dataclass(frozen=True)
@@ -111,7 +134,7 @@ def load_ouis(path: Path | None = None) -> tuple[str, ...]:
         line = raw.split("#", 1)[0].strip().lower()
         if not line:
             continue
-        if not _OUI.match(line):
+        if not _OUI.fullmatch(line):
             raise NetworkError(
                 f"{source}:{n}: {raw.strip()!r} is not an OUI like b8:27:eb",
                 fix="fix or remove that line",
@@ -157,7 +180,7 @@ def _check_path(key: str, value: str) -> str:
 
 def _check_iface(answers: Answers, iface: Interface) -> str:
     name = answers.network.interface
-    if not _SAFE_IFACE.match(name):
+    if not _SAFE_IFACE.fullmatch(name):
         raise AnswersError(
             "network.interface",
             f"{name!r} is not a kernel interface name dnsmasq can serve "
@@ -175,8 +198,6 @@ def _check_iface(answers: Answers, iface: Interface) -> str:
 def _check_extra(lines: list[str]) -> list[str]:
     for n, line in enumerate(lines):
         key = f"network.dnsmasq_extra[{n}]"
-        if not re.match(r"^[a-z][a-z0-9-]*(=[^\x00-\x1f\x7f#]*)?$", line):
-            raise AnswersError(key, f"{line[:60]!r} is not one dnsmasq option line")
         name = line.partition("=")[0]
         if name in RESERVED_OPTIONS:
             raise AnswersError(
@@ -184,6 +205,9 @@ def _check_extra(lines: list[str]) -> list[str]:
                 f"{name} is set by the generator and cannot be overridden",
                 fix="change the matching network.* key instead (or remove the line)",
             )
+        problem = dnsmasq_extra_problem(line)  # the answers' allow-list, whatever path it came by
+        if problem:
+            raise AnswersError(key, problem)
     return lines
 
 
@@ -298,7 +322,7 @@ def parse_header(text: str) -> Header | None:
         return None
     fields: dict[str, str] = {}
     for line in text.splitlines()[:10]:
-        m = _HEADER.match(line)
+        m = _HEADER.fullmatch(line)
         if m:
             fields[m.group(1)] = m.group(2).strip()
     return Header(
@@ -481,4 +505,87 @@ def restore_backup(answers: Answers, chosen: Path | None = None) -> Installed:
             + (f" ({source} does not exist)" if source else f" in {where}"),
             fix="list them with `firecore-wizard dnsmasq restore --list`",
         )
-    return install_conf(answers, source.read_text(encoding="utf-8"))
+    text = check_backup(answers, source, backups)
+    check_conf(text)
+    return install_conf(answers, text)
+
+
+def check_backup(answers: Answers, source: Path, backups: list[Path]) -> str:
+    """The text of a backup that may be restored, after the checks a restore owes root.
+
+    Only a file ``list_backups`` lists (in ``network.backup_dir``, by its name), a plain file
+    owned by root or by us that nobody else can write, holding no option that runs a program
+    or reads more files (``UNSAFE_OPTIONS``), and — when it is one of our generated configs —
+    no ``dnsmasq_extra`` line outside the allow-list. ``dnsmasq --test`` runs after this.
+
+    Raises:
+        UsageError: not one of the backups.
+        NetworkError: it fails a check (names the file and the line).
+    """
+    from steps.errors import UsageError
+
+    resolved = {b.resolve() for b in backups}
+    if source.resolve() not in resolved or source.is_symlink():
+        raise UsageError(
+            f"--backup {source} is not one of the backups in {backup_dir(answers)}",
+            fix="pick one from `firecore-wizard dnsmasq restore --list`",
+        )
+    fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        data = os.read(fd, 1 << 20)
+    finally:
+        os.close(fd)
+    if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
+        raise NetworkError(
+            f"{source} is owned by uid {st.st_uid} or writable by others (mode "
+            f"{st.st_mode & 0o777:o}): it is not restored as dnsmasq's config",
+            fix=f"check where it came from; `chown root: {source}; chmod 644 {source}` if it is "
+            "yours",
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NetworkError(f"{source} is not UTF-8 text") from None
+    ours = parse_header(text) is not None
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name = line.partition("=")[0].strip()
+        if name in UNSAFE_OPTIONS:
+            raise NetworkError(
+                f"{source}:{n}: {name} runs a program or reads more files; a backup with it is "
+                "not restored",
+                fix="restore it by hand after reading it",
+            )
+        if ours and name not in _GENERATED and dnsmasq_extra_problem(line):
+            raise NetworkError(
+                f"{source}:{n}: {line[:60]!r} is neither generated nor an allowed extra line",
+                fix="restore it by hand after reading it",
+            )
+    return text
+
+
+#: options render_dnsmasq_conf itself writes (a generated backup may hold these and the extras).
+_GENERATED = frozenset(
+    {
+        "port",
+        "interface",
+        "bind-dynamic",
+        "dhcp-range",
+        "dhcp-mac",
+        "dhcp-match",
+        "dhcp-ignore",
+        "pxe-service",
+        "dhcp-reply-delay",
+        "log-dhcp",
+        "enable-tftp",
+        "tftp-root",
+        "tftp-no-fail",
+        "pid-file",
+        "dhcp-leasefile",
+        "log-facility",
+        "tftp-max",
+    }
+)

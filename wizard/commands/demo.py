@@ -72,8 +72,17 @@ def start_demo(answers: Answers) -> Answers:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write it")
     parser.add_argument("--serve", action="store_true", help="then serve it until Ctrl-C")
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port to serve on (0: a free one)")
+    from wizard import argtypes
+
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        type=argtypes.ip_address,
+        help="address to serve on (127.0.0.1)",
+    )
+    parser.add_argument(
+        "--port", type=argtypes.port, default=0, help="port to serve on (0: a free one)"
+    )
 
 
 def _write(out: Path) -> Mirror:

@@ -21,18 +21,25 @@ HELP = "boot a virtual Pi 3/4/5 from an interface and check every stage"
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Options of the self-test."""
+    from wizard import argtypes
+
     parser.add_argument(
-        "--interface", metavar="IFACE", help="interface on the Pis' LAN (default: the answers')"
+        "--interface",
+        metavar="IFACE",
+        type=argtypes.interface,
+        help="interface on the Pis' LAN (default: the answers')",
     )
     parser.add_argument(
         "--serial",
         metavar="HEX8",
+        type=argtypes.hex8,
         default=None,
         help="serial number of the virtual Pi (per-device trees); default 5e1f7e57",
     )
     parser.add_argument("--model", choices=["pi3", "pi4", "pi5"], default="pi3", help="default pi3")
     parser.add_argument(
         "--mac",
+        type=argtypes.mac,
         help="MAC of the virtual Pi (default: b8:27:eb / dc:a6:32 / 2c:cf:67 + the serial's end)",
     )
     parser.add_argument(
@@ -65,7 +72,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dhcp-timeout",
         metavar="S",
-        type=float,
+        type=argtypes.seconds(0, 60),
         default=3.0,
         help="seconds to collect offers after each DISCOVER (3 DISCOVERs; default 3)",
     )

@@ -28,8 +28,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="one JSON object per Pi, then a summary"
     )
+    from wizard import argtypes
+
     parser.add_argument(
-        "--wait", type=float, default=3.0, metavar="S", help="seconds to browse mDNS (default 3)"
+        "--wait",
+        type=argtypes.seconds(0, 600),
+        default=3.0,
+        metavar="S",
+        help="seconds to browse mDNS (default 3)",
     )
     parser.add_argument(
         "--answers",

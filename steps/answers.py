@@ -152,6 +152,12 @@ class _Model(BaseModel):
     )
 
 
+def is_extension_name(name: str) -> bool:
+    """True for a TCZ file name like ``openssh.tcz`` (also what a mirror may name: no ``/``,
+    no ``..``, no control characters), checked before any such name becomes a path."""
+    return bool(_EXTENSION.fullmatch(name)) and ".." not in name and len(name) <= 200
+
+
 def _check_path(value: str, *, allow_empty: bool) -> str:
     if not value:
         if allow_empty:
@@ -218,7 +224,7 @@ class ExtensionsAnswers(_Model):
             name = name.strip()
             if not name.endswith(".tcz"):
                 name += ".tcz"
-            if not _EXTENSION.fullmatch(name):
+            if not is_extension_name(name):
                 raise ValueError(f"{name!r} is not an extension name like openssh.tcz")
             out.append(name)
         return list(dict.fromkeys(out))  # de-duplicated in order, in linear time

@@ -41,6 +41,7 @@ from steps.picore.appbundle import (
     read_requirements,
     render_env,
     scan_tree,
+    token_pubkey,
     token_sha256,
     tree_files,
 )
@@ -162,7 +163,7 @@ class AppStep:
         if release is not None and release.libraries:
             yield from self._check_libraries(ctx, wheels, extensions, release)
         sha = token_sha256(answers)
-        env = app_env(answers, entry, python, sha)
+        env = app_env(answers, entry, python, sha, token_pubkey(answers))
         bundle = self._bundle(entry, agent_files, app.files, wheels, env)
         ctx.results.put(bundle)
         n_files = sum(1 for f in bundle.files if not f.is_dir)

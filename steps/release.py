@@ -112,7 +112,7 @@ class ReleaseStep:
                 yield Planned(self.name, "download", ref.path, "from the first mirror that answers")
                 raise DownloadError(
                     f"cannot download {ref.filename}: no mirror answered "
-                    f"({', '.join(answers.mirrors)})",
+                    f"({', '.join(dl.mirrors)})",
                     fix="check the network and release.mirrors (or try `firecore-wizard --demo`)",
                 )
             ctx.check_cancel()

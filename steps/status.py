@@ -1,7 +1,10 @@
 """Status of the running Pis: found over mDNS, checked over HTTP, compared with the deployment.
 
 Every Pi's app announces ``_firecore._tcp.local.`` (TXT serial, model, build, port) from a
-process separate from its HTTP service. ``StatusStep`` browses for those announcements for a
+process separate from its HTTP service. Anyone on the LAN can announce that too, so nothing an
+announcement or an HTTP answer says is trusted: every string is made printable and bounded
+before it is shown (``_clean``), and the bearer token is never sent — ``/info`` is read with a
+signed, single-use request (``firecore_app.sigauth``) that a stranger cannot reuse. ``StatusStep`` browses for those announcements for a
 fixed window, then polls each Pi's ``/health`` (and ``/info``, with the bearer token when one is
 configured) with httpx: short timeouts, a few attempts with backoff, all Pis in parallel. A Pi
 that is announced but does not answer ``/health`` with 200 is *unhealthy* (its app crashed or
@@ -29,6 +32,8 @@ from steps.answers import load_secrets, resolve_path
 from steps.base import StepContext
 from steps.errors import Cancelled, UsageError
 from steps.events import Event, LogLine, Progress, Result
+from steps.picore.appbundle import sigauth
+from steps.textsafe import printable
 
 SERVICE_TYPE = "_firecore._tcp.local."
 HTTP_TIMEOUT = 2.0
@@ -139,6 +144,11 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
 
 
+def _clean(value: Any, limit: int = 120) -> str:
+    """A string from the network, safe to show: printable, bounded (see steps.textsafe)."""
+    return printable(_text(value), limit)
+
+
 def browse(step: str, wait: float, cancel: threading.Event) -> Iterator[Event | list[Announcement]]:
     """Browse for ``wait`` seconds; yields Progress, then the list of resolved announcements."""
     from zeroconf import (
@@ -178,11 +188,11 @@ def browse(step: str, wait: float, cancel: threading.Event) -> Iterator[Event | 
             info = zc.get_service_info(SERVICE_TYPE, name, timeout=1500)
             if info is None or not info.port:
                 continue
-            props = {_text(k): _text(v) for k, v in (info.properties or {}).items()}
+            props = {_clean(k, 40): _clean(v) for k, v in list((info.properties or {}).items())[:32]}
             found.append(
                 Announcement(
-                    name=name,
-                    server=info.server or "",
+                    name=_clean(name, 255),
+                    server=_clean(info.server or "", 255),
                     addresses=tuple(info.parsed_addresses()),
                     port=int(info.port),
                     properties=props,
@@ -225,7 +235,34 @@ def _short(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     if "refused" in text.lower():
         return "connection refused"
-    return text.splitlines()[0][:120]
+    return printable(text.splitlines()[0] if text.splitlines() else text, 120)
+
+
+def _signed_headers(
+    client: httpx.Client, base: str, seed: bytes, cancel: threading.Event, path: str
+) -> dict[str, str] | str:
+    """The Authorization header of a signed GET ``path`` (a fresh nonce from the Pi), or why
+    there is none. The token itself is never sent: see ``firecore_app.sigauth``."""
+    got = _get(client, f"{base}/firecore/challenge", {}, cancel, 1)
+    if isinstance(got, str):
+        return got
+    if got.status_code == 404:
+        return (
+            "this Pi's build cannot check signed requests (it predates them), and the token is "
+            "never sent: rebuild and deploy"
+        )
+    try:
+        body = got.json()
+        nonce = str(body["nonce"])
+        serial = str(body.get("serial") or "")
+        build = str(body.get("build_id") or "")
+        int(nonce, 16)
+    except (ValueError, KeyError, TypeError):
+        return "/firecore/challenge did not answer a nonce"
+    if len(nonce) != 32 or len(serial) > 64 or len(build) > 64:
+        return "/firecore/challenge did not answer a nonce"
+    auth = sigauth()
+    return {"Authorization": auth.header(seed, nonce.lower(), "GET", path, serial, build)}
 
 
 def poll(
@@ -237,7 +274,12 @@ def poll(
     timeout: float = HTTP_TIMEOUT,
     attempts: int = ATTEMPTS,
 ) -> PiStatus:
-    """Check one Pi's /health (then /info) on each announced address until one answers."""
+    """Check one Pi's /health (then /info) on each announced address until one answers.
+
+    With a ``token``, /info is read with a request signed for this Pi's nonce (the token never
+    leaves this machine); without one, /info is asked for anyway and reports "token required".
+    """
+    seed = sigauth().seed_of(token) if token else None
     props = ann.properties
     health: dict[str, Any] | None = None
     info: dict[str, Any] | None = None
@@ -261,12 +303,21 @@ def poll(
             except ValueError:
                 health = {}
             error = ""
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            headers: dict[str, str] | str = {}
+            if seed is not None:
+                headers = _signed_headers(client, base, seed, cancel, "/info")
+            if isinstance(headers, str):
+                info_error = headers
+                break
             got_info = _get(client, f"{base}/info", headers, cancel, 1)
             if isinstance(got_info, str):
                 info_error = got_info
             elif got_info.status_code == 401:
-                info_error = "token required (set app.secrets_file in --answers, or FIRECORE_TOKEN)"
+                info_error = (
+                    "the Pi refused the signed request (another token?)"
+                    if seed is not None
+                    else "token required (set app.secrets_file in --answers, or FIRECORE_TOKEN)"
+                )
             elif got_info.status_code != 200:
                 info_error = f"/info answered HTTP {got_info.status_code}"
             else:
@@ -279,17 +330,20 @@ def poll(
     healthy = health is not None and not error
     health = health or {}
     info = info or {}
-    build = str(health.get("build_id") or props.get("build") or "") or None
+    build = _clean(health.get("build_id") or props.get("build") or "", 64) or None
     if build == "unknown":
         build = None
     uptime = info.get("uptime", health.get("app_uptime"))
     current = None if deployed is None or build is None else build == deployed
     return PiStatus(
-        name=ann.name.removesuffix("." + SERVICE_TYPE),
-        serial=str(info.get("serial") or health.get("serial") or props.get("serial") or "") or None,
-        hostname=str(info.get("hostname") or health.get("hostname") or props.get("hostname") or "")
+        name=_clean(ann.name.removesuffix("." + SERVICE_TYPE), 255),
+        serial=_clean(info.get("serial") or health.get("serial") or props.get("serial") or "", 40)
         or None,
-        model=str(info.get("model") or props.get("model") or "") or None,
+        hostname=_clean(
+            info.get("hostname") or health.get("hostname") or props.get("hostname") or "", 255
+        )
+        or None,
+        model=_clean(info.get("model") or props.get("model") or "", 200) or None,
         ip=used,
         port=ann.port,
         addresses=ann.addresses,

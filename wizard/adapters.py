@@ -49,8 +49,11 @@ def mirror_listing(answers: Answers, cancel: threading.Event) -> ReleaseListing:
     with _downloader(answers, cancel, "release") as dl:
         found = drive(browse_releases(dl))
     problems = dict(p.split(": ", 1) for p in found.problems if ": " in p)
+    from steps.textsafe import redact_url
+
     states = []
-    for url in answers.release.mirrors:
+    for given in answers.release.mirrors:
+        url = redact_url(given if given.endswith("/") else given + "/")  # shown: no password
         if url == found.mirror:
             states.append(MirrorState(url, True, f"answered: {len(found.refs)} release files"))
         elif url in problems:
@@ -67,6 +70,7 @@ _INDEXES: dict[tuple[tuple[str, ...], str], TczIndex] = {}
 def _index(answers: Answers, cancel: threading.Event) -> TczIndex:
     """The release's TCZ index (cached per mirrors + repo for this session)."""
     from steps.picore.tcz import load_index, repo_path
+    from steps.textsafe import redact_url as redact
 
     repo = repo_path(answers.release.version, answers.release.arch)
     key = (tuple(answers.release.mirrors), repo)
@@ -77,7 +81,7 @@ def _index(answers: Answers, cancel: threading.Event) -> TczIndex:
         index = drive(load_index(dl, repo))
     if not index.names:
         raise FirecoreError(
-            f"no extension index at {repo} on {', '.join(answers.release.mirrors)}",
+            f"no extension index at {repo} on {', '.join(map(redact, answers.release.mirrors))}",
             title="No extension index",
             fix="check release.version/arch and the mirrors (Release screen)",
         )

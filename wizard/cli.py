@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.errors import FirecoreError, UsageError
-from steps.textsafe import has_control, printable, redact_text
+from steps.textsafe import has_control, printable, redact_text, redact_url
 from wizard import __version__
 from wizard.exit_codes import ExitCode, exit_code_for
 
@@ -238,7 +238,7 @@ def _ask_for_demo(mirrors: list[str]) -> bool:
     if answering_mirror(mirrors) is not None:
         return False
     sys.stderr.write(
-        "No piCore mirror answered (" + ", ".join(mirrors) + ").\n"
+        "No piCore mirror answered (" + ", ".join(map(redact_url, mirrors)) + ").\n"
         "The demo mirror is a small generated piCore release served on 127.0.0.1: it lets you\n"
         "walk the whole flow offline, but what you build from it does not boot a real Pi.\n"
     )

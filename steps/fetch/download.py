@@ -41,13 +41,14 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
 from steps.errors import Cancelled, ChecksumError, DownloadError
 from steps.events import Event, LogLine, Progress, Stream
 from steps.fsutil import atomic_write, disk_error
+from steps.textsafe import has_control, printable, redact_url
 
 ENV_REFRESH = "FIRECORE_REFRESH"
 ENV_CONNECT_TIMEOUT = "FIRECORE_CONNECT_TIMEOUT"
@@ -127,6 +128,40 @@ def _key(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", text).strip("_") or "_"
 
 
+def safe_relpath(path: str) -> str:
+    """``path`` (from a mirror, a .dep line, a listing) when it is safe below a cache directory.
+
+    Raises:
+        DownloadError: an absolute path, a ``.``/``..`` component or a control character: the
+            mirror is hostile or broken, and nothing is written for it.
+    """
+    parts = path.lstrip("/").split("/")
+    if (
+        not path
+        or path.startswith("/")
+        or has_control(path)
+        or any(p in ("", ".", "..") for p in parts[:-1])
+        or parts[-1] in (".", "..")
+        or len(path) > 1024
+    ):
+        raise DownloadError(
+            f"refusing the mirror path {printable(path, 80)!r}: it would leave the cache",
+            fix="the mirror (or something between it and you) serves bad names; use another "
+            "mirror (https:// if it has one)",
+        )
+    return path
+
+
+def split_credentials(mirror: str) -> tuple[str, httpx.BasicAuth | None]:
+    """``http://user:pass@host/`` → (``http://host/``, its basic auth); the URL without them
+    is the only one logged, cached under or written to a manifest."""
+    parts = urlsplit(mirror)
+    if parts.username is None and parts.password is None:
+        return mirror, None
+    auth = httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+    return redact_url(mirror), auth
+
+
 def _hash_file(path: Path) -> tuple[str, str, int]:
     md5, sha = hashlib.md5(), hashlib.sha256()
     size = 0
@@ -165,7 +200,15 @@ class Downloader:
     ) -> None:
         if not mirrors:
             raise ValueError("at least one mirror is needed")
-        self._mirrors = [m if m.endswith("/") else m + "/" for m in mirrors]
+        self._mirrors: list[str] = []
+        self._auth: dict[str, httpx.BasicAuth] = {}
+        """Credentials per mirror: they go into the HTTP request and nowhere else."""
+        for m in mirrors:
+            base, auth = split_credentials(m if m.endswith("/") else m + "/")
+            if auth is not None:
+                self._auth[base] = auth
+            if base not in self._mirrors:
+                self._mirrors.append(base)
         self.root = cache_root / "downloads"
         self.cancel = cancel or threading.Event()
         self.step = step
@@ -273,11 +316,16 @@ class Downloader:
             MirrorUnreachable: timeouts, connection errors/5xx after the last retry, other 4xx.
         """
         url = self.url(mirror, path)
+        auth: httpx.BasicAuth | httpx._client.UseClientDefault = self._auth.get(
+            mirror, httpx.USE_CLIENT_DEFAULT
+        )
         last = ""
         for attempt in range(self.retries):
             self._stopped(stop)
             try:
-                with self._client.stream("GET", url, headers=headers() if headers else None) as r:
+                with self._client.stream(
+                    "GET", url, headers=headers() if headers else None, auth=auth
+                ) as r:
                     stream = r.extensions.get("network_stream")
                     with self._lock:
                         self.requests += 1
@@ -313,7 +361,7 @@ class Downloader:
     # ------------------------------------------------------------------ metadata
     def _meta_file(self, mirror: str, path: str) -> Path:
         base = urlsplit(mirror)
-        return self.root / "meta" / _key(base.netloc + base.path) / path.lstrip("/")
+        return self.root / "meta" / _key(base.netloc + base.path) / safe_relpath(path).lstrip("/")
 
     def _meta_cached(self, mirror: str, path: str) -> tuple[bool, bytes | None]:
         file = self._meta_file(mirror, path)
@@ -425,6 +473,8 @@ class Downloader:
 
     # ------------------------------------------------------------------ verified files
     def _object(self, md5: str, name: str) -> Path:
+        if not re.fullmatch(r"[0-9a-f]{32}", md5) or "/" in safe_relpath(name):
+            raise DownloadError(f"refusing the cache name {printable(name, 80)!r} (md5 {md5!r})")
         return self.root / "objects" / "md5" / md5 / name
 
     def _pin_file(self, mirror: str, path: str) -> Path:
@@ -464,6 +514,7 @@ class Downloader:
         return None
 
     def _partial(self, want: Want) -> Path:
+        safe_relpath(want.path)
         key = want.md5 or hashlib.sha1(want.path.encode()).hexdigest()[:16]
         return self.root / "partial" / f"{key}-{want.name}.part"
 

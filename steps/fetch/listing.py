@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urljoin, urlsplit
 
+from steps.textsafe import has_control
+
 _LINK = re.compile(r"""<a\s[^>]*?href\s*=\s*(["'])(?P<href>[^"']*)\1[^>]*>""", re.I | re.S)
 _TAG = re.compile(r"<[^>]*>", re.S)
 _MONTHS = {
@@ -29,7 +31,7 @@ _DATES = (
     re.compile(r"(?P<d>\d{1,2})-(?P<m>[A-Za-z]{3})-(?P<y>\d{4})[ T](?P<H>\d{2}):(?P<M>\d{2})"),
     re.compile(r"(?P<y>\d{4})-(?P<m>[A-Za-z]{3})-(?P<d>\d{1,2})[ T](?P<H>\d{2}):(?P<M>\d{2})"),
 )
-_SIZE = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<u>[KMGT]?)(?:i?B)?$", re.I)
+_SIZE = re.compile(r"(?P<n>\d{1,15}(?:\.\d{1,6})?)(?P<u>[KMGT]?)(?:i?B)?", re.I)
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
@@ -48,7 +50,7 @@ class Entry:
 
 def parse_size(text: str) -> int | None:
     """``"96M"`` → 100663296, ``"1.2K"`` → 1228, ``"345"`` → 345, ``"-"`` → None."""
-    m = _SIZE.match(text.strip())
+    m = _SIZE.fullmatch(text.strip())
     if not m:
         return None
     return int(float(m["n"]) * _UNITS[m["u"].upper()])
@@ -96,7 +98,10 @@ def _child_name(dir_url: str, href: str) -> tuple[str, bool] | None:
     rest = rest.rstrip("/")
     if not rest or "/" in rest or rest in (".", ".."):
         return None
-    return unquote(rest), is_dir
+    name = unquote(rest)  # checked again decoded: "..%2F..%2Fx" must not become ../../x
+    if "/" in name or name in (".", "..") or has_control(name) or len(name) > 255:
+        return None
+    return name, is_dir
 
 
 def parse_listing(page: str, dir_url: str) -> list[Entry]:

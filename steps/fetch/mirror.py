@@ -33,12 +33,13 @@ MIN_MAJOR = 12
 #: Release directories below ``<major>.x/<arch>/``, in the order they are searched.
 RELEASE_DIRS = ("releases/RPi", "release/RPi", "test_releases/RPi")
 
+# fullmatch only: a listed name "piCore-15.0.0.zip\n" must not pass as a release file.
 _RELEASE_FILE = re.compile(
-    r"^(?P<flavour>piCore64|piCore)-"
+    r"(?P<flavour>piCore64|piCore)-"
     r"(?P<version>\d{1,2}\.\d+(?:\.\d+)?(?:-?(?:beta|rc)\d*[a-z]?)?)"
-    r"\.(?P<ext>zip|img\.gz)$"
+    r"\.(?P<ext>zip|img\.gz)"
 )
-_VERSION = re.compile(r"^(?P<nums>\d+(?:\.\d+)*)(?:-?(?P<pre>beta|rc)(?P<n>\d*)(?P<x>[a-z]?))?$")
+_VERSION = re.compile(r"(?P<nums>\d+(?:\.\d+)*)(?:-?(?P<pre>beta|rc)(?P<n>\d*)(?P<x>[a-z]?))?")
 
 
 def major_of(version: str) -> int:
@@ -48,7 +49,7 @@ def major_of(version: str) -> int:
 
 def version_key(version: str) -> tuple[tuple[int, ...], int, int, str]:
     """Sort key: numeric parts (trailing zeros ignored), a release after its betas and rcs."""
-    m = _VERSION.match(version)
+    m = _VERSION.fullmatch(version)
     if not m:
         return ((), 0, 0, "")
     nums = [int(n) for n in m["nums"].split(".")]
@@ -60,12 +61,12 @@ def version_key(version: str) -> tuple[tuple[int, ...], int, int, str]:
 
 def same_version(a: str, b: str) -> bool:
     """``"12.0"`` and ``"12.0.0"`` name the same release; ``"15.0.0-beta2"`` ≠ ``"15.0.0"``."""
-    return a == b or (bool(_VERSION.match(a)) and version_key(a) == version_key(b))
+    return a == b or (bool(_VERSION.fullmatch(a)) and version_key(a) == version_key(b))
 
 
 def is_beta(version: str) -> bool:
     """True for "-beta"/"-rc" versions."""
-    m = _VERSION.match(version)
+    m = _VERSION.fullmatch(version)
     return bool(m and m["pre"])
 
 
@@ -79,7 +80,7 @@ def release_refs(entries: Iterable[Entry], arch: str, directory: str) -> list[Re
     refs: list[ReleaseRef] = []
     major = directory.split(".x/", 1)[0]
     for entry in entries:
-        m = _RELEASE_FILE.match(entry.name)
+        m = _RELEASE_FILE.fullmatch(entry.name)
         if entry.is_dir or not m or major_of(m["version"]) != int(major):
             continue
         layout: Layout = "zip" if m["ext"] == "zip" else "img.gz"

@@ -25,14 +25,16 @@ The user-app convention (``app.path``), first match wins:
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
+import importlib.util
 import os
 import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from steps.answers import Answers, load_secrets, resolve_path
 from steps.artifacts import OverlayFile
@@ -276,7 +278,9 @@ def render_env(env: Mapping[str, str]) -> bytes:
     return "".join(f"{k}={sh_quote(v)}\n" for k, v in env.items()).encode()
 
 
-def app_env(answers: Answers, entry: EntryPoint, python: str, token_sha256: str) -> dict[str, str]:
+def app_env(
+    answers: Answers, entry: EntryPoint, python: str, token_sha256: str, token_pubkey: str = ""
+) -> dict[str, str]:
     """The settings boot.sh and the app read; the user's app.env entries come last and win."""
     env = {
         "FIRECORE_PORT": str(answers.app.port),
@@ -286,6 +290,7 @@ def app_env(answers: Answers, entry: EntryPoint, python: str, token_sha256: str)
         "FIRECORE_APP_MODE": entry.mode,
         "FIRECORE_APP_MODULE": entry.module,
         "FIRECORE_TOKEN_SHA256": token_sha256,
+        "FIRECORE_TOKEN_PUBKEY": token_pubkey,
     }
     for key, value in answers.app.env.items():
         env[key] = value
@@ -300,6 +305,34 @@ def token_sha256(answers: Answers) -> str:
         return ""
     token = load_secrets(resolve_path(answers.app.secrets_file)).token
     return hashlib.sha256(token.encode()).hexdigest() if token else ""
+
+
+def token_pubkey(answers: Answers) -> str:
+    """The public key ``status`` signs its requests for (hex; "" when there is no token).
+
+    Public on purpose: the Pi verifies signed requests with it and it may be served to the
+    whole LAN (the token and the private key derived from it never leave this machine).
+    """
+    if not answers.app.secrets_file:
+        return ""
+    token = load_secrets(resolve_path(answers.app.secrets_file)).token
+    if not token:
+        return ""
+    auth = sigauth()
+    return str(auth.public_key(auth.seed_of(token)).hex())
+
+
+@functools.cache
+def sigauth() -> Any:
+    """The Pi app's ``firecore_app.sigauth`` (Ed25519, plain Python), loaded from the assets:
+    one implementation signs here and verifies on the Pi."""
+    path = asset("app", "firecore_app", "sigauth.py")
+    spec = importlib.util.spec_from_file_location("firecore_sigauth", path)
+    if spec is None or spec.loader is None:  # pragma: no cover - the asset is part of the install
+        raise FileNotFoundError(path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def bundle_digest(files: tuple[OverlayFile, ...]) -> str:

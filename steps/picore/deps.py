@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 
+from steps.answers import is_extension_name
 from steps.artifacts import Extension
 
 #: RAM estimate for ``extensions.mode = "extracted"``: squashfs (xz/gzip) typically unpacks to
@@ -29,15 +30,19 @@ EXTRACT_FACTOR = 3
 
 
 def parse_dep(text: str | None) -> list[str]:
-    """The dependency names in a ``.tcz.dep`` text, as the loader reads them (KERNEL kept)."""
-    out: list[str] = []
+    """The dependency names in a ``.tcz.dep`` text, as the loader reads them (KERNEL kept).
+
+    A line that is not an extension name (``../../x.tcz``, a control character: a hostile or
+    tampered mirror) is dropped here, before the name can become a cache path or a URL.
+    """
+    out: dict[str, None] = {}
     for raw in (text or "").splitlines():
         line = "".join(raw.split())
         if len(line) <= 4 or line.startswith(("#", ";")) or not line.endswith(".tcz"):
             continue
-        if line not in out:
-            out.append(line)
-    return out
+        if is_extension_name(line.replace("KERNEL", "k")):
+            out[line] = None
+    return list(out)
 
 
 def expand(name: str, kernels: Sequence[str]) -> list[tuple[str, str | None]]:

@@ -19,6 +19,7 @@ from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from steps.answers import is_extension_name
 from steps.events import Event
 from steps.fetch.download import Downloader, parse_md5
 from steps.fetch.mirror import major_of
@@ -43,8 +44,9 @@ def decompress(data: bytes) -> str:
 
 
 def _tcz_name(word: str) -> str | None:
+    """The name when ``word`` is a valid extension name (the index comes from the mirror)."""
     word = word.strip()
-    return word if word.endswith(".tcz") and len(word) > 4 else None
+    return word if is_extension_name(word) else None
 
 
 def parse_info_lst(text: str) -> list[str]:
@@ -57,7 +59,7 @@ def parse_sizelist(text: str) -> dict[str, int]:
     sizes: dict[str, int] = {}
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) >= 2 and _tcz_name(parts[0]) and parts[1].isdigit():
+        if len(parts) >= 2 and _tcz_name(parts[0]) and parts[1].isdigit() and len(parts[1]) < 16:
             sizes[parts[0]] = int(parts[1])
     return sizes
 

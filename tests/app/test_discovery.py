@@ -24,6 +24,7 @@ from steps.answers import Answers
 from steps.app import AppStep
 from steps.artifacts import AppBundle, Extension, ExtensionSet
 from steps.base import StepContext
+from tests.support import json_lines
 from tests.app.test_boot_script import BOOT_SH, read, wait_for, world  # noqa: F401 (fixture)
 from tests.conftest import ROOT
 from tests.support.lab import Host, Lab, stop_process
@@ -56,7 +57,7 @@ def status(adm: Host, *args: str) -> tuple[int, list[dict[str, Any]]]:
     proc = adm.run(
         [sys.executable, "-m", "wizard", "status", "--json", *args], check=False, cwd=ROOT
     )
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    lines = json_lines(proc.stdout)
     assert lines and lines[-1]["type"] == "summary", proc.stdout + proc.stderr
     return proc.returncode, lines
 

@@ -32,6 +32,7 @@ from steps.answers_toml import dump_answers
 from steps.base import StepContext
 from steps.host import tftproot
 from steps.wire.virtualpi import BootOptions, BootReport, VirtualPi
+from tests.support import json_lines
 from tests.conftest import needs_root
 from tests.support.boot_tree import make_build
 from tests.support.lab import Host, Lab
@@ -90,8 +91,7 @@ class Server:
             *extra,
             check=False,
         )
-        lines = [json.loads(line) for line in result.stdout.splitlines()]
-        return result.returncode, lines
+        return result.returncode, json_lines(result.stdout)
 
 
 def public_dir() -> Path:
@@ -408,7 +408,7 @@ def test_changed_file_fails_the_manifest_check(server: Server) -> None:
         "--json",
         check=False,
     )
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    lines = json_lines(result.stdout)
     bad = [o for o in lines if o["type"] == "stage" and not o["ok"]]
     assert result.returncode == 1
     assert bad[0]["stage"] == "tftp:config.txt" and bad[0]["code"] == "manifest-mismatch"
@@ -520,7 +520,7 @@ def test_full_headless_plan_in_the_server_namespace_boots_virtual_pis(
                     ],
                     check=False,
                 )
-                lines = [json.loads(line) for line in test.stdout.splitlines()]
+                lines = json_lines(test.stdout)
                 assert test.returncode == 0, test.stdout
                 fetched = [o for o in lines if o.get("status") == "complete"]
                 profile = answers.deploy.devices.get(serial)

@@ -24,6 +24,7 @@ from steps.errors import StepError, UsageError
 from steps.events import Result
 from steps.selftest import SelftestStep
 from steps.wire.virtualpi import BootOptions
+from tests.support import json_lines
 from tests.conftest import ROOT, needs_root
 from tests.support.boot_tree import make_build
 from tests.support.lab import Lab
@@ -114,7 +115,7 @@ def test_selftest_rehearse_command_json(deployed: Answers, tmp_path: Path, lab: 
          "--answers", str(path), "--json", "--dhcp-timeout", "1.5"],
         check=False, cwd=ROOT,
     )  # fmt: skip
-    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    lines = json_lines(done.stdout)
     assert done.returncode == 0, done.stderr + done.stdout
     assert lines[-1]["type"] == "summary" and lines[-1]["ok"] is True
     assert {line["type"] for line in lines[:-1]} == {"stage"}

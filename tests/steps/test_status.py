@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from steps.errors import UsageError
+from steps.picore.appbundle import sigauth
 from steps.status import Announcement, PiStatus, StatusReport, deployed_build, poll, table
 from tests.conftest import ROOT
 from tests.support.lab import stop_process
@@ -51,6 +52,7 @@ def app_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
             "FIRECORE_PORT": str(port),
             "FIRECORE_BIND": "127.0.0.1",
             "FIRECORE_TOKEN_SHA256": hashlib.sha256(TOKEN.encode()).hexdigest(),
+            "FIRECORE_TOKEN_PUBKEY": sigauth().public_key(sigauth().seed_of(TOKEN)).hex(),
         },
         start_new_session=True,
     )

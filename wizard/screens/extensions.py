@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,6 +13,7 @@ from textual.widgets import DataTable, Input, Label, Select, Static
 
 from steps.boards import ram_fit, smallest_ram
 from steps.errors import AnswersError
+from steps.textsafe import printable
 from steps.units import human_size
 from wizard.messages import Loaded, LoadFailed
 from wizard.screens.base import PaletteCommand, WizardScreen
@@ -116,7 +118,7 @@ RAM). The app needs a `python3.x.tcz`.
                 "✓" if info.name in chosen else "",
                 info.name,
                 human_size(info.size) if info.size else "",
-                info.description,
+                Text(printable(info.description, 200)),  # the mirror's text: never markup
                 key=info.name,
             )
         more = f", first {MAX_RESULTS} shown" if len(found) > MAX_RESULTS else ""

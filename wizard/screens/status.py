@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,6 +13,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Input, Label, Static
 
 from steps.errors import FirecoreError
+from steps.textsafe import printable
 from wizard.messages import RunFinished, StepEvent
 from wizard.screens.base import PaletteCommand, WizardScreen
 from wizard.state import PiSeen
@@ -125,14 +127,20 @@ profiles on the Deploy screen.
                 build += " ✓ deployed"
             elif pi.current is False:
                 build += " ✕ old build"
+            # Text, not str: a DataTable reads a str cell as markup, and these come from the LAN
             table.add_row(
-                pi.serial or "?",
-                pi.hostname,
-                pi.model,
-                pi.address,
-                pi.uptime,
-                "healthy" if pi.healthy else "UNHEALTHY",
-                build,
+                *(
+                    Text(printable(cell, 80))
+                    for cell in (
+                        pi.serial or "?",
+                        pi.hostname,
+                        pi.model,
+                        pi.address,
+                        pi.uptime,
+                        "healthy" if pi.healthy else "UNHEALTHY",
+                        build,
+                    )
+                )
             )
         table.border_title = f"Pis found: {len(self.state.pis)}"
 

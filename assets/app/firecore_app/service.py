@@ -11,15 +11,17 @@ when one is configured.
 import html
 import importlib
 import logging
+import os
 import socket
 import sys
+import threading
 import time
 from typing import Any, Awaitable, Callable, Dict, MutableMapping, Optional
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
-from firecore_app import __version__, auth, logs, sysinfo
+from firecore_app import __version__, auth, logs, sigauth, sysinfo
 from firecore_app.settings import Settings
 
 log = logging.getLogger("firecore_app")
@@ -36,11 +38,30 @@ def create_app(settings: Settings, *, status_page_at_root: bool = True) -> FastA
         title="firecore", version=__version__, docs_url=None, redoc_url=None, openapi_url=None
     )
 
+    nonces = Nonces()
+
+    def signed(request: Request) -> bool:
+        """A Firecore-Sig header over a nonce this Pi issued, this request and this Pi."""
+        parsed = sigauth.parse_header(request.headers.get("authorization"))
+        if parsed is None or not settings.token_pubkey or not nonces.take(parsed[0]):
+            return False
+        msg = sigauth.message(
+            parsed[0],
+            request.method,
+            request.url.path,
+            sysinfo.serial(settings) or "",
+            sysinfo.build_id(settings),
+        )
+        return sigauth.verify(bytes.fromhex(settings.token_pubkey), msg, parsed[1])
+
     def require_token(request: Request) -> None:
+        if signed(request):
+            return
         presented = auth.bearer(request.headers.get("authorization"))
         if presented is None:
             presented = request.query_params.get("token")
-        if not auth.allowed(settings.token_sha256, presented):
+        protected = bool(settings.token_sha256 or settings.token_pubkey)
+        if protected and not (settings.token_sha256 and auth.allowed(settings.token_sha256, presented)):
             raise HTTPException(
                 status_code=401,
                 detail="a valid bearer token is required (Authorization: Bearer <token>)",
@@ -55,6 +76,17 @@ def create_app(settings: Settings, *, status_page_at_root: bool = True) -> FastA
             "hostname": _hostname(),
             "serial": sysinfo.serial(settings),
             "app_uptime": round(time.monotonic() - started, 1),
+        }
+
+    @app.get("/firecore/challenge")
+    def challenge() -> Dict[str, Any]:
+        """A single-use nonce for a signed request (``firecore-wizard status`` never sends the
+        token itself; see sigauth)."""
+        return {
+            "nonce": nonces.issue(),
+            "serial": sysinfo.serial(settings),
+            "build_id": sysinfo.build_id(settings),
+            "scheme": sigauth.SCHEME,
         }
 
     @app.get("/info", dependencies=[Depends(require_token)])
@@ -139,6 +171,35 @@ def render_page(data: Dict[str, Any]) -> str:
         "<p><a href='/info'>/info</a> · <a href='/logs'>/logs</a> · "
         "<a href='/health'>/health</a></p></body></html>\n"
     ).format(title=e("firecore · {}".format(data.get("hostname"))), body=body)
+
+
+class Nonces:
+    """Nonces issued for signed requests: each good once, for NONCE_TTL seconds, at most
+    NONCE_MAX outstanding (the oldest is dropped first, so a flood cannot grow memory)."""
+
+    TTL = 30.0
+    MAX = 256
+
+    def __init__(self) -> None:
+        self._issued: Dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def issue(self) -> str:
+        nonce = os.urandom(16).hex()
+        with self._lock:
+            now = time.monotonic()
+            for old in [n for n, t in self._issued.items() if now - t > self.TTL]:
+                del self._issued[old]
+            while len(self._issued) >= self.MAX:
+                del self._issued[next(iter(self._issued))]
+            self._issued[nonce] = now
+        return nonce
+
+    def take(self, nonce: str) -> bool:
+        """True once per issued, unexpired nonce."""
+        with self._lock:
+            issued = self._issued.pop(nonce, None)
+        return issued is not None and time.monotonic() - issued <= self.TTL
 
 
 class Dispatcher:

@@ -25,6 +25,7 @@ class Settings(NamedTuple):
     port: int
     bind: str
     token_sha256: str
+    token_pubkey: str
     app_module: str
     app_dir: str
     build_file: str
@@ -44,10 +45,14 @@ class Settings(NamedTuple):
         token = e.get("FIRECORE_TOKEN_SHA256", "").strip().lower()
         if token and (len(token) != 64 or any(c not in "0123456789abcdef" for c in token)):
             raise SystemExit("firecore_app: FIRECORE_TOKEN_SHA256 is not a sha256 hex digest")
+        pubkey = e.get("FIRECORE_TOKEN_PUBKEY", "").strip().lower()
+        if pubkey and (len(pubkey) != 64 or any(c not in "0123456789abcdef" for c in pubkey)):
+            raise SystemExit("firecore_app: FIRECORE_TOKEN_PUBKEY is not 32 bytes of hex")
         return cls(
             port=_int(e, "FIRECORE_PORT", 8000),
             bind=e.get("FIRECORE_BIND", "") or "0.0.0.0",
             token_sha256=token,
+            token_pubkey=pubkey,
             app_module=e.get("FIRECORE_APP_MODULE", "").strip(),
             app_dir=e.get("FIRECORE_APP_DIR", "") or "/opt/firecore/app",
             build_file=e.get("FIRECORE_BUILD_FILE", "") or "/opt/firecore/build.json",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import stat
 from collections.abc import Generator, Iterator, Mapping
 from datetime import UTC, datetime
@@ -42,6 +41,7 @@ from steps.host.tftproot import (
     list_releases,
     new_release_id,
     read_manifest,
+    remove_tree,
     switch_current,
     tftp_root,
 )
@@ -394,9 +394,11 @@ class DeployStep:
         for r in releases:
             if r.id in newest or r.id in protect:
                 continue
+            if r.path.is_symlink() or not inside(r.path, root / RELEASES):
+                continue  # not a release we made: never removed
             aside = root / RELEASES / f".removing-{r.id}"
             os.rename(r.path, aside)
-            shutil.rmtree(aside, ignore_errors=True)
+            remove_tree(aside, root / RELEASES)
             removed.append(r.id)
         return removed
 

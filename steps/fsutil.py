@@ -12,9 +12,11 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -149,6 +151,77 @@ def md5_file(path: Path) -> str:
     """md5 hex of a file (piCore publishes md5 sums for its images and TCZs)."""
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "md5").hexdigest()
+
+
+@contextlib.contextmanager
+def hold_lock(
+    lock: Path,
+    *,
+    wait: float,
+    busy: Callable[[str], StepError],
+    cancel: threading.Event | None = None,
+) -> Iterator[None]:
+    """Hold an flock on ``lock`` (created 0644, never through a symlink) for the block.
+
+    Waits up to ``wait`` seconds for another holder; then raises ``busy(holder_pid)``. The lock
+    file is opened with O_NOFOLLOW: a symlink planted in its place is refused (ELOOP), never
+    followed to truncate its target.
+    """
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StepError(
+                f"{lock} is a symlink: it is not opened (it would write its target)",
+                fix=f"remove it (`rm {lock}`) and run again",
+            ) from None
+        raise disk_error(lock, exc) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StepError(f"{lock} is not a regular file", fix=f"remove {lock}")
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled() from None
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                    raise busy(holder) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def clean_staging(final: Path) -> list[Path]:
+    """Remove the staging and set-aside trees a killed run left beside ``final``.
+
+    Only directories named as ``staging_dir``/``replace_dir`` name them, never through a
+    symlink; call it while holding ``final``'s lock (another run's staging is then not live).
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(final.parent.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        if not p.name.startswith((f".{final.name}.staging-", f".{final.name}.old-")):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
+def overlaps(a: Path, b: Path) -> bool:
+    """True when one of the two directories is the other or inside it (real paths)."""
+    ra, rb = a.resolve(), b.resolve()
+    return ra == rb or ra in rb.parents or rb in ra.parents
 
 
 def sha256_file(

@@ -41,9 +41,18 @@ from typing import Any
 from steps.answers import Answers, build_digest, resolve_path
 from steps.artifacts import AppBundle, BuildResult, ExtensionSet, ReleaseArtifact
 from steps.base import StepContext
-from steps.errors import AnswersError, FirecoreError, RemasterError
+from steps.errors import AnswersError, FirecoreError, RemasterError, StepError
 from steps.events import Event, LogLine, Planned, Progress, Result, Unit
-from steps.fsutil import atomic_write, disk_error, md5_file, replacing_dir, sha256_file
+from steps.fsutil import (
+    atomic_write,
+    clean_staging,
+    disk_error,
+    hold_lock,
+    md5_file,
+    overlaps,
+    replacing_dir,
+    sha256_file,
+)
 from steps.paths import cache_dir
 from steps.picore import bootcodes, image, overlay
 from steps.picore.appbundle import bundle_digest, render_env
@@ -73,6 +82,8 @@ NETBOOT_FLAGS = ("nortc", "norestore", "base")
 LAYOUT = 2
 _KEEP_OVERLAYS = 4
 _CHUNK = 1 << 20
+#: How long a second run on the same build.output waits for the first before failing.
+_LOCK_WAIT = 10.0
 
 
 def tool_version() -> str:
@@ -196,9 +207,36 @@ class RemasterStep:
     title = "Remaster"
 
     def run(self, ctx: StepContext) -> Iterator[Event]:
-        """Run the phases download … write; see the module docstring."""
+        """Run the phases download … write; see the module docstring.
+
+        ``build.output`` is checked first (``check_output``), then locked for the whole run
+        (a lock file in the cache): a second run on the same output waits, then fails
+        clearly; staging trees a killed run left beside it are removed under the lock.
+        """
+        out = resolve_path(ctx.answers.build.output)
         try:
-            yield from self._run(ctx)
+            check_output(ctx.answers, out, cache_dir(ctx.answers, ctx.cache_dir))
+            if ctx.dry_run:
+                yield from self._run(ctx)
+                return
+            out.parent.mkdir(parents=True, exist_ok=True)
+
+            def busy(holder: str) -> StepError:
+                return StepError(
+                    f"another build (pid {holder}) is writing {out}",
+                    fix="wait for it to finish, or give this run another build.output",
+                )
+
+            # the lock lives in the cache (ours), keyed by the output's real path: nothing is
+            # left beside the user's output
+            locks = cache_dir(ctx.answers, ctx.cache_dir) / "locks"
+            locks.mkdir(parents=True, exist_ok=True)
+            key = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:24]
+            with hold_lock(locks / f"output-{key}.lock", wait=_LOCK_WAIT, busy=busy,
+                           cancel=ctx.cancel):  # fmt: skip
+                for left in clean_staging(out):
+                    yield LogLine(NAME, f"removed {left} (left by an interrupted build)")
+                yield from self._run(ctx)
         except FirecoreError:
             raise
         except OSError as exc:
@@ -784,6 +822,54 @@ def _check_served(
                 '"BOOT ERROR: code 45" (raspberrypi/firmware #1843); update the EEPROM'
             )
     return warnings
+
+
+def is_build(out: Path) -> bool:
+    """True when ``out`` holds a manifest.json written by the remaster step."""
+    manifest = _read_manifest(out)
+    return bool(
+        manifest
+        and isinstance(manifest.get("format"), int)
+        and isinstance(manifest.get("build_id"), str)
+        and isinstance(manifest.get("files"), dict)
+    )
+
+
+def check_output(answers: Answers, out: Path, cache_root: Path) -> None:
+    """Refuse a ``build.output`` whose replacement would lose something.
+
+    The output is replaced as a whole on every build, so it must be new, empty, or a previous
+    build (its manifest says so); and it must not overlap the cache or the TFTP root (a build
+    into either would delete them, or serve half a cache).
+
+    Raises:
+        AnswersError: naming build.output (or build.cache) and why.
+    """
+    from steps.host.tftproot import tftp_root
+
+    tftp = tftp_root(answers)
+    fix = "give the boot tree, the cache and the TFTP root separate directories"
+    if overlaps(out, cache_root):
+        raise AnswersError("build.output", f"{out} overlaps the cache {cache_root}", fix=fix)
+    if overlaps(out, tftp):
+        raise AnswersError("build.output", f"{out} overlaps network.tftp_root {tftp}", fix=fix)
+    if overlaps(cache_root, tftp):
+        raise AnswersError("build.cache", f"{cache_root} overlaps network.tftp_root", fix=fix)
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise AnswersError(
+            "build.output", f"{out} is not a directory", fix="name a new or empty directory"
+        )
+    try:
+        empty = not out.exists() or next(out.iterdir(), None) is None
+    except OSError as exc:
+        raise disk_error(out, exc) from None
+    if not empty and not is_build(out):
+        raise AnswersError(
+            "build.output",
+            f"{out} is not empty and holds no firecore build (no manifest.json of one); "
+            "a build replaces the whole directory",
+            fix="name a new or empty directory (a previous build there is replaced)",
+        )
 
 
 def _find(root: Path, name: str) -> str:

@@ -8,6 +8,11 @@ Layout of ``network.tftp_root`` (dnsmasq serves ``<tftp_root>/current``)::
     current -> releases/<id>  the live release, switched with one rename(2)
     .deploy.lock              flock: two deploys or rollbacks never interleave
 
+The root is written as root and served to the LAN, so nothing in it is trusted that we did not
+make: the lock is opened with ``O_NOFOLLOW`` (a planted symlink cannot make us truncate its
+target), ``releases`` must be a real directory owned by root or by us that nobody else can
+write (``own_dir``), and nothing is removed unless its real path is inside the root.
+
 A Pi mid-boot never sees a half-copied tree: the new release is built in a staging directory,
 renamed into ``releases/`` when complete, and only then does ``current`` change — by renaming a
 new symlink over it, which is atomic. dnsmasq opens ``current/<file>`` per request, so each file a
@@ -27,11 +32,11 @@ The Deploy step (``steps.deploy``) publishes into it; ``deploy --rollback`` and 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -41,8 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from steps.answers import Answers, resolve_path
-from steps.errors import Cancelled, DeployError
-from steps.fsutil import disk_error
+from steps.errors import DeployError
+from steps.fsutil import disk_error, hold_lock
 
 RELEASES = "releases"
 CURRENT = "current"
@@ -160,30 +165,19 @@ def deploy_lock(
         if not root.exists():
             root.mkdir(parents=True)
             os.chmod(root, DIR_MODE)  # whatever the umask: dnsmasq must traverse it
-        fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        own_dir(root.resolve(), "the TFTP root")
+        own_dir(root / RELEASES, "the releases directory")
     except OSError as exc:
-        raise disk_error(root / LOCK, exc) from None
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled() from None
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-                    raise DeployError(
-                        f"another deploy or rollback (pid {holder}) is still running on {root}",
-                        fix="wait for it to finish, then run again",
-                    ) from None
-                time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        raise disk_error(root, exc) from None
+
+    def busy(holder: str) -> DeployError:
+        return DeployError(
+            f"another deploy or rollback (pid {holder}) is still running on {root}",
+            fix="wait for it to finish, then run again",
+        )
+
+    with hold_lock(root / LOCK, wait=wait, busy=busy, cancel=cancel):
         yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 # ----------------------------------------------------------------------------- switching
@@ -236,11 +230,48 @@ def hash_copy(src: Path, dest: Path) -> tuple[str, int]:
 
 
 def inside(path: Path, top: Path) -> bool:
+    """True when the real path of ``path`` is ``top`` or below it (symlinks resolved)."""
     try:
         path.resolve().relative_to(top.resolve())
     except ValueError:
         return False
     return True
+
+
+def own_dir(path: Path, what: str) -> None:
+    """``path`` is a real directory (not a symlink) owned by root or by us, not writable by
+    others (unless sticky); absent is fine.
+
+    Raises:
+        DeployError: naming it: someone else could have planted or swapped it.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise disk_error(path, exc) from None
+    problem = ""
+    if stat.S_ISLNK(st.st_mode):
+        problem = f"is a symlink (to {os.readlink(path)})"
+    elif not stat.S_ISDIR(st.st_mode):
+        problem = "is not a directory"
+    elif st.st_uid not in (0, os.geteuid()):
+        problem = f"is owned by uid {st.st_uid}"
+    elif st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+        problem = f"is writable by other users (mode {stat.S_IMODE(st.st_mode):o})"
+    if problem:
+        raise DeployError(
+            f"{what} {path} {problem}: deploy does not follow or write what it did not make",
+            fix=f"move it away (`mv {path} {path}.suspect`) and deploy again",
+        )
+
+
+def remove_tree(path: Path, top: Path) -> None:
+    """``rmtree(path)`` only when ``path`` is a real directory inside ``top``."""
+    if path.is_symlink() or not inside(path, top):
+        raise DeployError(f"refusing to remove {path}: it is not inside {top}")
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def clean_leftovers(root: Path) -> list[Path]:
@@ -251,11 +282,11 @@ def clean_leftovers(root: Path) -> list[Path]:
             p.unlink()
             removed.append(p)
     base = root / RELEASES
-    if base.is_dir():
+    if base.is_dir() and not base.is_symlink():
         for p in base.iterdir():
             if p.name.startswith(".") and (
                 ".staging-" in p.name or p.name.startswith(".removing-")
             ):
-                shutil.rmtree(p, ignore_errors=True)
+                remove_tree(p, base)
                 removed.append(p)
     return removed

@@ -184,7 +184,7 @@ def test_process_mode_serves_the_pis_and_survives_the_wizard(served_tmp: Path, l
     assert pi.run(["curl", "-s", "-m", "5", url]).stdout == "second\n"
 
     status = cli(srv, "dnsmasq", "status", "--json", "--answers", str(answers))
-    st = json.loads(status.stdout)
+    st = json.loads(status.stdout.splitlines()[0])
     assert status.returncode == 0, status.stdout
     assert st["pid"] == pid and st["serving"] and st["ports"] == [67, 69]
     assert st["drift"] is False and st["live"] == ["10.99.0.1/24"]
@@ -198,7 +198,7 @@ def test_process_mode_serves_the_pis_and_survives_the_wizard(served_tmp: Path, l
     assert stop.returncode == 0 and f"stopped our dnsmasq (PID {pid})" in stop.stdout
     assert not alive(pid)
     after = cli(srv, "dnsmasq", "status", "--json", "--answers", str(answers))
-    assert after.returncode == 1 and json.loads(after.stdout)["alive"] is False
+    assert after.returncode == 1 and json.loads(after.stdout.splitlines()[0])["alive"] is False
 
 
 def test_preflight_names_a_second_proxy_a_port_holder_and_a_firewall_drop(
@@ -227,7 +227,7 @@ def test_preflight_names_a_second_proxy_a_port_holder_and_a_firewall_drop(
 
     done = cli(srv, "dnsmasq", "preflight", "--json", "--answers", str(answers))
     assert done.returncode == 1, done.stderr
-    findings = json.loads(done.stdout)["findings"]
+    findings = json.loads(done.stdout.splitlines()[0])["findings"]
     by_code = {f["code"]: f for f in findings}
 
     proxy = by_code["second-proxy"]
@@ -283,7 +283,7 @@ def test_address_change_is_detected_and_regenerated_with_backup_and_restore(
     srv.run(["ip", "addr", "del", "10.99.0.1/24", "dev", "eth0"])
     srv.run(["ip", "addr", "add", "10.99.0.7/24", "dev", "eth0"])
     status = cli(srv, "dnsmasq", "status", "--json", "--answers", str(answers))
-    st = json.loads(status.stdout)
+    st = json.loads(status.stdout.splitlines()[0])
     assert status.returncode == 1
     assert st["drift"] is True
     assert (st["recorded"], st["live"]) == (["10.99.0.1/24"], ["10.99.0.7/24"])
@@ -316,4 +316,6 @@ def test_address_change_is_detected_and_regenerated_with_backup_and_restore(
     assert restored.returncode == 0, restored.stderr
     assert conf.read_text() == first_text
     listed = cli(srv, "dnsmasq", "restore", "--list", "--json", "--answers", str(answers))
-    assert len(json.loads(listed.stdout)["backups"]) == 2  # the restore kept the replaced one
+    assert (
+        len(json.loads(listed.stdout.splitlines()[0])["backups"]) == 2
+    )  # the restore kept the replaced one

@@ -400,7 +400,7 @@ def test_deploy_command_list_rollback_and_to(
     ids = [r.id for r in tftproot.list_releases(root)]
     capsys.readouterr()
     assert main(["deploy", "--answers", str(afile), "--list", "--json"]) == 0
-    listed = json.loads(capsys.readouterr().out)
+    listed = json.loads(capsys.readouterr().out.splitlines()[0])
     assert [r["id"] for r in listed["releases"]] == ids
     assert [r["current"] for r in listed["releases"]] == [False, True]
     assert main(["deploy", "--answers", str(afile), "--rollback"]) == 0
@@ -409,5 +409,5 @@ def test_deploy_command_list_rollback_and_to(
     assert capsys.readouterr().out.startswith(f"* {ids[0]}")
     assert main(["deploy", "--answers", str(afile), "--to", "nope"]) == 2
     assert main(["deploy", "--answers", str(afile), "--to", ids[1], "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["release"] == ids[1]
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["release"] == ids[1]
     assert tftproot.current_release(root) == ids[1]

@@ -115,6 +115,7 @@ class ChecksumError(DownloadError):
         self.name = name
         self.expected = expected
         self.actual = actual
+        self.source = source
 
 
 class RemasterError(StepError):

@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -41,8 +40,9 @@ from typing import Any
 from steps.answers import Answers, build_digest, resolve_path
 from steps.artifacts import AppBundle, BuildResult, ExtensionSet, ReleaseArtifact
 from steps.base import StepContext
-from steps.errors import AnswersError, FirecoreError, RemasterError, StepError
+from steps.errors import AnswersError, ChecksumError, FirecoreError, RemasterError, StepError
 from steps.events import Event, LogLine, Planned, Progress, Result, Unit
+from steps.fetch.download import evict
 from steps.fsutil import (
     atomic_write,
     clean_staging,
@@ -290,10 +290,14 @@ class RemasterStep:
         digest = sha256_file(rfile, progress=ph)
         yield from ph.drain()
         if digest != release.sha256:
+            removed = evict(rfile, cache_root)
             raise RemasterError(
                 f"{rfile} changed since the release step verified it (sha256 {digest[:12]}…, "
                 f"expected {release.sha256[:12]}…)",
-                fix=f"delete {rfile} and run again to download it afresh",
+                fix="run again: the damaged copy was removed from the cache and is downloaded "
+                "afresh"
+                if removed
+                else f"delete {rfile} and run again to download it afresh",
             )
         ctx.check_cancel()
 
@@ -318,7 +322,7 @@ class RemasterStep:
 
         boot_files = _list_files(boot)
         out_files: dict[str, _Out] = {}
-        sums = _boot_sums(work, release.sha256, boot, boot_files)
+        sums = tree.sums or _boot_sums(work, release.sha256, boot, boot_files)
         for rel in boot_files:
             out_files[rel] = _Out(source=boot / rel, sha256=sums[rel][1], size=sums[rel][0])
         netboot = cmdline.with_flags(
@@ -344,16 +348,30 @@ class RemasterStep:
             "built": mtime,
         }
         drops_mnt = "noembed" in netboot.flags
-        if cached.is_file():
+        overlay_sum = _cached_overlay(cached)
+        if overlay_sum is not None:
             yield LogLine(NAME, f"overlay unchanged: reusing {cached.name} from the cache")
             os.utime(cached)  # most recently used: kept by the pruning below
         else:
-            yield from self._build_overlay(
-                ctx, base, extset, bundle, info, cached, mtime, work, drops_mnt
-            )
-        out_files[OVERLAY] = _Out(
-            source=cached, sha256=sha256_file(cached), size=cached.stat().st_size
-        )
+            if cached.exists():
+                yield LogLine(
+                    NAME, f"cached {cached.name} failed its check: removed, built again", "warning"
+                )
+            _drop_overlay(cached)
+            try:
+                yield from self._build_overlay(
+                    ctx, base, extset, bundle, info, cached, mtime, work, drops_mnt
+                )
+            except ChecksumError as exc:
+                if exc.source and evict(Path(exc.source), cache_root):
+                    exc.fix = (
+                        f"run again: the damaged copy of {exc.name} was removed from the cache "
+                        "and is downloaded afresh"
+                    )
+                raise
+            overlay_sum = (sha256_file(cached), cached.stat().st_size)
+            atomic_write(_overlay_sum_file(cached), json.dumps(list(overlay_sum)))
+        out_files[OVERLAY] = _Out(source=cached, sha256=overlay_sum[0], size=overlay_sum[1])
 
         # ---- per-device profiles
         for pname, profile in sorted(answers.deploy.profiles.items()):
@@ -382,7 +400,17 @@ class RemasterStep:
         manifest = self._manifest(
             answers, release, extset, bundle, inputs, build_id, out_files, boots
         )
-        yield from self._write(ctx, out, out_files, _list_dirs(boot), manifest)
+        try:
+            yield from self._write(ctx, out, out_files, _list_dirs(boot), manifest)
+        except _Damaged as exc:
+            if exc.path == cached:
+                _drop_overlay(cached)
+            else:
+                image.evict(tree)
+            raise RemasterError(
+                f"the cached {exc.path.name} changed after it was checked ({exc.path})",
+                fix="run again: the damaged copy was removed from the cache",
+            ) from None
         _prune(work / "overlays", _KEEP_OVERLAYS)
         yield from self._finish(
             ctx,
@@ -500,8 +528,7 @@ class RemasterStep:
                             os.link(out / rel, dest)  # unchanged: keep the very same file
                             linked += 1
                         elif o.source is not None:
-                            shutil.copyfile(o.source, dest)
-                            os.chmod(dest, 0o644)
+                            _copy_checked(o.source, dest, o.sha256)
                         else:
                             dest.write_bytes(o.data)
                     except OSError as exc:
@@ -957,4 +984,49 @@ def _prune(folder: Path, keep: int) -> None:
     except OSError:
         return
     for old in items[keep:]:
-        old.unlink(missing_ok=True)
+        _drop_overlay(old)
+
+
+class _Damaged(Exception):
+    """A cached source's bytes are not those its sum says (found while copying it)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
+
+
+def _copy_checked(src: Path, dest: Path, sha256: str) -> None:
+    """Copy ``src`` to ``dest`` (0644), hashing on the way; _Damaged when it is not ``sha256``.
+
+    The manifest records ``sha256``: a cache file damaged since it was summed must not be
+    published under a sum it does not have (the tree would fail its own manifest forever).
+    """
+    h = hashlib.sha256()
+    with src.open("rb") as fin, dest.open("xb") as fout:
+        while chunk := fin.read(_CHUNK):
+            h.update(chunk)
+            fout.write(chunk)
+    os.chmod(dest, 0o644)
+    if h.hexdigest() != sha256:
+        raise _Damaged(src)
+
+
+def _overlay_sum_file(cached: Path) -> Path:
+    return cached.with_name(cached.name + ".sum.json")
+
+
+def _cached_overlay(cached: Path) -> tuple[str, int] | None:
+    """(sha256, size) of a cached overlay that still matches what was recorded when it was
+    packed; None when it is missing, unrecorded or damaged (then it is built again)."""
+    try:
+        digest, size = json.loads(_overlay_sum_file(cached).read_text())
+        if cached.stat().st_size != size or sha256_file(cached) != digest:
+            return None
+    except (OSError, ValueError, TypeError):
+        return None
+    return str(digest), int(size)
+
+
+def _drop_overlay(cached: Path) -> None:
+    cached.unlink(missing_ok=True)
+    _overlay_sum_file(cached).unlink(missing_ok=True)

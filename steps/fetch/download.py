@@ -173,6 +173,22 @@ def _hash_file(path: Path) -> tuple[str, str, int]:
     return md5.hexdigest(), sha.hexdigest(), size
 
 
+def evict(path: Path, cache_root: Path) -> bool:
+    """Remove a cached download that failed a check when it was read; True if it was one.
+
+    Verified files are content-addressed (``downloads/objects/md5/<md5>/<name>``), so a reader
+    that finds other bytes there knows the copy is damaged; removing it makes the next run
+    download it afresh (a pin whose object is gone is ignored).
+    """
+    objects = (cache_root / "downloads" / "objects").resolve()
+    try:
+        path.resolve().relative_to(objects)
+    except ValueError:
+        return False
+    path.unlink(missing_ok=True)
+    return True
+
+
 class _Stopped(Exception):
     """Internal: the fetch generator was abandoned; workers stop quietly."""
 
@@ -509,8 +525,10 @@ class Downloader:
         if want.md5 is not None:
             obj = self._object(want.md5, want.name)
             if obj.is_file():
-                _, sha, size = _hash_file(obj)
-                return Got(want.path, obj, want.md5, sha, size, "", "", True)
+                md5, sha, size = _hash_file(obj)
+                if md5 == want.md5:
+                    return Got(want.path, obj, want.md5, sha, size, "", "", True)
+                obj.unlink(missing_ok=True)  # damaged: hash-named, so this is certain
         return None
 
     def _partial(self, want: Want) -> Path:

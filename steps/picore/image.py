@@ -24,13 +24,14 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import struct
 import tempfile
 import threading
 import zipfile
 import zlib
-from collections.abc import Generator, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Generator, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -47,7 +48,7 @@ FAT_TYPES = frozenset({0x01, 0x04, 0x06, 0x0B, 0x0C, 0x0E})
 _CHUNK = 1 << 20
 _PROGRESS_EVERY = 8 << 20
 #: Bump when the cache layout changes (older entries are then re-extracted).
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ class BootTree:
     files: tuple[str, ...]
     """Every file below ``path`` as a relative POSIX path, sorted."""
     release_sha256: str = ""
+    sums: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    """(size, sha256) of every file as extracted: what a reader checks the copy against."""
 
     def find(self, name: str) -> Path | None:
         """The file called ``name`` (a relative path), matched case-insensitively like FAT."""
@@ -374,8 +377,21 @@ def _load(entry: Path) -> BootTree | None:
         data = json.loads(meta.read_text())
     except (OSError, ValueError):
         return None
-    if data.get("format") != _CACHE_FORMAT or not (entry / "p1").is_dir():
+    try:
+        if data.get("format") != _CACHE_FORMAT or not (entry / "p1").is_dir():
+            return None
+        sums = {str(k): (int(v[0]), str(v[1])) for k, v in data.get("sums", {}).items()}
+        if sorted(sums) != sorted(data["files"]):
+            return None
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError):
         return None
+    for rel, (size, _) in sums.items():  # cheap on every reuse: a size that changed = damaged
+        try:
+            st = (entry / "p1" / rel).lstat()
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+            return None
     return BootTree(
         path=entry / "p1",
         image_name=data["image_name"],
@@ -384,7 +400,15 @@ def _load(entry: Path) -> BootTree | None:
         partitions=tuple(Partition(**p) for p in data["partitions"]),
         files=tuple(data["files"]),
         release_sha256=data["release_sha256"],
+        sums=sums,
     )
+
+
+def evict(tree: BootTree) -> None:
+    """Remove a cached extraction whose files failed a check (the next call re-extracts)."""
+    entry = tree.path.parent
+    if (entry / "boot.json").is_file() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
 
 
 def unpack_boot(
@@ -439,8 +463,13 @@ def unpack_boot(
         yield Progress(
             step, "extract", copied, copied, "bytes", f"boot partition: {len(files)} files"
         )
+        sums = {
+            f: [(staging / "p1" / f).stat().st_size, sha256_file(staging / "p1" / f, cancel=cancel)]
+            for f in files
+        }
         meta = {
             "format": _CACHE_FORMAT,
+            "sums": sums,
             "image_name": name,
             "image_md5": md5,
             "image_md5_verified": verified,

@@ -41,6 +41,7 @@ from steps.picore.appbundle import (
     read_requirements,
     render_env,
     scan_tree,
+    split_secrets,
     token_pubkey,
     token_sha256,
     tree_files,
@@ -70,6 +71,8 @@ class AppSource:
     """The app's tree ([] for the bundled app)."""
     requirements: list[str] = field(default_factory=list)
     """Lines of its requirements.txt."""
+    secrets: list[TreeFile] = field(default_factory=list)
+    """Secret-looking files of the tree, left out of ``files`` (``split_secrets``)."""
 
 
 def read_app(answers: Answers) -> AppSource:
@@ -89,10 +92,10 @@ def read_app(answers: Answers) -> AppSource:
     if not root.is_dir():
         raise AnswersError("app.path", f"{root} is not a directory")
     entry = find_entry(root, answers.app.env)
-    files = scan_tree(root, "app.path")
+    files, secrets = split_secrets(scan_tree(root, "app.path"), answers)
     reqfile = root / "requirements.txt"
     requirements = read_requirements(reqfile, "app.path") if reqfile.is_file() else []
-    return AppSource(entry, root, files, requirements)
+    return AppSource(entry, root, files, requirements, secrets)
 
 
 def pip_requirements(answers: Answers, app: AppSource) -> list[str]:
@@ -140,6 +143,14 @@ class AppStep:
         app = read_app(answers)
         entry = app.entry
         if app.root is not None:
+            for f in app.secrets:
+                yield LogLine(
+                    self.name,
+                    f"{app.root / f.rel} looks like a secret: left out of the overlay (it is "
+                    "served over TFTP to the whole LAN); give the app its settings through "
+                    "app.env",
+                    "warning",
+                )
             check_syntax(app.files, python, "app.path")
             yield LogLine(self.name, f"app {app.root}: {describe_entry(entry)}")
         else:

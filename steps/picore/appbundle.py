@@ -25,6 +25,7 @@ The user-app convention (``app.path``), first match wins:
 from __future__ import annotations
 
 import ast
+import fnmatch
 import functools
 import hashlib
 import importlib.util
@@ -55,6 +56,15 @@ EXCLUDE_DIRS = frozenset(
      ".ruff_cache", ".tox", ".idea", ".vscode"}
 )  # fmt: skip
 EXCLUDE_SUFFIXES = (".pyc", ".pyo")
+#: File names that hold secrets by convention. The overlay is served over TFTP to anyone on the
+#: LAN, so such a file in app.path is left out (with a warning), as is the file app.secrets_file
+#: names; settings reach the Pi through app.env instead. ``*.pub`` keys are public and shipped.
+SECRET_PATTERNS = (
+    ".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.kdbx",
+    "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_*_sk", "id_ecdsa_sk", "id_ed25519_sk",
+    ".netrc", ".pgpass", ".git-credentials", ".htpasswd", "credentials", "credentials.*",
+    "*.secrets.toml", "secrets.toml", "secrets.json", "secrets.yaml", "secrets.yml",
+)  # fmt: skip
 _MODULE = (
     r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_]"
     r"[A-Za-z0-9_]*)*)?$"
@@ -120,6 +130,26 @@ def scan_tree(root: Path, key: str) -> list[TreeFile]:
             perm = stat.S_IMODE(source.stat().st_mode)
             out.append(TreeFile(rel, source, 0o755 if perm & 0o111 else 0o644, False))
     return sorted(out, key=lambda f: f.rel)
+
+
+def split_secrets(
+    files: list[TreeFile], answers: Answers
+) -> tuple[list[TreeFile], list[TreeFile]]:
+    """(files to ship, secret-looking files left out): ``SECRET_PATTERNS`` by name, and the
+    file ``app.secrets_file`` names (also when reached through a symlink)."""
+    named: set[Path] = set()
+    if answers.app.secrets_file:
+        named.add(Path(os.path.realpath(resolve_path(answers.app.secrets_file))))
+    keep: list[TreeFile] = []
+    secret: list[TreeFile] = []
+    for f in files:
+        name = f.rel.rsplit("/", 1)[-1]
+        hit = not f.is_dir and not name.endswith(".pub") and (
+            any(fnmatch.fnmatchcase(name, pat) for pat in SECRET_PATTERNS)
+            or Path(os.path.realpath(f.source)) in named
+        )
+        (secret if hit else keep).append(f)
+    return keep, secret
 
 
 def _checked_file(path: Path, root: Path, real_root: Path, key: str) -> Path:

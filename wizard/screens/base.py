@@ -69,7 +69,7 @@ class WizardScreen(Screen[str]):
                     yield from self.compose_body()
                 with Horizontal(id="nav"):
                     yield Button("◀ Back", id="back", compact=True)
-                    yield Label("", id="reason")
+                    yield Label("", id="reason", markup=False)  # messages quote user values
                     yield Button(self.NEXT_LABEL, id="next", variant="primary", compact=True)
         yield Footer()
 

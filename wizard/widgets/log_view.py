@@ -15,6 +15,7 @@ from rich.text import Text
 from textual.widgets import Log
 
 from steps.events import Event, LogLine, Planned, Result, log_text, plan_text
+from steps.textsafe import printable
 
 _STYLES: tuple[tuple[str, str], ...] = (
     ("> ", "bold"),
@@ -66,5 +67,5 @@ class LogView(Log):
         self.border_title = "Log"
 
     def add(self, lines: Iterable[str]) -> None:
-        """Append lines (one call per batch of events)."""
-        self.write_lines(list(lines))
+        """Append lines (one call per batch of events); network text is shown, never obeyed."""
+        self.write_lines([printable(line) for line in lines])

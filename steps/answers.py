@@ -56,9 +56,10 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f\",#]")
 
 
 #: dnsmasq options network.dnsmasq_extra may add, each with the shape of its value (None: a bare
-#: flag). An allow-list, not a deny-list: an option that is not here is refused, so an extra line
-#: can never run a program (dhcp-script, conf-script), read another file (conf-file, dhcp-hostsfile),
-#: serve addresses (dhcp-range) or move the TFTP root. Names from ``dnsmasq --help`` (2.90).
+#: flag). An allow-list, not a deny-list: an option that is not here is refused, so an extra
+#: line can never run a program (dhcp-script, conf-script), read another file (conf-file,
+#: dhcp-hostsfile), serve addresses (dhcp-range) or move the TFTP root. Names from
+#: ``dnsmasq --help`` (2.90).
 DNSMASQ_EXTRA_ALLOWED: dict[str, re.Pattern[str] | None] = {
     "tftp-single-port": None,
     "tftp-no-blocksize": None,
@@ -79,14 +80,18 @@ DNSMASQ_EXTRA_ALLOWED: dict[str, re.Pattern[str] | None] = {
 def dnsmasq_extra_problem(line: str) -> str:
     """Why ``line`` may not be a network.dnsmasq_extra line ("" when it may)."""
     name, eq, value = line.partition("=")
-    shape = DNSMASQ_EXTRA_ALLOWED.get(name, False)
-    allowed = ", ".join(sorted(DNSMASQ_EXTRA_ALLOWED))
-    if shape is False:
-        return f"{printable(name, 40)!r} is not an option dnsmasq_extra may set (allowed: {allowed})"
+    if name not in DNSMASQ_EXTRA_ALLOWED:
+        allowed = ", ".join(sorted(DNSMASQ_EXTRA_ALLOWED))
+        return (
+            f"{printable(name, 40)!r} is not an option dnsmasq_extra may set (allowed: {allowed})"
+        )
+    shape = DNSMASQ_EXTRA_ALLOWED[name]
     if shape is None and eq:
         return f"{name} takes no value"
-    if shape is not None and not (eq and shape.fullmatch(value)) and not (
-        name == "log-async" and not eq
+    if (
+        shape is not None
+        and not (eq and shape.fullmatch(value))
+        and not (name == "log-async" and not eq)
     ):
         return f"{printable(line, 60)!r}: the value of {name} is not valid"
     return ""
@@ -277,7 +282,9 @@ class AppAnswers(_Model):
         try:
             ipaddress.ip_address(value)
         except ValueError:
-            raise ValueError(f"{printable(value, 60)!r} is not an IP address like 0.0.0.0") from None
+            raise ValueError(
+                f"{printable(value, 60)!r} is not an IP address like 0.0.0.0"
+            ) from None
         return value
 
     @field_validator("hostname")

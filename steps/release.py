@@ -111,8 +111,7 @@ class ReleaseStep:
             if found.offline:
                 yield Planned(self.name, "download", ref.path, "from the first mirror that answers")
                 raise DownloadError(
-                    f"cannot download {ref.filename}: no mirror answered "
-                    f"({', '.join(dl.mirrors)})",
+                    f"cannot download {ref.filename}: no mirror answered ({', '.join(dl.mirrors)})",
                     fix="check the network and release.mirrors (or try `firecore-wizard --demo`)",
                 )
             ctx.check_cancel()

@@ -4,11 +4,12 @@ Every Pi's app announces ``_firecore._tcp.local.`` (TXT serial, model, build, po
 process separate from its HTTP service. Anyone on the LAN can announce that too, so nothing an
 announcement or an HTTP answer says is trusted: every string is made printable and bounded
 before it is shown (``_clean``), and the bearer token is never sent — ``/info`` is read with a
-signed, single-use request (``firecore_app.sigauth``) that a stranger cannot reuse. ``StatusStep`` browses for those announcements for a
-fixed window, then polls each Pi's ``/health`` (and ``/info``, with the bearer token when one is
-configured) with httpx: short timeouts, a few attempts with backoff, all Pis in parallel. A Pi
-that is announced but does not answer ``/health`` with 200 is *unhealthy* (its app crashed or
-hangs); one that does not announce itself at all is not listed (gone). The build id each Pi
+signed, single-use request (``firecore_app.sigauth``) that a stranger cannot reuse.
+``StatusStep`` browses for those announcements for a fixed window, then polls each Pi's
+``/health`` (and ``/info``, signed when a token is configured) with httpx: short timeouts, a
+few attempts with backoff, all Pis in parallel. A Pi that is announced but does not answer
+``/health`` with 200 is *unhealthy* (its app crashed or hangs); one that does not announce
+itself at all is not listed (gone). The build id each Pi
 reports is compared with ``build_id`` of the deployed manifest
 (``<network.tftp_root>/current/manifest.json``, or an explicit file): a different one is an
 *old build*.
@@ -188,7 +189,9 @@ def browse(step: str, wait: float, cancel: threading.Event) -> Iterator[Event | 
             info = zc.get_service_info(SERVICE_TYPE, name, timeout=1500)
             if info is None or not info.port:
                 continue
-            props = {_clean(k, 40): _clean(v) for k, v in list((info.properties or {}).items())[:32]}
+            props = {
+                _clean(k, 40): _clean(v) for k, v in list((info.properties or {}).items())[:32]
+            }
             found.append(
                 Announcement(
                     name=_clean(name, 255),

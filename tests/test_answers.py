@@ -41,7 +41,13 @@ def test_round_trip_with_profiles_is_lossless_and_stable() -> None:
         "version": 1,
         "release": {"version": "12.0", "arch": "armv7", "boards": ["pi4", "pi3", "pi3"]},
         "extensions": {"names": ["openssh", "python3.8.tcz"]},
-        "app": {"env": {"B": "2", "A": "1"}, "ssh_authorized_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP1MmLxuAyRA0X7Oeqjlg43oYao6r1xYdBvheitzVYVZ x@y"]},
+        "app": {
+            "env": {"B": "2", "A": "1"},
+            "ssh_authorized_keys": [
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP1MmLxuAyRA0X7Oeqjlg43oYao6r1xYdBvheitzVYVZ"
+                " x@y"
+            ],
+        },
         "deploy": {
             "devices": {"9FFEFDEF": "lab", "DC:A6:32:01:36:C2": "lab"},
             "profiles": {"lab": {"hostname": "lab-1", "config_txt": ["kernel k.img"]}},

@@ -44,7 +44,9 @@ def make_answers(tmp: Path, boards: list[str], **build: object) -> Answers:
     a.build.cache = str(tmp / "cache")
     a.release.boards = boards  # type: ignore[assignment]
     a.extensions.names = list(EXTENSIONS)
-    a.app.ssh_authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP1MmLxuAyRA0X7Oeqjlg43oYao6r1xYdBvheitzVYVZ test@host"]
+    a.app.ssh_authorized_keys = [
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP1MmLxuAyRA0X7Oeqjlg43oYao6r1xYdBvheitzVYVZ test@host"
+    ]
     for key, value in build.items():
         setattr(a.build, key, value)
     return a

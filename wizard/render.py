@@ -20,7 +20,6 @@ from steps.events import Event, LogLine, Planned, Progress, Result, log_text, pl
 from steps.textsafe import printable
 from steps.units import human_size
 
-
 _last_json: list[str | None] = [None]
 
 

@@ -132,9 +132,7 @@ def scan_tree(root: Path, key: str) -> list[TreeFile]:
     return sorted(out, key=lambda f: f.rel)
 
 
-def split_secrets(
-    files: list[TreeFile], answers: Answers
-) -> tuple[list[TreeFile], list[TreeFile]]:
+def split_secrets(files: list[TreeFile], answers: Answers) -> tuple[list[TreeFile], list[TreeFile]]:
     """(files to ship, secret-looking files left out): ``SECRET_PATTERNS`` by name, and the
     file ``app.secrets_file`` names (also when reached through a symlink)."""
     named: set[Path] = set()
@@ -144,9 +142,13 @@ def split_secrets(
     secret: list[TreeFile] = []
     for f in files:
         name = f.rel.rsplit("/", 1)[-1]
-        hit = not f.is_dir and not name.endswith(".pub") and (
-            any(fnmatch.fnmatchcase(name, pat) for pat in SECRET_PATTERNS)
-            or Path(os.path.realpath(f.source)) in named
+        hit = (
+            not f.is_dir
+            and not name.endswith(".pub")
+            and (
+                any(fnmatch.fnmatchcase(name, pat) for pat in SECRET_PATTERNS)
+                or Path(os.path.realpath(f.source)) in named
+            )
         )
         (secret if hit else keep).append(f)
     return keep, secret

@@ -24,9 +24,9 @@ from steps.answers import Answers
 from steps.app import AppStep
 from steps.artifacts import AppBundle, Extension, ExtensionSet
 from steps.base import StepContext
-from tests.support import json_lines
 from tests.app.test_boot_script import BOOT_SH, read, wait_for, world  # noqa: F401 (fixture)
 from tests.conftest import ROOT
+from tests.support import json_lines
 from tests.support.lab import Host, Lab, stop_process
 from tests.support.pifiles import pi_files
 from tests.support.wheelhouse import service_wheels

@@ -92,7 +92,8 @@ def test_a_cached_tcz_that_fails_its_md5_is_evicted(fake_mirror: Mirror, tmp_pat
         files[pkg.name] = dest
     victim = files[ext.packages[0].name]  # type: ignore[attr-defined]
     _damage(victim)
-    b.inputs = lambda: (art, dataclasses.replace(ext, files=files), bundle)  # type: ignore[method-assign]
+    fixed = dataclasses.replace(ext, files=files)  # type: ignore[type-var]
+    b.inputs = lambda: (art, fixed, bundle)  # type: ignore[method-assign]
     with pytest.raises(ChecksumError) as err:
         b.run()
     assert not victim.exists()  # the next run downloads it afresh

@@ -88,7 +88,7 @@ def test_answers_error_under_json_is_error_then_done(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     answers = tmp_path / "a.toml"
-    answers.write_text('version = 1\n[deploy]\nkeep = true\n')
+    answers.write_text("version = 1\n[deploy]\nkeep = true\n")
     assert main(["--answers", str(answers), "--json", "--dry-run"]) == 2
     lines = _json_lines(capsys.readouterr().out)
     assert [x["type"] for x in lines] == ["error", "done"]

@@ -61,7 +61,7 @@ def test_a_backup_others_can_write_is_not_restored(tmp_path: Path) -> None:
     a = _answers(tmp_path)
     planted = _plant(a, "port=0\nlog-dhcp\n")
     os.chmod(planted, 0o666)
-    with pytest.raises(FirecoreError, match="writable by others|owned by"):
+    with pytest.raises(FirecoreError, match=r"writable by others|owned by"):
         restore_backup(a)
     assert Path(a.network.dnsmasq_conf).read_text() == ADMIN
 
@@ -70,4 +70,6 @@ def test_a_good_backup_is_restored(tmp_path: Path) -> None:
     a = _answers(tmp_path)
     _plant(a, "# older\nport=0\nlog-dhcp\n")
     done = restore_backup(a)
-    assert done.changed and Path(a.network.dnsmasq_conf).read_text() == "# older\nport=0\nlog-dhcp\n"
+    assert (
+        done.changed and Path(a.network.dnsmasq_conf).read_text() == "# older\nport=0\nlog-dhcp\n"
+    )

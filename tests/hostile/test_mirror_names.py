@@ -77,11 +77,13 @@ def test_a_hostile_path_never_touches_the_disk_outside_the_cache(
     port, _ = mirror
     cache = tmp_path / "deep" / "er" / "cache"
     evil = REPO + "../../../../../../../escape.tcz.dep"
-    with Downloader([f"http://127.0.0.1:{port}/"], cache, retries=1) as dl:
-        with pytest.raises(DownloadError, match="refusing"):
-            gen = dl.meta_many([evil], missing_ok=True)
-            while True:
-                next(gen)
+    with (
+        Downloader([f"http://127.0.0.1:{port}/"], cache, retries=1) as dl,
+        pytest.raises(DownloadError, match="refusing"),
+    ):
+        gen = dl.meta_many([evil], missing_ok=True)
+        while True:
+            next(gen)
     outside = [p for p in tmp_path.rglob("*") if p.is_file() and cache not in p.parents]
     assert outside == []
 
@@ -94,7 +96,9 @@ def test_listing_links_cannot_smuggle_a_path() -> None:
     entries = parse_listing(page, "http://m/15.x/armhf/releases/RPi/")
     assert [e.name for e in entries] == ["piCore-15.0.0.zip"]
     refs = release_refs(
-        [*entries, type(entries[0])("piCore-16.0.0.zip\n", False)], "armhf", "15.x/armhf/releases/RPi"
+        [*entries, type(entries[0])("piCore-16.0.0.zip\n", False)],
+        "armhf",
+        "15.x/armhf/releases/RPi",
     )
     assert [r.filename for r in refs] == ["piCore-15.0.0.zip"]
 

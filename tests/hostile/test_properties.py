@@ -27,9 +27,7 @@ TEXT = st.one_of(
     st.text(max_size=40),
     st.lists(st.one_of(st.text(max_size=8), _TRICKY), max_size=6).map("".join),
 )
-SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def has_control(text: str) -> bool:
@@ -115,11 +113,7 @@ def _parsers() -> list[tuple[str, argparse.ArgumentParser]]:
     return found
 
 
-ARGS = [
-    (command, option)
-    for command, parser in _parsers()
-    for option, _ in _value_options(parser)
-]
+ARGS = [(command, option) for command, parser in _parsers() for option, _ in _value_options(parser)]
 
 
 @pytest.mark.parametrize(("command", "option"), ARGS, ids=[f"{c} {o}".strip() for c, o in ARGS])

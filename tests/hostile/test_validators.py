@@ -18,9 +18,12 @@ import pytest
 from steps.answers import load_secrets, parse_answers
 from steps.errors import AnswersError
 
-KEY = "ssh-ed25519 " + base64.b64encode(
-    struct.pack(">I", 11) + b"ssh-ed25519" + struct.pack(">I", 32) + bytes(range(32))
-).decode()
+KEY = (
+    "ssh-ed25519 "
+    + base64.b64encode(
+        struct.pack(">I", 11) + b"ssh-ed25519" + struct.pack(">I", 32) + bytes(range(32))
+    ).decode()
+)
 
 
 def _nest(key: str, value: Any) -> dict[str, Any]:
@@ -65,7 +68,7 @@ def _with_newline(value: Any) -> Any:
     if isinstance(value, list):
         return [_with_newline(value[0]), *value[1:]]
     key, inner = next(iter(value.items()))
-    return {key: inner if isinstance(inner, dict) else inner} | {key + "\n": inner}
+    return {**value, key + "\n": inner}
 
 
 @pytest.mark.parametrize(("key", "value"), STRING_KEYS, ids=[k for k, _ in STRING_KEYS])
@@ -95,7 +98,7 @@ def test_control_characters_are_refused_in_values_and_in_key_names(key: str, val
     data = _nest(key, value)
     if key == "deploy.devices":
         data["deploy"]["profiles"] = {"lab": {}}
-    with pytest.raises(AnswersError, match="control character|is not"):
+    with pytest.raises(AnswersError, match=r"control character|is not"):
         parse_answers(data)
 
 

@@ -32,8 +32,8 @@ from steps.answers_toml import dump_answers
 from steps.base import StepContext
 from steps.host import tftproot
 from steps.wire.virtualpi import BootOptions, BootReport, VirtualPi
-from tests.support import json_lines
 from tests.conftest import needs_root
+from tests.support import json_lines
 from tests.support.boot_tree import make_build
 from tests.support.lab import Host, Lab
 from tests.support.netboot_lab import BootLan, boot_lan, in_netns

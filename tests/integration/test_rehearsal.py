@@ -6,7 +6,6 @@ itself, the virtual Pi in a third one, the deployed TFTP root on this host's fil
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -24,8 +23,8 @@ from steps.errors import StepError, UsageError
 from steps.events import Result
 from steps.selftest import SelftestStep
 from steps.wire.virtualpi import BootOptions
-from tests.support import json_lines
 from tests.conftest import ROOT, needs_root
+from tests.support import json_lines
 from tests.support.boot_tree import make_build
 from tests.support.lab import Lab
 

@@ -1,7 +1,7 @@
 """Helpers shared by the tests: fixture mirrors, namespace labs, boot trees, wheels."""
 
 
-def json_lines(stdout: str) -> list[dict]:  # type: ignore[type-arg]
+def json_lines(stdout: str) -> list[dict]:
     """The JSON lines of a ``--json`` command, checked to end with ``done``, without it."""
     import json
 

@@ -198,7 +198,10 @@ async def test_app_fields_checks_and_the_token_goes_to_a_0600_file(
         assert "app.port: Input should be greater than or equal to 1024" in _reason(app)
         app.screen.query_one("#field-app-port", AnswerField).set_text("8080")
         keys = app.screen.query_one("#field-app-ssh-authorized-keys", AnswerField)
-        keys.set_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP1MmLxuAyRA0X7Oeqjlg43oYao6r1xYdBvheitzVYVZ tc@laptop")
+        keys.set_text(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP1MmLxuAyRA0X7Oeqjlg43oYao6r1xYdBvheitzVYVZ"
+            " tc@laptop"
+        )
         secrets = tmp_path / "firecore.secrets.toml"
         app.screen.query_one("#token", Input).value = "s3cret"
         app.screen.query_one("#field-app-secrets-file", AnswerField).set_text(str(secrets))

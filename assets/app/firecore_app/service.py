@@ -61,7 +61,9 @@ def create_app(settings: Settings, *, status_page_at_root: bool = True) -> FastA
         if presented is None:
             presented = request.query_params.get("token")
         protected = bool(settings.token_sha256 or settings.token_pubkey)
-        if protected and not (settings.token_sha256 and auth.allowed(settings.token_sha256, presented)):
+        if protected and not (
+            settings.token_sha256 and auth.allowed(settings.token_sha256, presented)
+        ):
             raise HTTPException(
                 status_code=401,
                 detail="a valid bearer token is required (Authorization: Bearer <token>)",

@@ -147,7 +147,7 @@ def message(nonce: str, method: str, path: str, serial: str, build_id: str) -> b
 def header(seed: bytes, nonce: str, method: str, path: str, serial: str, build_id: str) -> str:
     """The ``Authorization`` header value for one request."""
     sig = sign(seed, message(nonce, method, path, serial, build_id)).hex()
-    return "{} nonce={},sig={}".format(SCHEME, nonce, sig)
+    return f"{SCHEME} nonce={nonce},sig={sig}"
 
 
 def parse_header(value: Optional[str]) -> Optional[Tuple[str, bytes]]:

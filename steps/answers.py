@@ -379,9 +379,11 @@ class NetworkAnswers(_Model):
     """Stop before installing anything when preflight finds an error (a second proxy, a port
     taken, dnsmasq missing); false: report it and go on."""
     dnsmasq_extra: list[str] = Field(default_factory=list)
-    """Extra dnsmasq option lines appended to the generated config, for example
-    "tftp-single-port" or "tftp-mtu=1400"; options the generator owns (port, interface,
-    dhcp-range …) are refused."""
+    """Extra dnsmasq option lines appended to the generated config, from an allow-list of
+    tuning options: tftp-single-port, tftp-mtu=1400, tftp-max=N, tftp-port-range=A,B,
+    tftp-no-blocksize, tftp-lowercase, tftp-secure, log-dhcp, quiet-dhcp, quiet-tftp, log-async,
+    dhcp-reply-delay; anything else is refused (nothing that runs a program or serves
+    addresses)."""
 
     @field_validator("interface")
     @classmethod

@@ -66,8 +66,8 @@ SECRET_PATTERNS = (
     "*.secrets.toml", "secrets.toml", "secrets.json", "secrets.yaml", "secrets.yml",
 )  # fmt: skip
 _MODULE = (
-    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_]"
-    r"[A-Za-z0-9_]*)*)?$"
+    r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_]"
+    r"[A-Za-z0-9_]*)*)?"
 )
 
 Mode = Literal["bundled", "module", "run"]
@@ -240,7 +240,7 @@ def find_entry(root: Path, env: Mapping[str, str]) -> EntryPoint:
     """
     explicit = env.get("FIRECORE_APP_MODULE", "").strip()
     if explicit:
-        if not re.match(_MODULE, explicit):
+        if not re.fullmatch(_MODULE, explicit):
             raise AnswersError(
                 "app.env.FIRECORE_APP_MODULE",
                 f"{explicit!r} is not module:attribute",

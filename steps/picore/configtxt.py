@@ -56,10 +56,10 @@ MAX_LINE = 98
 NETBOOT_READ_LIMIT = 4096
 
 _LINE = re.compile(r"([^\r\n]*)(\r\n|\n|\r|$)")
-_SETTING = re.compile(r"^\s*([A-Za-z0-9_]+)(\s*=\s*|\s+)(.*?)\s*$")
-_FILELIST = re.compile(r"^(\s*(?:initramfs|ramfsfile)(?:\s*=\s*|\s+))(\S+)(.*)$", re.IGNORECASE)
-_MODULES = re.compile(r"^modules-(.+)\.gz$")
-_DASHED_KERNEL = re.compile(r"^kernel-(\d+\.\d+\.\d+.*)\.img$")
+_SETTING = re.compile(r"\s*([A-Za-z0-9_]+)(\s*=\s*|\s+)(.*?)\s*")
+_FILELIST = re.compile(r"(\s*(?:initramfs|ramfsfile)(?:\s*=\s*|\s+))(\S+)(.*)", re.IGNORECASE)
+_MODULES = re.compile(r"modules-([^\s/]+)\.gz")  # fullmatch: names from the release image
+_DASHED_KERNEL = re.compile(r"kernel-(\d+\.\d+\.\d+[^\s/]*)\.img")
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class Line:
         s = self.stripped
         if not s or s.startswith("#") or self.filter is not None:
             return None
-        m = _SETTING.match(s)
+        m = _SETTING.fullmatch(s)
         if m is None:
             return None
         return m.group(1).lower(), m.group(3)
@@ -125,7 +125,7 @@ class BoardBoot:
     @property
     def modules(self) -> str | None:
         """The modules-<release>.gz file among the initramfs files, if any."""
-        return next((f for f in self.initramfs if _MODULES.match(f)), None)
+        return next((f for f in self.initramfs if _MODULES.fullmatch(f)), None)
 
 
 def _split_lines(text: str) -> list[Line]:
@@ -149,10 +149,10 @@ def _filter_type(name: str) -> str:
 def kernel_release_from(initramfs: Sequence[str], kernel: str) -> str | None:
     """The kernel release named by a modules-<release>.gz file, else by kernel-<release>.img."""
     for name in initramfs:
-        m = _MODULES.match(name)
+        m = _MODULES.fullmatch(name)
         if m:
             return m.group(1)
-    m = _DASHED_KERNEL.match(kernel)
+    m = _DASHED_KERNEL.fullmatch(kernel)
     return m.group(1) if m else None
 
 
@@ -378,7 +378,7 @@ class ConfigTxt:
             )
         lines = list(self.lines)
         for i in indexes:
-            m = _FILELIST.match(lines[i].text)
+            m = _FILELIST.fullmatch(lines[i].text)
             assert m is not None
             files = m.group(2).split(",")
             if name in files:

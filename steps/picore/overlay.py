@@ -353,7 +353,7 @@ def add_builtin(ov: Overlay, extset: ExtensionSet) -> None:
     ov.add_file(f"{BUILTIN}/onboot.lst", 0o644, data=onboot.encode(), origin="extensions")
 
 
-_LS = re.compile(r"^(\S{10})\s+(\d+)/(\d+)\s+(?:\d+|\d+,\s*\d+)\s+\d{4}-\d\d-\d\d \d\d:\d\d (.*)$")
+_LS = re.compile(r"(\S{10})\s+(\d+)/(\d+)\s+(?:\d+|\d+,\s*\d+)\s+\d{4}-\d\d-\d\d \d\d:\d\d (.*)")
 
 
 def _parse_perm(text: str) -> int:
@@ -401,7 +401,7 @@ def squashfs_listing(tcz: Path, cancel: threading.Event | None) -> dict[str, tup
     out = proc.run("unsquashfs", "-lln", "-d", "", tcz, cancel=cancel).text
     meta: dict[str, tuple[int, int, int]] = {}
     for line in out.splitlines():
-        m = _LS.match(line)
+        m = _LS.fullmatch(line)
         if not m:
             continue
         perm, uid, gid, name = m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)

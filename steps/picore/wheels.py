@@ -59,7 +59,7 @@ from steps.picore import elf
 GLIBC_FLOOR = (2, 17)
 #: Boards with an ARMv6 CPU (BCM2835): Pi Zero / Zero W and Pi 1.
 ARMV6_BOARDS = frozenset({"pi0", "pi1"})
-_PYTHON_TCZ = re.compile(r"^python(3)\.(\d+)\.tcz$")
+_PYTHON_TCZ = re.compile(r"python(3)\.(\d+)\.tcz")
 _NO_MATCH = re.compile(
     r"(?:No matching distribution found for|Could not find a version that satisfies the "
     r"requirement)\s+(\S+)"
@@ -143,7 +143,7 @@ def python_version(extensions: ExtensionSet) -> str:
     found: list[tuple[bool, int, int, str]] = []
     names = {p.name for p in extensions.packages} | set(extensions.requested)
     for name in names:
-        m = _PYTHON_TCZ.match(name)
+        m = _PYTHON_TCZ.fullmatch(name)
         if m:
             major, minor = int(m.group(1)), int(m.group(2))
             found.append((name in extensions.requested, major, minor, f"{major}.{minor}"))

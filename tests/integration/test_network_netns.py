@@ -301,15 +301,18 @@ def test_address_change_is_detected_and_regenerated_with_backup_and_restore(
 
     # dnsmasq --test rejects an option: its own message, nothing installed
     bad = make_answers(
-        served_tmp, dnsmasq_service="none", probe_seconds=0, dnsmasq_extra=["tftp-fancy=1"]
+        served_tmp,
+        dnsmasq_service="none",
+        probe_seconds=0,
+        dnsmasq_extra=["tftp-port-range=70000,70001"],  # allowed shape, refused by dnsmasq
     )
     current = conf.read_text()
     rejected = cli(srv, "dnsmasq", "apply", "--answers", str(bad))
     assert rejected.returncode == 1
-    assert "`dnsmasq --test` rejected the generated config: dnsmasq: bad option at line" in (
+    assert "`dnsmasq --test` rejected the generated config: dnsmasq: bad port range at" in (
         rejected.stderr
     )
-    assert "'tftp-fancy=1'" in rejected.stderr
+    assert "'tftp-port-range=70000,70001'" in rejected.stderr
     assert conf.read_text() == current
 
     restored = cli(srv, "dnsmasq", "restore", "--json", "--answers", str(answers))

@@ -10,9 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from steps.fetch.listing import parse_listing
 from steps.fetch.mirror import release_refs
 from steps.picore.deps import parse_dep
 from steps.picore.tcz import parse_info_lst, parse_sizelist
+from tests.hostile.conftest import serving
 
 REPO = "15.x/armhf/tcz/"
 PAYLOAD = b"a tcz's bytes"
@@ -52,13 +52,8 @@ class _Mirror(BaseHTTPRequestHandler):
 @pytest.fixture
 def mirror() -> Iterator[tuple[int, type[_Mirror]]]:
     handler = type("M", (_Mirror,), {"files": {}, "seen": [], "auth": None})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_address[1], handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as port:
+        yield port, handler
 
 
 def test_dep_lines_that_are_not_extension_names_are_dropped() -> None:

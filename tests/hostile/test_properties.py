@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from steps.answers import Answers, Profile, parse_answers
 from steps.errors import UsageError
+from tests.hostile.conftest import nest
 from wizard.cli import SUBCOMMANDS, _main_parser, _sub_parser, main
 
 # text biased towards the characters that break things: newlines, escapes, quotes, '#', '..'
@@ -60,16 +61,6 @@ def _value_for(ann: Any) -> st.SearchStrategy[Any]:
     return TEXT  # a string into a bool, int, float or Literal key too
 
 
-def _nest(key: str, value: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"version": 1}
-    node = data
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return data
-
-
 def _strings(obj: Any) -> list[str]:
     if isinstance(obj, str):
         return [obj]
@@ -88,7 +79,7 @@ def test_every_answers_key_refuses_cleanly_or_accepts_no_control_character(
 ) -> None:
     value = data.draw(_value_for(ann))
     try:
-        answers = parse_answers(_nest(key, value))
+        answers = parse_answers(nest(key, value))
     except UsageError as exc:  # AnswersError is one; it names the key
         assert exc.message
         return

@@ -14,7 +14,7 @@ import subprocess
 import threading
 import warnings
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from firecore_app import service
 from firecore_app.settings import Settings
 
 from steps.status import Announcement, describe, poll, table
+from tests.hostile.conftest import serving
 from tests.support.pifiles import pi_files
 
 TOKEN = "hostile-test-token"
@@ -59,13 +60,8 @@ class _Stranger(BaseHTTPRequestHandler):
 @pytest.fixture
 def stranger() -> Iterator[tuple[int, type[_Stranger]]]:
     handler = type("Stranger", (_Stranger,), {"seen": [], "body": {"status": "ok"}})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_address[1], handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as port:
+        yield port, handler
 
 
 def _ann(port: int, props: dict[str, str] | None = None) -> Announcement:

@@ -17,6 +17,7 @@ import pytest
 
 from steps.answers import load_secrets, parse_answers
 from steps.errors import AnswersError
+from tests.hostile.conftest import nest
 
 KEY = (
     "ssh-ed25519 "
@@ -24,16 +25,6 @@ KEY = (
         struct.pack(">I", 11) + b"ssh-ed25519" + struct.pack(">I", 32) + bytes(range(32))
     ).decode()
 )
-
-
-def _nest(key: str, value: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"version": 1}
-    node = data
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return data
 
 
 #: (key path, a valid value, how to add a trailing newline to it)
@@ -75,9 +66,9 @@ def _with_newline(value: Any) -> Any:
 def test_each_key_accepts_its_value_and_refuses_it_with_a_trailing_newline(
     key: str, value: Any
 ) -> None:
-    parse_answers(_nest(key, value))
+    parse_answers(nest(key, value))
     with pytest.raises(AnswersError) as err:
-        parse_answers(_nest(key, _with_newline(value)))
+        parse_answers(nest(key, _with_newline(value)))
     assert err.value.key.startswith(key), err.value
 
 
@@ -95,7 +86,7 @@ def test_each_key_accepts_its_value_and_refuses_it_with_a_trailing_newline(
     ],
 )
 def test_control_characters_are_refused_in_values_and_in_key_names(key: str, value: Any) -> None:
-    data = _nest(key, value)
+    data = nest(key, value)
     if key == "deploy.devices":
         data["deploy"]["profiles"] = {"lab": {}}
     with pytest.raises(AnswersError, match=r"control character|is not"):
@@ -115,15 +106,15 @@ def test_control_characters_are_refused_in_values_and_in_key_names(key: str, val
 )
 def test_types_are_strict(key: str, value: Any, fix: str) -> None:
     with pytest.raises(AnswersError) as err:
-        parse_answers(_nest(key, value))
+        parse_answers(nest(key, value))
     assert err.value.key == key
     assert fix in err.value.fix
 
 
 def test_numbers_still_load_as_numbers() -> None:
-    a = parse_answers(_nest("network.probe_seconds", 2))
+    a = parse_answers(nest("network.probe_seconds", 2))
     assert a.network.probe_seconds == 2.0
-    assert parse_answers(_nest("app.port", 8080)).app.port == 8080
+    assert parse_answers(nest("app.port", 8080)).app.port == 8080
 
 
 @pytest.mark.parametrize(
@@ -142,7 +133,7 @@ def test_numbers_still_load_as_numbers() -> None:
 )
 def test_dnsmasq_extra_is_an_allow_list(line: str) -> None:
     with pytest.raises(AnswersError) as err:
-        parse_answers(_nest("network.dnsmasq_extra", [line]))
+        parse_answers(nest("network.dnsmasq_extra", [line]))
     assert err.value.key.startswith("network.dnsmasq_extra")
 
 
@@ -150,7 +141,7 @@ def test_dnsmasq_extra_is_an_allow_list(line: str) -> None:
     "line", ["tftp-single-port", "tftp-mtu=1400", "tftp-port-range=40000,40100", "log-async"]
 )
 def test_dnsmasq_extra_allows_tuning(line: str) -> None:
-    parse_answers(_nest("network.dnsmasq_extra", [line]))
+    parse_answers(nest("network.dnsmasq_extra", [line]))
 
 
 @pytest.mark.parametrize(
@@ -169,12 +160,12 @@ def test_dnsmasq_extra_allows_tuning(line: str) -> None:
 )
 def test_ssh_keys_are_parsed_not_prefix_checked(key: str) -> None:
     with pytest.raises(AnswersError) as err:
-        parse_answers(_nest("app.ssh_authorized_keys", [key]))
+        parse_answers(nest("app.ssh_authorized_keys", [key]))
     assert err.value.key.startswith("app.ssh_authorized_keys")
 
 
 def test_a_real_key_with_a_comment_is_accepted() -> None:
-    a = parse_answers(_nest("app.ssh_authorized_keys", [KEY + " tc@my laptop"]))
+    a = parse_answers(nest("app.ssh_authorized_keys", [KEY + " tc@my laptop"]))
     assert a.app.ssh_authorized_keys == [KEY + " tc@my laptop"]
 
 
@@ -207,6 +198,6 @@ def test_secrets_file_that_is_a_directory_is_an_answers_error(tmp_path: Path) ->
 
 def test_200000_extension_names_are_de_duplicated_in_linear_time() -> None:
     names = [f"ext{i % 100000}.tcz" for i in range(200_000)]
-    a = parse_answers(_nest("extensions.names", names))
+    a = parse_answers(nest("extensions.names", names))
     assert len(a.extensions.names) == 100_000
     assert a.extensions.names[:2] == ["ext0.tcz", "ext1.tcz"]

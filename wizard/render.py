@@ -28,7 +28,7 @@ def reset_json() -> None:
     _last_json[0] = None
 
 
-def note_json(obj: dict[str, Any]) -> None:
+def note_json(obj: Mapping[str, Any]) -> None:
     """Remember the type of the JSON line just written to stdout (``done`` must be last)."""
     _last_json[0] = str(obj.get("type"))
 

@@ -48,6 +48,11 @@ def printable(text: object, limit: int = 0) -> str:
     return s
 
 
+def printable_lines(text: str) -> str:
+    """``printable`` for text that may span lines: each line made safe, the newlines kept."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
 def redact_url(url: str) -> str:
     """``url`` without its user name and password (``http://u:p@host/x`` → ``http://host/x``)."""
     try:

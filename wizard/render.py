@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from steps.errors import FirecoreError
 from steps.events import Event, LogLine, Planned, Progress, Result, log_text, plan_text, to_json
-from steps.textsafe import printable
+from steps.textsafe import printable, printable_lines
 from steps.units import human_size
 
 _last_json: list[str | None] = [None]
@@ -144,12 +144,12 @@ class Renderer:
     # Every line goes through printable(): text from the network (a mirror's names, an HTTP
     # body) must not reach the terminal with its escape sequences.
     def line(self, text: str) -> None:
-        self.err.write(printable(text) + "\n")
+        self.err.write(printable_lines(text) + "\n")
         self.err.flush()
 
     def data(self, text: str) -> None:
         if not self.json_lines and text:
-            self.out.write(printable(text) + "\n")
+            self.out.write(printable_lines(text) + "\n")
             self.out.flush()
 
 
@@ -196,12 +196,12 @@ class RichRenderer(Renderer):
 
     def line(self, text: str) -> None:
         # soft_wrap: the terminal wraps long lines; rich would cut them with newlines of its own
-        self.console.print(printable(text), markup=False, highlight=False, soft_wrap=True)
+        self.console.print(printable_lines(text), markup=False, highlight=False, soft_wrap=True)
 
     def data(self, text: str) -> None:
         # stdout on the same terminal: print above the live bars instead of through them
         if not self.json_lines and text and self.out.isatty():
-            self.console.print(printable(text), markup=False, highlight=False, soft_wrap=True)
+            self.console.print(printable_lines(text), markup=False, highlight=False, soft_wrap=True)
         else:
             super().data(text)
 

@@ -79,7 +79,7 @@ def read_system(archives: Iterable[Path]) -> SystemLibraries:
             names.add(base)
             if base == "libc.so.6":
                 libc[folder] = entry
-            elif _NAMED.match(base) and entry.is_file:
+            elif _NAMED.fullmatch(base) and entry.is_file:
                 files[name] = entry.data
     glibc: tuple[int, int] | None = None
     for folder in LIBRARY_DIRS:

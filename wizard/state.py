@@ -27,7 +27,15 @@ from steps.base import Results
 from steps.errors import AnswersError, UsageError
 
 #: The answers sections, in file order.
-SECTIONS: tuple[str, ...] = ("release", "extensions", "app", "build", "network", "deploy")
+SECTIONS: tuple[str, ...] = (
+    "release",
+    "extensions",
+    "app",
+    "build",
+    "network",
+    "prepare",
+    "deploy",
+)
 
 
 def get_key(answers: Answers, key: str) -> Any:

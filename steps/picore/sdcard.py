@@ -16,6 +16,7 @@ only when complete, so a failure or Ctrl-C leaves no partial image.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -81,6 +82,16 @@ class CardImage:
             "partition_offset": self.partition_offset,
             "files": self.files,
         }
+
+
+def image_name(build_id: str) -> str:
+    """The SD image of a build: ``firecore-<build id>.img``, beside the boot tree."""
+    return f"firecore-{build_id}.img"
+
+
+def is_image_name(name: str) -> bool:
+    """True for a name ``image_name`` makes (so only our own images are ever removed)."""
+    return bool(re.fullmatch(r"firecore-[0-9a-f]{12}\.img", name))
 
 
 def geometry(sizes: Iterable[int], count_dirs: int = 0) -> tuple[int, int]:

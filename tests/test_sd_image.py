@@ -20,7 +20,7 @@ def build(mirror: Mirror, tmp: Path) -> Build:
     return b
 
 
-def manifest(b: Build) -> dict:  # type: ignore[type-arg]
+def manifest(b: Build) -> dict:
     return json.loads((b.out / "manifest.json").read_text())  # type: ignore[no-any-return]
 
 

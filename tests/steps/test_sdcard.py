@@ -15,7 +15,7 @@ from steps.picore.sdcard import START_SECTOR, CardFile, CardImage, geometry, wri
 from tests.support.cards import fsck_partition, read_back
 
 
-def run(gen):  # type: ignore[no-untyped-def]
+def run(gen):
     events = []
     while True:
         try:

@@ -522,50 +522,11 @@ class RemasterStep:
     def _sd_image(
         self, ctx: StepContext, out: Path, previous: str = ""
     ) -> Generator[Event, None, Path | None]:
-        """``build.sd_image``: the tree as an SD-card image beside it, recorded in the manifest.
-
-        The image holds every file the manifest lists (not manifest.json, which records the
-        image), with the build's own timestamp and the build id as disk id and volume serial:
-        the same build gives the same bytes. Written after the tree is in place; the manifest
-        names the image only once it is complete, and the previous build's image is removed
-        only then (``previous``: its file name, from the manifest this build replaced).
-        """
+        """``build.sd_image``: the tree as an SD-card image beside it (``sdcard.tree_image``)."""
         if not ctx.answers.build.sd_image:
             return None
-        manifest = _read_manifest(out)
-        if manifest is None:  # pragma: no cover - the tree was just written or verified
-            raise RemasterError(f"{out / MANIFEST} is missing", fix="build again")
-        build_id = str(manifest["build_id"])
-        dest = out.parent / sdcard.image_name(build_id)
-        recorded = manifest.get("sd_image") or {}
-        if recorded.get("file") == dest.name and _same_file(
-            dest, int(recorded.get("size", -1)), str(recorded.get("sha256"))
-        ):
-            yield LogLine(NAME, f"SD image {dest} is up to date")
-            return dest
-        files = [sdcard.CardFile(rel, source=out / rel) for rel in sorted(manifest["files"])]
-        card = yield from sdcard.write_card(
-            NAME,
-            files,
-            dest,
-            label="FIRECORE",
-            serial=int(build_id[:8], 16),
-            mtime=int(manifest.get("built", 0)),
-            dirs=_list_dirs(out),
-            cancel=ctx.cancel,
-        )
-        manifest["sd_image"] = {
-            "file": dest.name,
-            "sha256": card.sha256,
-            "size": card.size,
-            "partition_offset": card.partition_offset,
-        }
-        atomic_write(out / MANIFEST, overlay.json_bytes(manifest))
-        old = previous or str(recorded.get("file", ""))
-        if old and old != dest.name and sdcard.is_image_name(old):
-            (out.parent / old).unlink(missing_ok=True)
-        yield LogLine(NAME, f"SD image {dest} ({card.size / 1e6:.0f} MB, sha256 {card.sha256})")
-        return dest
+        card = yield from sdcard.tree_image(NAME, out, previous=previous, cancel=ctx.cancel)
+        return card
 
     def _finish(
         self, ctx: StepContext, done: _Done, *, changed: bool, sd_image: Path | None = None

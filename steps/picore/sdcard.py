@@ -15,6 +15,7 @@ only when complete, so a failure or Ctrl-C leaves no partial image.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -27,8 +28,9 @@ from typing import Any
 
 from steps import proc
 from steps.errors import CommandError, StepError
-from steps.events import Event, Progress
-from steps.fsutil import disk_error, sha256_file
+from steps.events import Event, LogLine, Progress
+from steps.fsutil import atomic_write, disk_error, sha256_file
+from steps.picore.overlay import json_bytes
 
 SECTOR = 512
 #: First sector of the partition: 4 MiB, where piCore and Raspberry Pi OS images start theirs.
@@ -265,3 +267,88 @@ def _source(work: Path, item: CardFile) -> str:
         assert item.source is not None
         shutil.copyfile(item.source, staged)
     return str(staged)
+
+
+# ---------------------------------------------------------------------- the built tree as a card
+
+#: The remaster step's manifest (the keys read here: files, build_id, built, sd_image).
+MANIFEST = "manifest.json"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _intact(path: Path, size: int, sha256: str) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size == size and sha256_file(path) == sha256
+    except OSError:
+        return False
+
+
+def tree_image(
+    step: str,
+    tree: Path,
+    *,
+    previous: str = "",
+    cancel: threading.Event | None = None,
+) -> Generator[Event, None, Path]:
+    """The built boot tree as an SD-card image beside it, recorded in the tree's manifest.
+
+    The image holds every file the manifest lists (not manifest.json itself, which records the
+    image), with the build's own timestamp (``built``) and the build id as disk identifier and
+    volume serial: the same build gives the same bytes. An image the manifest already records
+    and that is intact is kept. The manifest names the image only once it is complete; the
+    previous build's image (``previous``, or the one the manifest recorded) is removed only
+    then, and only if it has a name this module makes.
+
+    Raises:
+        StepError: ``tree`` holds no build (no manifest); writing failed.
+    """
+    manifest = _read_json(tree / MANIFEST)
+    if manifest is None or "build_id" not in manifest or "files" not in manifest:
+        raise StepError(
+            f"{tree} holds no finished build (no {MANIFEST})",
+            fix="build first: firecore-wizard --answers FILE (or the wizard's Build screen)",
+        )
+    build_id = str(manifest["build_id"])
+    dest = tree.parent / image_name(build_id)
+    recorded = manifest.get("sd_image") or {}
+    if recorded.get("file") == dest.name and _intact(
+        dest, int(recorded.get("size", -1)), str(recorded.get("sha256"))
+    ):
+        yield LogLine(step, f"SD image {dest} is up to date")
+        return dest
+    files = [CardFile(rel, source=tree / rel) for rel in sorted(manifest["files"])]
+    dirs = sorted(
+        p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_dir() and not p.is_symlink()
+    )
+    card = yield from write_card(
+        step,
+        files,
+        dest,
+        label="FIRECORE",
+        serial=int(build_id[:8], 16),
+        mtime=int(manifest.get("built", 0)),
+        dirs=dirs,
+        cancel=cancel,
+    )
+    manifest["sd_image"] = {
+        "file": dest.name,
+        "sha256": card.sha256,
+        "size": card.size,
+        "partition_offset": card.partition_offset,
+    }
+    try:
+        atomic_write(tree / MANIFEST, json_bytes(manifest))
+    except OSError as exc:
+        raise disk_error(tree / MANIFEST, exc) from None
+    old = previous or str(recorded.get("file", ""))
+    if old and old != dest.name and is_image_name(old):
+        (tree.parent / old).unlink(missing_ok=True)
+    yield LogLine(step, f"SD image {dest} ({card.size / 1e6:.0f} MB, sha256 {card.sha256})")
+    return dest

@@ -83,7 +83,7 @@ def test_damaged_images_are_named() -> None:
     with pytest.raises(EepromError, match="no section header at byte 0x0"):
         EepromImage(bytes(data), "x.bin")
     no_conf = make_image("2711").replace(b"bootconf.txt", b"bootconf.bak")
-    with pytest.raises(EepromError, match="no bootconf.txt"):
+    with pytest.raises(EepromError, match=r"no bootconf\.txt"):
         EepromImage(no_conf).config()
 
 

@@ -19,7 +19,7 @@ from steps.demo.server import Corrupt, MirrorServer
 from steps.errors import AnswersError, ChecksumError, DownloadError
 
 
-def drain(gen):  # type: ignore[no-untyped-def]
+def drain(gen):
     events = []
     while True:
         try:
@@ -132,7 +132,7 @@ def test_settings_follow_config_txt_rules() -> None:
         ),
     ],
 )
-def test_netboot_settings_from_answers(answers: dict, expected: dict) -> None:  # type: ignore[type-arg]
+def test_netboot_settings_from_answers(answers: dict, expected: dict) -> None:
     assert bootconf.netboot_settings(PrepareAnswers(**answers)) == expected
 
 

@@ -188,6 +188,9 @@ def test_loop_devices_too_small_or_too_large(
     err = capsys.readouterr().err
     assert "use a larger card" in err and "larger than a card would be" in err
     assert main(["write-image", str(image), "--device", str(huge.device), "--yes", "--force"]) == 0
-    assert main(
-        ["write-image", str(image), "--device", str(huge.device), "--yes", "--max-size", "400"]
-    ) == 0
+    assert (
+        main(
+            ["write-image", str(image), "--device", str(huge.device), "--yes", "--max-size", "400"]
+        )
+        == 0
+    )

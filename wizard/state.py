@@ -96,6 +96,8 @@ class PiSeen:
     """True: runs the deployed build; False: an older one; None: nothing deployed to compare."""
     uptime: str = ""
     model: str = ""
+    netboot: str = ""
+    """Network boot as the Pi reports it ("on (OTP 17:3020000a …)", "OFF (…)", "?")."""
 
 
 @dataclass

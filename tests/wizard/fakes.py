@@ -235,6 +235,7 @@ PIS_DATA: list[dict[str, Any]] = [
         "current": True,
         "healthy": True,
         "uptime": 723.0,
+        "netboot_text": "on (booted from the network; BOOT_ORDER=0xf21 includes network (2))",
     },
     {
         "name": "kiosk-1a2b3c4d",
@@ -246,6 +247,7 @@ PIS_DATA: list[dict[str, Any]] = [
         "current": False,
         "healthy": True,
         "uptime": 10904.0,
+        "netboot_text": "on (enabled at the factory (Pi 3B+))",
     },
     {
         "name": "firecore-deadbeef",

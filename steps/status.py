@@ -289,7 +289,8 @@ def poll(
         build = None
     uptime = info.get("uptime", health.get("app_uptime"))
     current = None if deployed is None or build is None else build == deployed
-    nb = info.get("netboot") if isinstance(info.get("netboot"), dict) else {}
+    raw = info.get("netboot")
+    nb: dict[str, Any] = raw if isinstance(raw, dict) else {}
     enabled = nb.get("enabled")
     return PiStatus(
         name=ann.name.removesuffix("." + SERVICE_TYPE),

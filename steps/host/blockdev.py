@@ -243,3 +243,22 @@ def refusals(target: Target, image_size: int, *, max_size: int = DEFAULT_MAX_SIZ
             )
         )
     return out
+
+
+def candidates(sys_root: Path = Path("/sys")) -> list[Target]:
+    """The removable whole disks with a medium (and bound loop devices), for a device picker."""
+    out: list[Target] = []
+    try:
+        names = sorted(p.name for p in (sys_root / "block").iterdir())
+    except OSError:
+        return out
+    for name in names:
+        if name.startswith(("ram", "zram", "dm-", "md", "sr")):
+            continue
+        device = Path("/dev") / name
+        if not device.exists():
+            continue
+        target = inspect(device, sys_root=sys_root)
+        if target.kind in ("disk", "loop") and target.removable and target.size > 0:
+            out.append(target)
+    return out

@@ -120,6 +120,10 @@ class WizardState:
     selftest: list[StageLine] = field(default_factory=list)
     pis: list[PiSeen] = field(default_factory=list)
     saved_to: Path | None = None
+    prepare_model: str = "pi3b"
+    """The model chosen on the Prepare screen."""
+    prepared: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Model → what prepare made for it in this session (``PreparedCard.to_data()``)."""
 
     def try_set(self, key: str, value: Any) -> AnswersError | None:
         """Validate ``key = value`` with the answers-file rules; apply it if valid.

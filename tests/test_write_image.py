@@ -19,6 +19,7 @@ from steps.picore.sdcard import CardFile, write_card
 from steps.write_image import UnsafeTarget, WriteImageStep, check_target
 from tests.conftest import needs_root
 from tests.support.cards import read_back
+from tests.support.generators import drain
 from wizard.cli import main
 
 
@@ -30,12 +31,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
         CardFile("config.txt", data=b"[all]\n"),
         CardFile("kernel.img", data=os.urandom(3 << 20)),
     ]
-    gen = write_card("t", files, tmp / "card.img", label="FIRECORE", serial=5, mtime=0)
-    while True:
-        try:
-            next(gen)
-        except StopIteration:
-            break
+    drain(write_card("t", files, tmp / "card.img", label="FIRECORE", serial=5, mtime=0))
     return tmp / "card.img"
 
 

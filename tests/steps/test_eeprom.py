@@ -17,15 +17,7 @@ from steps.bootloader.firmware import fetch_release, load_catalog, signature
 from steps.demo.eeprom import DEFAULT_CONFIG, make_image, write_release
 from steps.demo.server import Corrupt, MirrorServer
 from steps.errors import AnswersError, ChecksumError, DownloadError
-
-
-def drain(gen):
-    events = []
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            return events, stop.value
+from tests.support.generators import drain
 
 
 def config_span(img: EepromImage) -> tuple[int, int]:

@@ -13,13 +13,12 @@ import pytest
 from steps.answers import default_answers
 from steps.base import StepContext
 from steps.errors import Cancelled
-from steps.events import Progress
+from steps.events import Progress, drive
 from steps.host.blockdev import inspect, refusals
 from steps.picore.sdcard import CardFile, write_card
 from steps.write_image import UnsafeTarget, WriteImageStep, check_target
 from tests.conftest import needs_root
 from tests.support.cards import read_back
-from tests.support.generators import drain
 from wizard.cli import main
 
 
@@ -31,7 +30,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
         CardFile("config.txt", data=b"[all]\n"),
         CardFile("kernel.img", data=os.urandom(3 << 20)),
     ]
-    drain(write_card("t", files, tmp / "card.img", label="FIRECORE", serial=5, mtime=0))
+    drive(write_card("t", files, tmp / "card.img", label="FIRECORE", serial=5, mtime=0))
     return tmp / "card.img"
 
 

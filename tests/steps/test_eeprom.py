@@ -17,7 +17,7 @@ from steps.bootloader.firmware import fetch_release, load_catalog, signature
 from steps.demo.eeprom import DEFAULT_CONFIG, make_image, write_release
 from steps.demo.server import Corrupt, MirrorServer
 from steps.errors import AnswersError, ChecksumError, DownloadError
-from tests.support.generators import drain
+from steps.events import drive
 
 
 def config_span(img: EepromImage) -> tuple[int, int]:
@@ -175,11 +175,11 @@ def repo(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 def test_fetch_from_a_local_copy(repo: tuple[Path, Path], tmp_path: Path) -> None:
     root, catalog = repo
     rel = load_catalog(str(catalog)).release("2711")
-    _, got = drain(fetch_release(rel, [str(root)], tmp_path / "cache", step="t"))
+    got = drive(fetch_release(rel, [str(root)], tmp_path / "cache", step="t"))
     assert got["pieeprom"].read_bytes() == (root / rel.pieeprom.path).read_bytes()
     (root / rel.recovery.path).write_bytes(b"not the pinned file")
     with pytest.raises(ChecksumError, match="sha256"):
-        drain(fetch_release(rel, [str(root)], tmp_path / "cache", step="t"))
+        drive(fetch_release(rel, [str(root)], tmp_path / "cache", step="t"))
 
 
 def test_fetch_over_http_verifies_and_caches(repo: tuple[Path, Path], tmp_path: Path) -> None:
@@ -188,14 +188,14 @@ def test_fetch_over_http_verifies_and_caches(repo: tuple[Path, Path], tmp_path: 
     with MirrorServer(root) as server:
         server.fault("*/pieeprom-*.bin", Corrupt(), repeat_last=True)
         with pytest.raises(ChecksumError):  # a damaged file never reaches a card
-            drain(fetch_release(rel, [server.url], tmp_path / "cache", step="t"))
+            drive(fetch_release(rel, [server.url], tmp_path / "cache", step="t"))
         assert not list((tmp_path / "cache").rglob("pieeprom-*.bin"))
         server.clear_faults()
         server.fault("*/recovery.bin", Corrupt())  # once: the downloader's retry recovers
-        _, got = drain(fetch_release(rel, [server.url], tmp_path / "cache", step="t"))
+        got = drive(fetch_release(rel, [server.url], tmp_path / "cache", step="t"))
         assert hashlib.sha256(got["pieeprom"].read_bytes()).hexdigest() == rel.pieeprom.sha256
         server.reset_counts()
-        _, again = drain(fetch_release(rel, [server.url], tmp_path / "cache", step="t"))
+        again = drive(fetch_release(rel, [server.url], tmp_path / "cache", step="t"))
         assert again == got and server.count() == 0  # the second card needs no network
 
 
@@ -206,7 +206,7 @@ def test_offline_error_says_what_to_download(repo: tuple[Path, Path], tmp_path: 
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/"
     with pytest.raises(DownloadError) as err:
-        drain(fetch_release(rel, [dead, str(tmp_path / "empty")], tmp_path / "cache", step="t"))
+        drive(fetch_release(rel, [dead, str(tmp_path / "empty")], tmp_path / "cache", step="t"))
     assert rel.pieeprom.path in err.value.message
     assert f"{dead}{rel.recovery.path}" in err.value.fix
     assert "prepare.eeprom_mirrors" in err.value.fix and "git clone" in err.value.fix

@@ -9,10 +9,9 @@ from textual.widgets import Button, Checkbox, Input, Select, Static
 
 from steps.answers import Answers
 from steps.artifacts import BuildResult
-from steps.events import Result
+from steps.events import Result, drive
 from steps.picore.sdcard import CardFile, write_card
 from tests.conftest import FakeStep
-from tests.support.generators import drain
 from tests.wizard.conftest import wait_for
 from tests.wizard.fakes import INTERNAL, MOUNTED, PI4_CARD, FakeServices
 from wizard.app import make_app
@@ -65,7 +64,7 @@ async def test_write_dialog_refuses_names_and_writes(
 ) -> None:
     """The real inspection and write step on a file target; fixed devices for the refusals."""
     image = tmp_path / "card.img"
-    drain(write_card("t", [CardFile("a.txt", data=os.urandom(1000))], image, label="X", serial=1,
+    drive(write_card("t", [CardFile("a.txt", data=os.urandom(1000))], image, label="X", serial=1,
                      mtime=0))  # fmt: skip
     services.targets = {"/dev/sdc": MOUNTED, "/dev/sda": INTERNAL}
     app = make_app(wiz_answers, services=services, start="summary")

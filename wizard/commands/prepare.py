@@ -9,12 +9,13 @@ flag (exit 2). Progress goes to stderr; stdout gets what to do with the card (or
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from steps.answers import Answers, default_answers, load_answers, parse_answers
 from steps.bootloader.models import MODEL_KEYS, MODELS, why
 from steps.errors import AnswersError, UsageError
+from steps.prepare import PreparedCard, PrepareStep
+from wizard.render import Renderer, make_renderer
 
 HELP = "make the card that enables network boot on a Pi (per model), or its SD image"
 
@@ -81,44 +82,49 @@ def with_overrides(answers: Answers, args: argparse.Namespace) -> Answers:
         raise
 
 
-def _list() -> int:
+def _list(out: Renderer) -> int:
+    lines: list[str] = []
     for key, info in MODELS.items():
-        sys.stdout.write(f"{key:7} {info.title}: {info.action}\n")
-        sys.stdout.write(f"        {why(info)}\n")
+        lines += [f"{key:7} {info.title}: {info.action}", f"        {why(info)}"]
         if info.note:
-            sys.stdout.write(f"        {info.note}\n")
+            lines.append(f"        {info.note}")
+    models = {k: {"title": i.title, "action": i.action} for k, i in MODELS.items()}
+    out.answer({"models": models}, lines)
     return 0
+
+
+def card_lines(card: PreparedCard) -> list[str]:
+    """What prepare made and what to do with it, for a person."""
+    lines = ["", card.title, f"  {card.why}"]
+    if card.note:
+        lines.append(f"  Note: {card.note}")
+    if card.directory is not None:
+        lines.append(f"  Card files: {card.directory}")
+    if card.image is not None:
+        lines += [f"  Card image: {card.image}", f"  sha256:     {card.sha256}"]
+    lines += [f"  {key}={value}" for key, value in card.settings.items()]
+    lines += ["", "What to do:"]
+    lines += [f"  {n}. {step}" for n, step in enumerate(card.instructions, 1)]
+    lines.append(f"Check: {card.check}")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
     """Make the card; print what to do with it."""
+    from steps.base import StepContext
+    from wizard.headless import run_steps
+
     if args.list:
-        return _list()
+        with make_renderer(json_lines=args.json) as out:
+            return _list(out)
     if not args.model:
         raise UsageError("--model is required", fix=f"choose one of {', '.join(MODEL_KEYS)}")
-    from steps.base import StepContext
-    from steps.prepare import PreparedCard, PrepareStep
-    from wizard.headless import run_steps
-    from wizard.render import make_renderer
-
     answers = load_answers(args.answers) if args.answers else default_answers()
     answers = with_overrides(answers, args)
     ctx = StepContext(answers=answers, dry_run=args.dry_run)
-    code = int(run_steps([PrepareStep(args.model)], ctx, make_renderer(json_lines=args.json)))
+    out = make_renderer(json_lines=args.json)
+    code = int(run_steps([PrepareStep(args.model)], ctx, out))
     card = ctx.results.get(PreparedCard)
     if code == 0 and card is not None and not args.json:
-        out = sys.stdout
-        out.write(f"\n{card.title}\n  {card.why}\n")
-        if card.note:
-            out.write(f"  Note: {card.note}\n")
-        if card.directory is not None:
-            out.write(f"  Card files: {card.directory}\n")
-        if card.image is not None:
-            out.write(f"  Card image: {card.image}\n  sha256:     {card.sha256}\n")
-        for key, value in card.settings.items():
-            out.write(f"  {key}={value}\n")
-        out.write("\nWhat to do:\n")
-        for n, step in enumerate(card.instructions, 1):
-            out.write(f"  {n}. {step}\n")
-        out.write(f"Check: {card.check}\n")
+        out.answer(card.to_data(), card_lines(card))  # --json: the step's result has it all
     return code

@@ -5,9 +5,9 @@ contract in pyproject.toml keeps it so, and ``textual``/``rich``/``wizard`` are 
 
 - **the steps** (this package's top-level modules) — what the wizard and ``--answers`` run, in
   order: ``release``, ``extensions``, ``app``, ``remaster``, ``network``, ``deploy``; and the
-  stand-alone ``selftest``, ``status``, ``prepare`` (the card that makes a Pi netboot-ready) and
-  ``write_image`` (a card image onto an SD card, verified). Each is a thin ``Step`` whose ``run(ctx)`` yields
-  events; ``plan`` lists them for a set of answers.
+  stand-alone ``selftest``, ``status``, ``prepare`` (the card that makes a Pi
+  netboot-ready) and ``write_image`` (a card image onto an SD card, verified). Each is a thin
+  ``Step`` whose ``run(ctx)`` yields events; ``plan`` lists them for a set of answers.
 - ``demo/`` — a realistic fake piCore mirror built with the real tools, and its HTTP server
   (tests and ``--demo``).
 - ``host/`` — the serving machine: what it needs (``hostcheck``), interfaces, firewall,

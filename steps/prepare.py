@@ -94,6 +94,7 @@ class PrepareStep:
 
     def __init__(self, model: str) -> None:
         self.info: ModelInfo = models.model(model)
+        self.warnings: list[str] = []
 
     def run(self, ctx: StepContext) -> Iterator[Event]:
         """Make the card; the Result's data is ``PreparedCard.to_data()``."""
@@ -108,6 +109,8 @@ class PrepareStep:
             card = yield from self._otp_card(ctx)
         else:
             card = yield from self._sd_image(ctx)
+        for warning in self.warnings:
+            yield LogLine(NAME, warning, "warning")
         if card is None:  # dry run
             return
         ctx.results.put(card)
@@ -133,6 +136,14 @@ class PrepareStep:
         )
 
     def _tree(self, ctx: StepContext) -> Path:
+        boards = ctx.answers.release.boards
+        wanted = self.info.boards
+        if wanted and not set(wanted) & set(boards):
+            self.warnings.append(
+                f"release.boards ({', '.join(boards)}) has no {' or '.join(wanted)}: the "
+                f"{self.info.title} boots the card, but kernel-module extensions are not "
+                f"staged for its kernel (add {wanted[0]} and build again)"
+            )
         tree = resolve_path(ctx.answers.build.output)
         if not (tree / sdcard.MANIFEST).is_file():
             raise StepError(

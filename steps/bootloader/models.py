@@ -45,6 +45,9 @@ class ModelInfo:
     """"2711" or "2712" for EEPROM cards."""
     note: str = ""
     """A caveat for this model (e.g. CM4 with eMMC)."""
+    boards: tuple[str, ...] = ()
+    """``release.boards`` families one of which a card with our system needs (otp-card,
+    sd-image)."""
 
 
 _EEPROM_WHY = (
@@ -67,6 +70,7 @@ MODELS: dict[str, ModelInfo] = {
         "card boots your build with that line; its app then reports the OTP row "
         "(17:3020000a = netboot on).",
         note="A Pi 2B v1.2 (BCM2837) is prepared the same way.",
+        boards=("pi3",),
     ),
     "pi3b+": ModelInfo(
         "pi3b+",
@@ -96,13 +100,21 @@ MODELS: dict[str, ModelInfo] = {
         "sd-image",
         _SD_WHY.replace("{extra}", ": BCM2836"),
         note="A Pi 2B v1.2 has the BCM2837 of the Pi 3B and can netboot: use --model pi3b.",
+        boards=("pi2",),
     ),
-    "pi1": ModelInfo("pi1", "Raspberry Pi 1", "sd-image", _SD_WHY.replace("{extra}", ": BCM2835")),
+    "pi1": ModelInfo(
+        "pi1",
+        "Raspberry Pi 1",
+        "sd-image",
+        _SD_WHY.replace("{extra}", ": BCM2835"),
+        boards=("pi1",),
+    ),
     "zero": ModelInfo(
         "zero",
         "Raspberry Pi Zero / Zero W / Zero 2 W",
         "sd-image",
         _SD_WHY.replace("{extra}", ", and no Ethernet port"),
+        boards=("pi0", "pi02"),
     ),
 }
 MODEL_KEYS: tuple[str, ...] = tuple(MODELS)

@@ -134,9 +134,13 @@ class WriteImageStep:
         try:
             fd = os.open(self.device, flags, 0o644)
         except OSError as exc:
+            fix = (
+                "check the path: its directory must exist and be writable"
+                if target.kind == "file"
+                else "unmount it / close what uses it, and run as root for a device (sudo)"
+            )
             raise StepError(
-                f"cannot open {self.device} for writing: {exc.strerror}",
-                fix="unmount it / close what uses it, and run as root for a device (sudo)",
+                f"cannot open {self.device} for writing: {exc.strerror}", fix=fix
             ) from None
         sha = hashlib.sha256()
         done = 0

@@ -73,6 +73,15 @@ def test_refuses_what_is_not_a_disk(image: Path, device: str, match: str) -> Non
     assert main(["write-image", str(image), "--device", device, "--yes"]) == 2
 
 
+def test_a_target_that_cannot_be_opened_is_a_clear_step_failure(
+    image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "no-such-dir" / "out.img"
+    assert main(["write-image", str(image), "--device", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot open {target} for writing" in err and "directory must exist" in err
+
+
 def test_bad_usage(image: Path, tmp_path: Path) -> None:
     assert main(["write-image", str(tmp_path / "none.img"), "--device", "/dev/null"]) == 2
     assert main(["write-image", str(image), "--device", str(image), "--yes"]) == 2

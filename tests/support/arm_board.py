@@ -8,10 +8,12 @@ modules) and the stand-in boot scripts (tests/data/armboard/: piCore's /init and
 tc-config). overlay.gz goes last and unchanged, exactly as config.txt orders it.
 
 Networking is qemu's user mode (slirp) with ``restrict=on``: the guest gets 10.0.2.15 from
-qemu's DHCP server and can reach nothing outside; the host reaches the app through a TCP port
-forward and the announcer through a UDP port forward to 5353 (a unicast mDNS query). slirp does
-not carry multicast to the host, so the guest's own mDNS announcements are read from a pcap of
-its NIC (qemu's filter-dump). qemu is stopped by PID when the test ends.
+qemu's DHCP server and can reach nothing outside (so its multicast never leaves the emulator).
+What that network allows: TCP port forwards both ways (the host reaches the app); UDP forwards
+into the guest only (an mDNS query reaches the announcer, whose unicast answer slirp then drops);
+no multicast to the host. So the guest's mDNS traffic — its announcements to 224.0.0.251 and its
+answers — is read from a pcap of its NIC (qemu's filter-dump). qemu is stopped by PID when the
+test ends.
 """
 
 from __future__ import annotations
@@ -156,7 +158,7 @@ class Board:
 
     def wait_for(self, what: str, probe: Callable[[], T | None], bound: float) -> T:
         """Poll ``probe`` until it returns a value; BootFailed with the console tail if qemu
-        exits or ``bound`` seconds (since power-on) pass first."""
+        exits first or the board has been on for ``bound`` seconds."""
         while True:
             got = probe()
             if got is not None:
@@ -180,16 +182,12 @@ class Board:
         except (OSError, ValueError):
             return None  # refused/reset while the guest's app is not listening yet
 
-    def mdns_query(self, packet: bytes, timeout: float = 2.0) -> bytes | None:
-        """Send a DNS packet to the guest's port 5353 through the UDP forward (a legacy
-        unicast query: the responder answers to the sender's port); the reply, or None."""
+    def send_mdns(self, packet: bytes) -> None:
+        """Send a DNS packet to the guest's port 5353 through the UDP forward. The responder
+        answers the sender's address and port (a legacy unicast query), but with restrict=on
+        slirp drops UDP from the guest to the host: the answer is read from the capture."""
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(timeout)
             s.sendto(packet, ("127.0.0.1", self.mdns_port))
-            try:
-                return s.recv(9000)
-            except TimeoutError:
-                return None
 
     def captured_udp(self, port: int) -> list[UdpPacket]:
         """UDP packets to or from ``port`` in the capture of the guest's NIC so far."""

@@ -128,7 +128,9 @@ def headless_build(answers: Answers, base: Path) -> list[dict[str, Any]]:
         cwd=base,
     )
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert proc.returncode == 0, f"headless build failed:\n{proc.stdout[-4000:]}{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, (
+        f"headless build failed:\n{proc.stdout[-4000:]}{proc.stderr[-4000:]}"
+    )
     assert lines[-1] == {"type": "done", "exit_code": 0}
     return lines
 
@@ -222,18 +224,18 @@ def test_built_overlay_boots_to_a_healthy_app(
         assert found.properties["hostname"] == "firecore"
 
         # what `firecore-wizard status` concludes for this Pi (reached through the forward)
-        pi = poll(
-            Announcement(found.instance, found.server, ("127.0.0.1",), board.http_port,
-                         found.properties),
-            "",
-            deployed,
-            threading.Event(),
+        seen = Announcement(
+            f"{found.instance}.", f"{found.server}.", ("127.0.0.1",), board.http_port,
+            found.properties,
         )  # fmt: skip
+        pi = poll(seen, "", deployed, threading.Event())
         assert pi.healthy and pi.current, pi
         assert pi.build_id == build_id
 
         marks = {k: round(v, 1) for k, v in board.marks.items()}
-        print(f"{case.id} on {kit.arch.qemu} -cpu {kit.arch.cpu}: {_phases(board.console())}, {marks}")
+        print(
+            f"{case.id} on {kit.arch.qemu} -cpu {kit.arch.cpu}: {_phases(board.console())}, {marks}"
+        )
 
 
 def _healthy(board: Board) -> dict[str, Any] | None:
@@ -252,8 +254,8 @@ def _mdns(
     for pkt in board.captured_udp(MDNS_PORT):
         if pkt.src_ip != GUEST_IP or pkt.sport != MDNS_PORT or not where(pkt):
             continue
-        msg, found = mdns.decode(pkt.payload)
-        if found is not None and found.addresses and query_id in (None, msg.id):
+        msg_id, found = mdns.decode(pkt.payload)
+        if found is not None and found.addresses and query_id in (None, msg_id):
             return found
     return None
 

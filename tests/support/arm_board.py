@@ -206,7 +206,9 @@ class Board:
 
 
 @contextmanager
-def running(kit: Kit, work: Path, initrd_bytes: bytes, cmdline: str, app_port: int) -> Iterator[Board]:
+def running(
+    kit: Kit, work: Path, initrd_bytes: bytes, cmdline: str, app_port: int
+) -> Iterator[Board]:
     """A started board; stopped (by PID) on exit, whatever happened."""
     if shutil.which(kit.arch.qemu) is None:
         raise BootFailed(f"{kit.arch.qemu} is missing (make setup installs qemu-system-arm)")

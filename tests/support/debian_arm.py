@@ -191,9 +191,7 @@ def _module_closure(moddir: Path, wanted: tuple[str, ...]) -> dict[str, list[str
             continue
         needs = [n.replace("-", "_") for n in _modinfo_depends(ko)]
         todo += needs
-        deps[rel] = [
-            by_name[n].relative_to(moddir).as_posix() for n in needs if n not in builtin
-        ]
+        deps[rel] = [by_name[n].relative_to(moddir).as_posix() for n in needs if n not in builtin]
     return deps
 
 
@@ -243,9 +241,24 @@ def _compile_stdlib(root: Path) -> None:
         return
     stdlib = root / "usr" / "lib" / "python3.11"
     subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
-         "unchecked-hash", "-s", str(root), "-p", "/", str(stdlib)],
-        check=False, capture_output=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-s",
+            str(root),
+            "-p",
+            "/",
+            str(stdlib),
+        ],
+        check=False,
+        capture_output=True,
+        timeout=600,
     )  # fmt: skip  (a few test modules with deliberate syntax errors fail; that is fine)
 
 

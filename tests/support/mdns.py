@@ -1,25 +1,38 @@
 """mDNS packets for the emulated-board test: a legacy unicast query and what an answer holds.
 
-Encoding and decoding are python-zeroconf's (the library the announcer itself uses), so the test
-reads the records the way a resolver does rather than by byte offsets.
+Encoded and decoded with dpkt's DNS codec, not with python-zeroconf (the announcer's own
+library), so the test reads the announcer's records with an independent decoder. dpkt refuses
+record types it does not know, and an mDNS responder adds NSEC records (RFC 6762 §6.1): those
+keep their raw rdata here.
 """
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 
-from zeroconf import DNSAddress, DNSIncoming, DNSOutgoing, DNSPointer, DNSQuestion, DNSService
-from zeroconf import DNSText, const
+import dpkt
 
-SERVICE_TYPE = "_firecore._tcp.local."
+SERVICE_TYPE = "_firecore._tcp.local"
+_DECODED = {dpkt.dns.DNS_A, dpkt.dns.DNS_PTR, dpkt.dns.DNS_SRV, dpkt.dns.DNS_TXT}
+
+
+class _RR(dpkt.dns.DNS.RR):  # type: ignore[misc]  # dpkt has no type hints
+    def unpack_rdata(self, buf: bytes, off: int) -> None:
+        if self.type in _DECODED:
+            super().unpack_rdata(buf, off)
+
+
+class _DNS(dpkt.dns.DNS):  # type: ignore[misc]
+    RR = _RR
 
 
 def ptr_query(query_id: int, service: str = SERVICE_TYPE) -> bytes:
     """A one-question PTR query; sent from a port other than 5353 it is a "legacy unicast"
-    query, which the responder answers to the sender with the same id."""
-    out = DNSOutgoing(const._FLAGS_QR_QUERY, multicast=False, id_=query_id)
-    out.add_question(DNSQuestion(service, const._TYPE_PTR, const._CLASS_IN))
-    return out.packets()[0]
+    query, which the responder answers to the sender with the same id (RFC 6762 §6.7)."""
+    msg = dpkt.dns.DNS(id=query_id, op=dpkt.dns.DNS_QUERY, rd=0)
+    msg.qd = [dpkt.dns.DNS.Q(name=service, type=dpkt.dns.DNS_PTR, cls=dpkt.dns.DNS_IN)]
+    return bytes(msg)
 
 
 @dataclass
@@ -33,32 +46,32 @@ class Announced:
     properties: dict[str, str] = field(default_factory=dict)
 
 
-def decode(payload: bytes, service: str = SERVICE_TYPE) -> tuple[DNSIncoming, Announced | None]:
-    """The message, and the instance of ``service`` it announces (None if it names none)."""
-    msg = DNSIncoming(payload)
+def decode(payload: bytes, service: str = SERVICE_TYPE) -> tuple[int, Announced | None]:
+    """The message id, and the instance of ``service`` it announces (None if it names none,
+    or the payload is not a DNS response)."""
+    try:
+        msg = _DNS(payload)
+    except (dpkt.UnpackError, dpkt.NeedData, IndexError, ValueError):
+        return -1, None
+    records = list(msg.an) + list(msg.ns) + list(msg.ar)
     found = Announced()
-    for rec in msg.answers():
-        if isinstance(rec, DNSPointer) and rec.name == service:
-            found.instance = rec.alias
-    if not found.instance:
-        return msg, None
-    for rec in msg.answers():
-        if isinstance(rec, DNSService) and rec.name == found.instance:
-            found.server, found.port = rec.server, rec.port
-        elif isinstance(rec, DNSText) and rec.name == found.instance:
-            found.properties = _txt(rec.text)
-    for rec in msg.answers():
-        if isinstance(rec, DNSAddress) and rec.name == found.server and len(rec.address) == 4:
-            found.addresses.append(".".join(str(b) for b in rec.address))
-    return msg, found
+    for rr in records:
+        if rr.type == dpkt.dns.DNS_PTR and rr.name == service:
+            found.instance = rr.ptrname
+    if not msg.qr or not found.instance:
+        return msg.id, None
+    for rr in records:
+        if rr.type == dpkt.dns.DNS_SRV and rr.name == found.instance:
+            found.server, found.port = rr.srvname, rr.port
+        elif rr.type == dpkt.dns.DNS_TXT and rr.name == found.instance:
+            found.properties = dict(_kv(t) for t in rr.text)
+    for rr in records:
+        if rr.type == dpkt.dns.DNS_A and rr.name == found.server:
+            found.addresses.append(socket.inet_ntoa(rr.ip))
+    return msg.id, found
 
 
-def _txt(raw: bytes) -> dict[str, str]:
-    out: dict[str, str] = {}
-    i = 0
-    while i < len(raw):
-        n = raw[i]
-        key, _, value = raw[i + 1 : i + 1 + n].decode(errors="replace").partition("=")
-        out[key] = value
-        i += 1 + n
-    return out
+def _kv(item: bytes | str) -> tuple[str, str]:
+    text = item.decode(errors="replace") if isinstance(item, bytes) else item
+    key, _, value = text.partition("=")
+    return key, value

@@ -8,8 +8,8 @@ board it must be the armv7l/aarch64 build from the wheel, running on the emulate
 import os
 import platform
 
-from fastapi import FastAPI
 import markupsafe
+from fastapi import FastAPI
 from markupsafe import _speedups
 
 app = FastAPI()
@@ -20,7 +20,7 @@ def compiled() -> dict:
     return {
         "machine": platform.machine(),
         "escaped": str(markupsafe.escape("<a & 'b'>")),
-        "compiled": markupsafe._escape_inner is _speedups._escape_inner,
+        "compiled": markupsafe._escape_inner is _speedups._escape_inner,  # type: ignore[attr-defined]
         "extension": _speedups.__file__,
         "uid": os.getuid(),
         "gid": os.getgid(),

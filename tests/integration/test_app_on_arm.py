@@ -39,10 +39,10 @@ import pytest
 
 from steps.answers import Answers, default_answers
 from steps.answers_toml import dump_answers
-from steps.configtxt import ConfigTxt
 from steps.demo.server import MirrorServer
-from steps.netframes import UdpPacket
+from steps.picore.configtxt import ConfigTxt
 from steps.status import Announcement, deployed_build, poll
+from steps.wire.netframes import UdpPacket
 from tests.support import mdns
 from tests.support.arm_board import DATA, GUEST_IP, MDNS_PORT, Board, initrd, running
 from tests.support.debian_arm import FOR_PICORE, Kit, KitUnavailable, ensure_kit

@@ -36,7 +36,7 @@ from typing import TypeVar
 import dpkt
 
 from steps.picore import cpio
-from steps.netframes import UdpPacket, parse_frame
+from steps.wire.netframes import UdpPacket, parse_frame
 from tests.support.debian_arm import Kit
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "armboard"

@@ -49,11 +49,14 @@ demo: setup
 	$(VENV)/bin/firecore-wizard --demo $(ARGS)
 
 test: setup
-	$(PY) -m pytest -n auto $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto --dist loadgroup $(PYTEST_ARGS)
 
 # Every app on every emulated board (make test boots each board once); prints the boot times.
+# loadgroup: the emulated boards boot one after another on one worker (xdist_group "arm-board"),
+# so two guests never compete for the cores with each other and the rest of the suite.
 check: setup
-	FIRECORE_ARM_MATRIX=full $(PY) -m pytest -n auto -rP tests/integration/test_app_on_arm.py $(PYTEST_ARGS)
+	FIRECORE_ARM_MATRIX=full $(PY) -m pytest -n auto --dist loadgroup -rP \
+		tests/integration/test_app_on_arm.py $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

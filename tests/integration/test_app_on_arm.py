@@ -19,7 +19,9 @@ the deployed build.
 
 Each boot is bounded at 3 minutes from power-on (a hang stopper, not a timing assertion;
 measured on the 2-core machine: README). ``FIRECORE_ARM_MATRIX=full`` (``make check``) boots
-both apps on both architectures; ``make test`` boots each architecture once.
+both apps on both architectures; ``make test`` boots each architecture once. The boots share one
+xdist group, so ``--dist loadgroup`` runs them one after another on one worker: two emulated
+guests at once starve the rest of the suite (and each other) on two cores.
 """
 
 from __future__ import annotations
@@ -149,6 +151,7 @@ def get_json(board: Board, path: str) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.xdist_group("arm-board")  # one guest at a time (make test: --dist loadgroup)
 @pytest.mark.parametrize("case", cases(), ids=lambda c: c.id)
 def test_built_overlay_boots_to_a_healthy_app(
     case: Case, mirror_server: MirrorServer, tmp_path: Path

@@ -127,13 +127,14 @@ class Board:
                 "-device", "virtio-rng-device",
             ]  # fmt: skip
             self.started = time.monotonic()
-            self.proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=(self.work / "qemu.out").open("wb"),
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            with (self.work / "qemu.out").open("wb") as qemu_out:  # qemu keeps its own copy
+                self.proc = subprocess.Popen(
+                    args,
+                    stdin=subprocess.DEVNULL,
+                    stdout=qemu_out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             try:
                 self.proc.wait(timeout=1.0)
             except subprocess.TimeoutExpired:

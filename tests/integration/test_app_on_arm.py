@@ -28,16 +28,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.utils import parse_wheel_filename
 
 from steps.answers import Answers, default_answers
 from steps.answers_toml import dump_answers
@@ -137,6 +139,24 @@ def headless_build(answers: Answers, base: Path) -> list[dict[str, Any]]:
     return lines
 
 
+def needs_newer_glibc(wheels: Iterable[str], glibc: tuple[int, int]) -> list[str]:
+    """The wheels none of whose manylinux tags runs on ``glibc`` (manylinux2014 = 2.17)."""
+    out = []
+    for name in wheels:
+        needs = []
+        for tag in parse_wheel_filename(name)[3]:
+            m = re.match(r"manylinux_(\d+)_(\d+)_", tag.platform)
+            if m:
+                needs.append((int(m.group(1)), int(m.group(2))))
+            elif tag.platform.startswith("manylinux2014_"):
+                needs.append((2, 17))
+            else:
+                needs.append((0, 0))  # any, linux_*: no glibc floor in the name
+        if min(needs) > glibc:
+            out.append(name)
+    return out
+
+
 def get_json(board: Board, path: str) -> dict[str, Any]:
     got = board.get(path)
     assert got is not None, f"{path}: no answer"
@@ -169,6 +189,11 @@ def test_built_overlay_boots_to_a_healthy_app(
     build_id = manifest["build_id"]
     deployed = deployed_build(Path(answers.network.tftp_root) / "current" / "manifest.json")
     assert deployed == build_id
+    too_new = needs_newer_glibc(manifest["app"]["wheels"], kit.glibc)
+    assert not too_new, (
+        f"wheels for a newer glibc than the emulated board's {kit.glibc} (the fixture release "
+        f"claims a newer one; a real Pi would load them): {too_new}"
+    )
     boot = ConfigTxt.parse((out / "config.txt").read_text()).boot_for(case.board)
     assert boot.initramfs[-1] == "overlay.gz"
     cmdline = (out / boot.cmdline).read_text().strip()

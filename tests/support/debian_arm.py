@@ -31,7 +31,7 @@ from pathlib import Path
 from steps.picore import cpio
 
 #: Bump when what a kit holds changes: old kits are then left alone and a new one is built.
-KIT_VERSION = "6"
+KIT_VERSION = "8"
 
 #: busybox-static and CPython 3.11 with the libraries its interpreter and stdlib modules load
 #: (piCore: python3.11.tcz and its openssl/libffi/readline/ncursesw/sqlite3/bzip2 deps). Not
@@ -100,6 +100,12 @@ class Kit:
     @property
     def kernel_release(self) -> str:
         return (self.root / "kernel-release").read_text().strip()
+
+    @property
+    def glibc(self) -> tuple[int, int]:
+        """The userland's glibc (Debian 12: 2.36)."""
+        major, minor = (self.root / "glibc").read_text().split(".")[:2]
+        return int(major), int(minor)
 
 
 #: The armhf kit under its old name (tests/test_kernel_boot.py).
@@ -262,6 +268,20 @@ def _compile_stdlib(root: Path) -> None:
     )  # fmt: skip  (a few test modules with deliberate syntax errors fail; that is fine)
 
 
+def _link_libs(root: Path) -> None:
+    """``/lib/<name>`` → ``<triplet>/<name>`` for each library in Debian's multiarch ``/lib``.
+
+    piCore keeps glibc directly in /lib, and the fixture's rootfs has placeholder files there
+    (libc.so.6 …); these links replace them, so no placeholder can shadow a real library.
+    """
+    lib = root / "lib"
+    for triplet in [p for p in lib.iterdir() if p.is_dir() and "-linux-" in p.name]:
+        for path in triplet.iterdir():
+            link = lib / path.name
+            if ".so" in path.name and not link.exists() and not link.is_symlink():
+                link.symlink_to(f"{triplet.name}/{path.name}")
+
+
 def _build(arch: DebArch, dest: Path) -> None:
     work = dest.with_name(dest.name + ".work")
     shutil.rmtree(work, ignore_errors=True)
@@ -280,6 +300,7 @@ def _build(arch: DebArch, dest: Path) -> None:
     script.write_bytes(dhcp_script)
     script.chmod(0o755)
     _compile_stdlib(root)
+    _link_libs(root)
     kernel = work / "kernel"
     subprocess.run(["dpkg-deb", "-x", str(kernel_deb), str(kernel)], check=True)
     (release,) = [p.name for p in (kernel / "lib" / "modules").iterdir()]
@@ -306,6 +327,8 @@ def _build(arch: DebArch, dest: Path) -> None:
     shutil.copy(root / "bin" / "busybox", out / "busybox")
     shutil.copy(next((kernel / "boot").glob("vmlinuz-*")), out / "vmlinuz")
     (out / "kernel-release").write_text(release + "\n")
+    libc6 = next(p.name for p in userland_debs if p.name.startswith("libc6_"))
+    (out / "glibc").write_text(re.split(r"[_-]", libc6)[1] + "\n")  # libc6_2.36-9+deb12u14_…
     shutil.rmtree(dest, ignore_errors=True)
     os.rename(out, dest)
     shutil.rmtree(work, ignore_errors=True)

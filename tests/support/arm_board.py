@@ -59,9 +59,15 @@ def stand_ins_gz() -> bytes:
 
 
 def initrd(kit: Kit, boot_dir: Path, files: tuple[str, ...]) -> bytes:
-    """``cat`` of the board's initramfs files with the userland and stand-ins before the last."""
+    """``cat`` of the board's initramfs files with the userland and stand-ins before the last.
+
+    The kernel reads an uncompressed archive only at a 4-byte aligned offset and skips zero
+    bytes between archives, so the (uncompressed) userland is preceded by up to 3 zeros.
+    """
     parts = [(boot_dir / f).read_bytes() for f in files]
-    return b"".join([*parts[:-1], kit.userland.read_bytes(), stand_ins_gz(), parts[-1]])
+    head = b"".join(parts[:-1])
+    pad = b"\0" * (-len(head) % 4)
+    return b"".join([head, pad, kit.userland.read_bytes(), stand_ins_gz(), parts[-1]])
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

@@ -240,8 +240,10 @@ main() {
     # The netboot state as the Pi reports it (OTP row 17, the bootloader config): the VideoCore
     # mailbox needs root and the app runs as $FIRECORE_USER, so read it once here, beside the
     # start-up (firecore_app.netboot; the app reports $FIRECORE_NETBOOT_FILE on /info).
+    # Its output goes to its own log: written in the background, it must not interleave with
+    # boot.log's ordered steps.
     (cd "$FIRECORE_DIR" && exec $FIRECORE_PYTHON -m firecore_app.netboot --write \
-        "$FIRECORE_NETBOOT_FILE") >>"$BOOT_LOG" 2>&1 &
+        "$FIRECORE_NETBOOT_FILE") >>"$FIRECORE_LOG_DIR/netboot.out" 2>&1 &
 
     wait_for_ipv4
     set_hostname

@@ -223,7 +223,8 @@ def test_sethostname_is_preferred_and_logs_are_bounded(world: Path) -> None:
     )
     proc = start([], "dash", env)
     try:
-        wait_for(lambda: (world / "sethostname.called").exists(), what="sethostname")
+        # the stand-in writes the file in one echo: wait for its whole line, not its existence
+        wait_for(lambda: read(world / "sethostname.called").endswith("\n"), what="sethostname")
         assert read(world / "sethostname.called") == "firecore\n"
         out = world / "log" / "app.out"
         wait_for(lambda: (world / "log" / "app.out.1").exists(), what="rotation")

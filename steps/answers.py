@@ -718,6 +718,8 @@ def answers_error(exc: ValidationError, root: type[BaseModel] | None = None) -> 
     if err["type"] == "missing" and key == "version":
         return AnswersError("version", "missing", fix="add `version = 1` at the top of the file")
     msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "too_short":  # pydantic's "List should have at least 1 item after …"
+        msg = "must not be empty (list at least one)"
     if err["type"] == "literal_error" and key != "version":
         msg = f"{printable(repr(err.get('input')), 80)} is not allowed; {msg}"
     elif err["type"] in _TYPE_ERRORS:

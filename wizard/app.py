@@ -38,6 +38,11 @@ class FirecoreWizard(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "firecore-wizard"
     BINDINGS = [
+        # Focus moves as soon as the key is read, like every other key's destination: as a
+        # plain binding Tab would first bubble up from the focused field, and characters typed
+        # right after it would still go to the field it leaves (wizard/widgets/editors.py).
+        Binding("tab", "focus_next", "Next field", show=False, priority=True),
+        Binding("shift+tab", "focus_previous", "Previous field", show=False, priority=True),
         Binding("f1", "help", "Help"),
         Binding("ctrl+t", "toggle_theme", "Theme"),
         Binding("ctrl+s", "save_answers", "Save"),

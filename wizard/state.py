@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from steps.answers import Answers, default_answers, parse_answers, resolve_path
+from pydantic import BaseModel, ValidationError
+
+from steps.answers import Answers, answers_error, default_answers, parse_answers, resolve_path
 from steps.base import Results
 from steps.errors import AnswersError, UsageError
 
@@ -53,6 +55,31 @@ def field_doc(key: str) -> str:
     fields = getattr(sub, "model_fields", {})
     info = fields.get(name)
     return " ".join((info.description or "").split()) if info is not None else ""
+
+
+_SCRATCH: dict[str, BaseModel] = {}
+
+
+def check_value(key: str, value: Any) -> AnswersError | None:
+    """The cheap check of one key on its own (its field's rules only; nothing is applied).
+
+    Microseconds, so a field can run it on every keystroke; the rules that span keys and the
+    whole-model parse run when the value settles (``WizardState.try_set``).
+    """
+    section, _, name = key.partition(".")
+    model = Answers.model_fields[section].annotation
+    if not (isinstance(model, type) and issubclass(model, BaseModel)) or "." in name:
+        return None
+    scratch = _SCRATCH.get(section)
+    if scratch is None:
+        scratch = _SCRATCH[section] = model.model_construct()
+    try:
+        model.__pydantic_validator__.validate_assignment(scratch, name, value)
+    except ValidationError as exc:
+        inner = answers_error(exc)
+        message = inner.message.removeprefix(f"{inner.key}: ")
+        return AnswersError(f"{section}.{inner.key}", message, fix=inner.fix)
+    return None
 
 
 def _with_value(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:

@@ -4,6 +4,10 @@ A screen dismisses with where to go ("next", "back", "goto:<name>"); the app's n
 does the rest. Next stays disabled while ``problems()`` is not empty and the first problem is
 shown beside it, so the user always knows what blocks them. Screens add their actions to the
 command palette through ``palette_commands``.
+
+Actions that read the answers (Next, Back, Go to, Build, Apply, Save …) run through
+``after_typing``: keys already on their way to the focused editor are applied first and every
+field's text is settled into the answers, so a fast "type, ctrl+n" never acts on the old value.
 """
 
 from __future__ import annotations
@@ -81,6 +85,32 @@ class WizardScreen(Screen[str]):
         self.query_one("#back", Button).disabled = self.NAME == "welcome"
         self.refresh_nav()
 
+    # ------------------------------------------------------------------ settling
+    def settle_fields(self) -> None:
+        """Apply every field's current text to the answers now (no waiting for the debounce)."""
+        for answer_field in self.query(AnswerField):
+            answer_field.settle()
+
+    def after_typing(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` once the keys already sent to the focused widget are applied.
+
+        A key binding such as ctrl+n runs as soon as the app reads it, while the characters
+        typed just before it may still wait in the focused editor's queue. Queuing the callback
+        behind them (``call_later`` on that widget), then settling every field, makes the action
+        see exactly what was typed.
+        """
+
+        def run() -> None:
+            if self.is_attached and self.app.screen is self:
+                self.settle_fields()
+                callback()
+
+        focused = self.focused
+        if focused is not None and focused.is_attached:
+            focused.call_later(run)
+        else:
+            self.call_later(run)
+
     # ------------------------------------------------------------------ validity
     def problems(self) -> list[str]:
         """What keeps Next disabled, most important first (empty: the screen is valid)."""
@@ -135,6 +165,9 @@ class WizardScreen(Screen[str]):
 
     def action_next(self) -> None:
         """Go on if the screen is valid; otherwise say why not."""
+        self.after_typing(self._next)
+
+    def _next(self) -> None:
         problems = self.problems()
         if problems:
             self.notify(problems[0], title="Not ready yet", severity="warning")
@@ -149,10 +182,13 @@ class WizardScreen(Screen[str]):
     def action_back(self) -> None:
         """Previous screen (answers typed here are kept if valid)."""
         if self.NAME != "welcome":
-            self.dismiss("back")
+            self.after_typing(lambda: self.dismiss("back"))
 
     def go_to(self, name: str) -> None:
         """Open another screen if it is not blocked."""
+        self.after_typing(lambda: self._go_to(name))
+
+    def _go_to(self, name: str) -> None:
         if name == self.NAME:
             return
         needs = missing(self.state, name)

@@ -7,10 +7,12 @@ headless run would refuse, and the error text is the same. A valid value replace
 (a new object: a worker that is still running keeps the answers it started with).
 
 Besides the answers, the state records which answers sections came from a loaded file (those
-screens start out done; the others are asked for), which screens the user confirmed, the shared
-``Results`` of every step run in this session, and what the later screens show (build, network,
-deploy, self-test, Pis seen). The bearer token is held here and only ever written to the 0600
-secrets file, never into the answers.
+form screens start out filled in), which screens the user confirmed, the shared ``Results`` of
+every step run in this session, and what the later screens show (build, network, deploy,
+self-test, Pis seen). Whether Build, Network and Deploy are done is never remembered: ``facts``
+reads it from the world (``steps.done``) for the current answers, and reads it again whenever
+the answers change or a step has run (``forget_facts``). The bearer token is held here and
+only ever written to the 0600 secrets file, never into the answers.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from steps.answers import Answers, answers_error, default_answers, parse_answers, resolve_path
 from steps.base import Results
+from steps.done import Done, what_is_done
 from steps.errors import AnswersError, UsageError
 
 #: The answers sections, in file order.
@@ -151,6 +154,7 @@ class WizardState:
     """The model chosen on the Prepare screen."""
     prepared: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Model → what prepare made for it in this session (``PreparedCard.to_data()``)."""
+    _facts: tuple[Answers, Done] | None = None
 
     def try_set(self, key: str, value: Any) -> AnswersError | None:
         """Validate ``key = value`` with the answers-file rules; apply it if valid.
@@ -210,8 +214,22 @@ class WizardState:
         atomic_write(path, tomlkit.dumps(doc), mode=0o600)
         return path
 
+    def facts(self) -> Done:
+        """What is done in the world for the current answers (read once per answers object).
+
+        A few small files are read (manifest, dnsmasq drop-in, the ``current`` link): cheap,
+        and only after the answers changed (a settled value) or ``forget_facts``.
+        """
+        if self._facts is None or self._facts[0] is not self.answers:
+            self._facts = (self.answers, what_is_done(self.answers))
+        return self._facts[1]
+
+    def forget_facts(self) -> None:
+        """The world may have changed (a step ran, a file was opened): read it again."""
+        self._facts = None
+
     def output_built(self) -> bool:
-        """A boot tree with a manifest exists at ``build.output`` (built now or earlier)."""
+        """A boot tree with a manifest exists at ``build.output`` (from any answers)."""
         return (resolve_path(self.answers.build.output) / "manifest.json").is_file()
 
 

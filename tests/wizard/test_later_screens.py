@@ -258,9 +258,9 @@ async def test_summary_warns_only_when_a_tree_shaping_answer_changed(
     (out / "manifest.json").write_text(json.dumps({"answers_digest": build_digest(wiz_answers)}))
     app = make_app(wiz_answers, services=services, start="summary")
     async with app.run_test(size=(100, 30)):
-        app.state.answers.network.interface = "eth1"  # does not shape the tree
+        assert app.state.try_set("network.interface", "eth1") is None  # not in the tree
         assert app.screen.stale_build() == ""  # type: ignore[attr-defined]
-        app.state.answers.app.port = 8080  # goes into the overlay's app.env
+        assert app.state.try_set("app.port", 8080) is None  # goes into the overlay's app.env
         assert "Build again" in app.screen.stale_build()  # type: ignore[attr-defined]
 
 

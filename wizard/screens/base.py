@@ -23,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Label, Static
 
 from wizard.flow import missing, spec
+from wizard.messages import RunFinished
 from wizard.state import WizardState
 from wizard.widgets.answer_field import AnswerField
 from wizard.widgets.stepper import Stepper
@@ -83,6 +84,13 @@ class WizardScreen(Screen[str]):
 
     def on_mount(self) -> None:
         self.query_one("#back", Button).disabled = self.NAME == "welcome"
+        self.state.forget_facts()  # the world may have changed since the last screen
+        self.refresh_nav()
+
+    @on(RunFinished)
+    def _run_finished(self, message: RunFinished) -> None:
+        # a build, an Apply or a deploy changes what is done: read the world again
+        self.state.forget_facts()
         self.refresh_nav()
 
     # ------------------------------------------------------------------ settling
@@ -123,8 +131,8 @@ class WizardScreen(Screen[str]):
 
     def refresh_nav(self) -> None:
         """Enable Next or show why not; refresh the stepper."""
-        if not self.is_mounted:
-            return
+        if not self.is_attached or not self.query("#next"):
+            return  # not composed yet (``is_mounted`` is still False inside ``on_mount``)
         problems = self.problems()
         self.query_one("#next", Button).disabled = bool(problems)
         self.query_one("#reason", Label).update(f"Next: {problems[0]}" if problems else "")
@@ -155,7 +163,8 @@ class WizardScreen(Screen[str]):
         return problem is None
 
     @on(AnswerField.Validated)
-    def _field_validated(self, event: AnswerField.Validated) -> None:
+    @on(AnswerField.Checked)
+    def _field_validated(self, event: AnswerField.Validated | AnswerField.Checked) -> None:
         self.refresh_nav()
 
     # ------------------------------------------------------------------ navigation

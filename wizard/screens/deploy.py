@@ -146,6 +146,7 @@ when a stage fails. It needs root (raw sockets).
         if message.key == "tftp":
             self._show_releases(message.value)
         elif message.key == "rollback":
+            self.state.forget_facts()
             self.state.deploy_summary = f"✓ rolled back: current → {message.value}"
             self.query_one("#deploy-state", Static).update(self.state.deploy_summary)
             self.action_refresh()
@@ -202,6 +203,7 @@ when a stage fails. It needs root (raw sockets).
 
     @on(RunFinished)
     def _finished(self, message: RunFinished) -> None:
+        self.state.forget_facts()
         if message.run == "deploy":
             results = self.query_one("#deploy-runner", StepRunner).results
             if message.ok:

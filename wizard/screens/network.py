@@ -310,6 +310,7 @@ TFTP. It never leases an address, so it cannot break your LAN.
     def _applied(self, message: RunFinished) -> None:
         if message.run != "network":
             return
+        self.state.forget_facts()
         self.query_one("#apply", Button).disabled = False
         state = self.query_one("#apply-state", Static)
         results = self.query_one(StepRunner).results

@@ -155,27 +155,11 @@ pre-filled. The token is never in that file: it lives in the `app.secrets_file` 
         self.app.push_screen(WriteCardModal(self.services, image, self.wizard.clock))
 
     def stale_build(self) -> str:
-        """Why the built tree no longer matches the answers ("" when it does or none exists).
-
-        The manifest records the digest of the answers that shape the tree (``build_digest``:
-        everything but the network section and the device map), so changing e.g. the app's
-        port after building means the tree on disk is not what ``--answers`` would build.
-        """
-        import json
-
-        from steps.answers import build_digest
-
-        manifest = resolve_path(self.state.answers.build.output) / "manifest.json"
-        try:
-            recorded = json.loads(manifest.read_text(encoding="utf-8")).get("answers_digest")
-        except (OSError, ValueError, AttributeError):
+        """Why the built tree no longer matches the answers ("" when it does or none exists)."""
+        if not self.state.output_built():
             return ""
-        if not recorded or recorded == build_digest(self.state.answers):
-            return ""
-        return (
-            "the answers changed since this tree was built (its manifest records the answers "
-            "it was built from): Build again so that it matches the saved answers"
-        )
+        build = self.state.facts().build
+        return "" if build.done else build.why
 
     @on(Input.Submitted, "#save-path")
     @on(Button.Pressed, "#save")

@@ -75,6 +75,13 @@ class AnswerField(Vertical):
     """
 
     @dataclass(eq=False)
+    class Checked(Message):
+        """The message under the field changed while typing (the Next reason follows it)."""
+
+        field: AnswerField
+        error: str
+
+    @dataclass(eq=False)
     class Validated(Message):
         """The field's value settled; ``error`` is "" when the answers took it."""
 
@@ -223,3 +230,4 @@ class AnswerField(Vertical):
         self.error = message
         self.set_class(bool(message), "-invalid")
         self.query_one(".field-error", Static).update(f"✕ {shown}" if message else "")
+        self.post_message(self.Checked(self, message))

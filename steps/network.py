@@ -258,7 +258,13 @@ class NetworkStep:
         else:
             yield Planned(step, "keep", os.fspath(conf_path), "unchanged")
         if net.dnsmasq_service == "process":
-            yield Planned(step, "start", "dnsmasq", "background process, stops ours first")
+            # as _serve decides: our dnsmasq already serving an unchanged config is left alone
+            state = process_state(ctx.answers)
+            serving = state.ours and state.pid is not None and {67, 69} <= udp_ports_of(state.pid)
+            if not diff and serving:
+                yield Planned(step, "keep", "dnsmasq", f"PID {state.pid} already serves it")
+            else:
+                yield Planned(step, "start", "dnsmasq", "background process, stops ours first")
         elif net.dnsmasq_service == "systemd":
             yield Planned(step, "restart", "dnsmasq.service")
 

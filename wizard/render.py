@@ -47,6 +47,17 @@ def progress_text(event: Progress) -> str:
     return f"{event.done:g}{total} {event.unit}"
 
 
+def result_mark(event: Result) -> str:
+    """✓ for a result that is a success, ✕ for a failure (``ok`` false: a self-test that did
+    not boot), · for a look that found nothing (no Pi answered a status scan)."""
+    data = event.data if isinstance(event.data, dict) else {}
+    if data.get("ok") is False:
+        return "✕"
+    if data.get("pis") == []:
+        return "·"
+    return "✓"
+
+
 class Renderer:
     """Base renderer: plain lines on ``err``, data on ``out``."""
 
@@ -97,7 +108,7 @@ class Renderer:
         elif isinstance(event, Planned):
             self.data(f"  {plan_text(event)}")
         elif isinstance(event, Result):
-            self.data(f"  ✓ {event.summary}" if event.summary else "")
+            self.data(f"  {result_mark(event)} {event.summary}" if event.summary else "")
 
     def progress(self, event: Progress) -> None:
         key = (event.step, event.phase)

@@ -155,6 +155,9 @@ class WizardState:
     prepared: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Model → what prepare made for it in this session (``PreparedCard.to_data()``)."""
     _facts: tuple[Answers, Done] | None = None
+    _saved: Answers | None = None
+    demo_values: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    """key → (the demo's per-run value, the user's own value): saved files keep the user's."""
 
     def try_set(self, key: str, value: Any) -> AnswersError | None:
         """Validate ``key = value`` with the answers-file rules; apply it if valid.
@@ -181,6 +184,8 @@ class WizardState:
         self.answers_path = path
         self.given = sections_in_file(path)
         self.confirmed.clear()
+        self.mark_saved()
+        self.forget_facts()
 
     def secrets_path(self) -> Path | None:
         """Where the token is kept (``app.secrets_file``), if set."""
@@ -213,6 +218,35 @@ class WizardState:
         doc.add("token", self.token)
         atomic_write(path, tomlkit.dumps(doc), mode=0o600)
         return path
+
+    def use_demo(self, answers: Answers) -> None:
+        """Switch to answers pointed at the demo mirror, remembering what they replaced."""
+        for key in ("release.mirrors", "app.wheelhouse"):
+            mine, demo = get_key(self.answers, key), get_key(answers, key)
+            if mine != demo:
+                self.demo_values[key] = (demo, mine)
+        self.answers = answers
+        self.mark_saved()
+
+    def answers_for_file(self) -> Answers:
+        """The answers to write to a file: the demo's random port and wheelhouse left out.
+
+        The demo mirror's URL changes every run and its wheelhouse is a cache path, so a saved
+        file keeps the user's own mirrors and wheelhouse (unless they changed them since).
+        """
+        data = self.answers.model_dump(mode="python")
+        for key, (demo, mine) in self.demo_values.items():
+            if get_key(self.answers, key) == demo:
+                data = _with_value(data, key, mine)
+        return parse_answers(data) if self.demo_values else self.answers
+
+    def mark_saved(self) -> None:
+        """The current answers are what the file (or the session's start) holds."""
+        self._saved = self.answers
+
+    def unsaved(self) -> bool:
+        """The answers differ from what was last saved, loaded or started from."""
+        return self._saved is not None and self.answers != self._saved
 
     def facts(self) -> Done:
         """What is done in the world for the current answers (read once per answers object).

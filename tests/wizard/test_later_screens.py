@@ -49,6 +49,10 @@ async def test_network_shows_interfaces_conflicts_and_the_config_diff(
             "192.168.1.10/24",
             "wired",
         ]
+        # opening the screen probes nothing: the checks run when asked
+        assert "preflight" not in services.calls
+        assert "The checks have not run: press F6" in _text(app, "#findings")
+        await pilot.press("f6")
         await wait_for(pilot, lambda: "udp/67" in _text(app, "#findings"))
         findings = _text(app, "#findings")
         assert "✕ udp/67 is held by dhcpd (pid 812)\n  fix: stop it: systemctl stop" in findings
@@ -132,6 +136,8 @@ async def test_deploy_lists_releases_deploys_rolls_back_and_maps_devices(
             pilot, lambda: "current → 20250103T120000-3f2a9c1d" in _text(app, "#deploy-state")
         )
         await pilot.press("f6")
+        await wait_for(pilot, lambda: app.screen.query("ConfirmModal #ok"))
+        await pilot.click("ConfirmModal #ok")  # Rollback asks first
         await wait_for(pilot, lambda: "rolled back" in _text(app, "#deploy-state"))
         assert services.rolled_back == [wiz_answers.network.tftp_root]
         # devices: a bad serial is refused with the answers message; a profile then a mapping
@@ -182,13 +188,13 @@ async def test_selftest_shows_a_line_per_stage(
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         await pilot.press("f7")
-        await wait_for(pilot, lambda: "FAIL" in _text(app, "#stages"))
-        lines = _text(app, "#stages").splitlines()
-        assert lines[0].startswith("✓ dhcp-offer")
-        assert lines[5] == (
-            "✕ overlay.gz             [tftp-file-not-found] the server answered File not found"
+        await wait_for(pilot, lambda: "FAIL" in _text(app, "#verdict"))
+        assert _text(app, "#verdict") == (
+            "FAIL at overlay.gz [tftp-file-not-found]: the server answered File not found"
         )
-        assert lines[-1] == "FAIL: see the ✕ stages"
+        lines = _text(app, "#stages").splitlines()
+        assert lines[0].startswith("✓ dhcp-offer: offer from")
+        assert lines[5] == "✕ overlay.gz [tftp-file-not-found]: the server answered File not found"
         assert [s.stage for s in app.state.selftest][:3] == ["dhcp-offer", "proxy-offer", "lease"]
 
 

@@ -257,8 +257,8 @@ def test_deploy_with_selftest_result(snap_compare: Any, size: tuple[int, int]) -
     async def run(pilot: Pilot[Any]) -> None:
         await loaded("#releases", 2)(pilot)
         await pilot.press("f7")
-        stages = pilot.app.screen.query_one("#stages", Static)
-        await wait_for(pilot, lambda: "FAIL" in str(stages.render()))
+        verdict = pilot.app.screen.query_one("#verdict", Static)
+        await wait_for(pilot, lambda: "FAIL" in str(verdict.render()))
         await wait_for(
             pilot, lambda: not pilot.app.screen.query_one("#selftest-runner", StepRunner).running
         )

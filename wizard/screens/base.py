@@ -43,12 +43,17 @@ class WizardScreen(Screen[str]):
     HELP: ClassVar[str] = ""
     """Markdown shown by F1 for this screen."""
     BODY_SCROLLS: ClassVar[bool] = True
-    NEXT_LABEL: ClassVar[str] = "Next ▶"
+    NEXT_LABEL: ClassVar[str] = "Next ^n ▶"
 
+    # Next/Back are buttons labelled with their keys: the footer keeps its room at 80 columns
+    # for the screen's own keys.
     BINDINGS = [
-        Binding("ctrl+n", "next", "Next", priority=True),
-        Binding("ctrl+b", "back", "Back", priority=True),
+        Binding("ctrl+n", "next", "Next", priority=True, show=False),
+        Binding("ctrl+b", "back", "Back", priority=True, show=False),
+        Binding("escape", "escape", "Back", show=False),
     ]
+    #: Start in the screen's own widgets, not in the stepper on its left.
+    AUTO_FOCUS = "#body *"
 
     def __init__(self, state: WizardState, services: Services) -> None:
         super().__init__(name=self.NAME, id=f"screen-{self.NAME}")
@@ -73,10 +78,10 @@ class WizardScreen(Screen[str]):
                 with body:
                     yield from self.compose_body()
                 with Horizontal(id="nav"):
-                    yield Button("◀ Back", id="back", compact=True)
+                    yield Button("◀ ^b Back", id="back", compact=True)
                     yield Label("", id="reason", markup=False)  # messages quote user values
                     yield Button(self.NEXT_LABEL, id="next", variant="primary", compact=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def compose_body(self) -> ComposeResult:
         """The screen's own widgets."""
@@ -192,6 +197,16 @@ class WizardScreen(Screen[str]):
         """Previous screen (answers typed here are kept if valid)."""
         if self.NAME != "welcome":
             self.after_typing(lambda: self.dismiss("back"))
+
+    def action_escape(self) -> None:
+        """Escape: stop what this screen is running; with nothing running, go back."""
+        from wizard.widgets.step_runner import StepRunner
+
+        running = [r for r in self.query(StepRunner) if r.running]
+        for runner in running:
+            runner.cancel()
+        if not running:
+            self.action_back()
 
     def go_to(self, name: str) -> None:
         """Open another screen if it is not blocked."""

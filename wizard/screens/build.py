@@ -103,8 +103,9 @@ everything into a boot tree at `build.output` with a `manifest.json`.
 
     @on(Button.Pressed, "#cancel")
     def action_cancel_build(self) -> None:
-        """Stop the running build (Escape); the previous output stays."""
-        self.query_one(StepRunner).cancel()
+        """Stop the running build (Escape; with no build running Escape goes back)."""
+        if not self.query_one(StepRunner).cancel():
+            self.action_back()
 
     def _set_running(self, running: bool) -> None:
         self.query_one("#start", Button).disabled = running

@@ -99,8 +99,9 @@ TFTP. It never leases an address, so it cannot break your LAN.
 * **Interface**: pick the wired interface on the Pis' LAN (★ = recommended). Wireless works for
   nothing here: the Pis netboot over Ethernet.
 * **Checks** (F6): other DHCP or proxy-DHCP servers on the segment, programs holding udp/67 or
-  udp/69, firewall rules dropping them, dnsmasq's version — each with its fix. Probing the
-  segment needs root.
+  udp/69, firewall rules dropping them, dnsmasq's version — each with its fix. They run only
+  when you ask (F6, or Apply): as root they send one DHCP DISCOVER on the interface and listen
+  for `network.probe_seconds`. Opening this screen sends nothing.
 * **Config**: the exact file Apply installs, as a diff against what is installed now.
 * **Service mode**: *systemd* restarts the system dnsmasq; *process* starts our own dnsmasq that
   keeps running after the wizard exits (`firecore-wizard dnsmasq status|stop`); *none* writes the
@@ -166,15 +167,25 @@ TFTP. It never leases an address, so it cannot break your LAN.
             "", "interface", "address", "kind", "link", "notes"
         )
         self.query_one("#apply-state", Static).update(
-            self.state.network_summary or "not applied yet"
+            self.state.network_summary or self.state.facts().network.why
         )
-        self.action_refresh()
+        self.query_one("#findings", Static).update(self._checks_note())
+        self._refresh_view()
+
+    def _checks_note(self) -> str:
+        probe = self.state.answers.network
+        return (
+            "The checks have not run: press F6 to run them (Apply runs them too).\n"
+            "They look for other DHCP and proxy-DHCP servers, programs holding udp/67 or "
+            f"udp/69 and firewall rules. As root they send one DHCP DISCOVER on "
+            f"{probe.interface} and listen for {probe.probe_seconds:g} s "
+            "(network.probe_seconds); opening this screen sends nothing."
+        )
 
     # ------------------------------------------------------------------ lookups
     def action_refresh(self) -> None:
-        """Read the interfaces and the config preview again, and re-run the checks (F7)."""
+        """Read the interfaces and the config preview again (F7); the checks run on F6."""
         self._refresh_view()
-        self._run_checks()
 
     def _refresh_view(self) -> None:
         answers = self.state.answers
@@ -340,11 +351,11 @@ TFTP. It never leases an address, so it cannot break your LAN.
         )
         yield (
             "Run the preflight checks",
-            "Look for conflicts on the segment (F6)",
+            "Look for conflicts; as root sends one DHCP DISCOVER (F6)",
             self.action_checks,
         )
         yield (
             "Refresh interfaces and preview",
-            "Read the interfaces again (F7)",
+            "Read the interfaces again (F7); sends nothing on the network",
             self.action_refresh,
         )

@@ -24,7 +24,7 @@ class SummaryScreen(WizardScreen):
     """The outcome of the session and the answers file that reproduces it."""
 
     NAME = "summary"
-    NEXT_LABEL = "Finish ✓"
+    NEXT_LABEL = "Finish ^n ✓"
     HELP = """\
 # Summary
 
@@ -106,7 +106,9 @@ pre-filled. The token is never in that file: it lives in the `app.secrets_file` 
             f"  {a.network.dnsmasq_conf} on {a.network.interface}, service mode "
             f"{a.network.dnsmasq_service}\n"
         )
-        out.append(f"  {self.state.network_summary or 'not applied in this session'}\n")
+        out.append(f"  {self.state.network_summary or self.state.facts().network.why}\n")
+        if a.network.dnsmasq_service != "none":
+            out.append(f"  {self.dnsmasq_keeps_running()}\n", "italic")
         head("Deployed")
         deployed = self.state.results.get(DeployResult)
         if deployed is not None:
@@ -153,6 +155,25 @@ pre-filled. The token is never in that file: it lives in the `app.secrets_file` 
             self.notify("no SD image yet: set build.sd_image and Build", severity="warning")
             return
         self.app.push_screen(WriteCardModal(self.services, image, self.wizard.clock))
+
+    def dnsmasq_keeps_running(self) -> str:
+        """What happens to dnsmasq when the wizard ends (it keeps serving the Pis)."""
+        service = self.state.answers.network.dnsmasq_service
+        how = (
+            "`firecore-wizard dnsmasq stop` stops it"
+            if service == "process"
+            else "`systemctl stop dnsmasq` stops it"
+        )
+        return (
+            "dnsmasq keeps running after Finish, so the Pis keep booting: "
+            f"`firecore-wizard dnsmasq status` shows it, {how}"
+        )
+
+    def before_next(self) -> str | None:
+        """Finish: say on the terminal what keeps running after the wizard has gone."""
+        if self.state.answers.network.dnsmasq_service != "none":
+            self.wizard.farewell = self.dnsmasq_keeps_running()
+        return None
 
     def stale_build(self) -> str:
         """Why the built tree no longer matches the answers ("" when it does or none exists)."""

@@ -21,6 +21,7 @@ from textual.widgets import Log
 
 from steps.events import Event, LogLine, Planned, Result, log_text, plan_text
 from steps.textsafe import printable
+from wizard.render import result_mark
 
 _STYLES: tuple[tuple[str, str], ...] = (
     ("> ", "bold"),
@@ -30,6 +31,7 @@ _STYLES: tuple[tuple[str, str], ...] = (
     ("✓ ", "bold green"),
     ("* ", "bold"),
     ("✕ ", "bold red"),
+    ("· ", "dim"),
     ("plan: ", "italic"),
 )
 
@@ -52,7 +54,7 @@ def line_for(event: Event) -> str | None:
     if isinstance(event, Planned):
         return f"plan: {plan_text(event)}"
     if isinstance(event, Result):
-        return f"✓ {event.summary}" if event.summary else None
+        return f"{result_mark(event)} {event.summary}" if event.summary else None
     return None
 
 

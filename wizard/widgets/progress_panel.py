@@ -92,7 +92,10 @@ class PhaseRow(Horizontal):
         if self._state is None:
             return
         phase, event, now = self._state
-        bar = self.query_one(ProgressBar)
+        bars = self.query(ProgressBar)
+        if not bars:
+            return  # the row is being removed (the run ended) or not composed yet
+        bar = bars.first()
         bar.update(total=event.total if event.total else None, progress=event.done)
         info = " ".join(x for x in (progress_text(event), eta_text(phase.eta(now))) if x)
         self.query_one(".phase-info", Label).update(info)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from steps.answers import Answers
 from steps.answers_toml import dump_answers
@@ -87,7 +88,7 @@ async def test_escape_goes_back_on_a_form_screen(wiz_answers: Answers) -> None:
 
 async def test_ctrl_c_during_a_build_cancels_it(wiz_answers: Answers) -> None:
     blocking = BlockingStep("remaster", "Remaster")
-    steps = [FakeStep("release"), FakeStep("extensions"), FakeStep("app"), blocking]
+    steps: list[Any] = [FakeStep("release"), FakeStep("extensions"), FakeStep("app"), blocking]
     app = make_app(wiz_answers, services=FakeServices(), steps=steps, start="build")
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: current(app).query("#start"))

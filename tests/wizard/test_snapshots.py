@@ -86,7 +86,13 @@ def loaded(selector: str, count: int = 1) -> Callable[[Pilot[Any]], Any]:
 
 @pytest.mark.parametrize("size", SIZES)
 def test_welcome(snap_compare: Any, size: tuple[int, int]) -> None:
-    assert snap_compare(app_for("welcome"), terminal_size=size, run_before=loaded("#host", 3))
+    async def run(pilot: Pilot[Any]) -> None:
+        await shown(pilot)
+        host = pilot.app.screen.query_one("#host", Static)
+        await wait_for(pilot, lambda: "✓ mcopy" in str(host.render()))
+        await settled(pilot)
+
+    assert snap_compare(app_for("welcome"), terminal_size=size, run_before=run)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -229,7 +235,8 @@ def test_network_with_conflicts(snap_compare: Any, size: tuple[int, int]) -> Non
     async def run(pilot: Pilot[Any]) -> None:
         await shown(pilot)
         findings = pilot.app.screen.query_one("#findings", Static)
-        await wait_for(pilot, lambda: "udp/67" in str(findings.render()))
+        await pilot.press("f6")  # the checks run when asked, never on opening the screen
+        await wait_for(pilot, lambda: "held by" in str(findings.render()))
         pilot.app.screen.query_one(TabbedContent).active = "tab-checks"
         await settled(pilot)
 

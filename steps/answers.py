@@ -827,15 +827,20 @@ def load_answers(path: str | os.PathLike[str]) -> Answers:
 
 
 def build_digest(answers: Answers) -> str:
-    """sha256 of the answers that shape the boot tree (not network, prepare, devices or keep).
+    """sha256 of the answers that shape the boot tree (not network, prepare, devices, keep or
+    mirrors).
 
     Recorded in the build manifest: the TUI (which fills the network screen after building) and
-    ``--answers`` (which has every section from the start) then write identical trees.
+    ``--answers`` (which has every section from the start) then write identical trees. Where
+    the release is fetched from does not shape the tree (the same file, checked by its
+    checksum, from any mirror; the demo mirror's port changes on every run), so a resumed
+    session still sees its tree as built from these answers.
     """
     data = answers.model_dump(mode="json")
     data.pop("network")
     data.pop("prepare")  # cards for the Pis, not the boot tree
     data["build"].pop("sd_image")  # an extra file beside the tree, not in it
+    data["release"].pop("mirrors")
     data["deploy"] = {"profiles": data["deploy"]["profiles"]}
     canon = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canon.encode()).hexdigest()

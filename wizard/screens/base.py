@@ -52,8 +52,8 @@ class WizardScreen(Screen[str]):
         Binding("ctrl+b", "back", "Back", priority=True, show=False),
         Binding("escape", "escape", "Back", show=False),
     ]
-    #: Start in the screen's own widgets, not in the stepper on its left.
-    AUTO_FOCUS = "#body *"
+    #: No automatic focus: ``on_mount`` focuses the body's first widget without scrolling to it.
+    AUTO_FOCUS = None
 
     def __init__(self, state: WizardState, services: Services) -> None:
         super().__init__(name=self.NAME, id=f"screen-{self.NAME}")
@@ -91,6 +91,12 @@ class WizardScreen(Screen[str]):
         self.query_one("#back", Button).disabled = self.NAME == "welcome"
         self.state.forget_facts()  # the world may have changed since the last screen
         self.refresh_nav()
+        # Start in the screen's own widgets, not in the stepper on its left; without scrolling
+        # to the first field, which would hide what sits above it (the App checks, the mirrors'
+        # answer) at 80×24.
+        first = next((w for w in self.query_one("#body").query("*") if w.focusable), None)
+        if first is not None:
+            self.set_focus(first, scroll_visible=False)
 
     @on(RunFinished)
     def _run_finished(self, message: RunFinished) -> None:

@@ -134,17 +134,24 @@ TFTP. It never leases an address, so it cannot break your LAN.
                 yield AnswerField(self.state, "network.tftp_root", "TFTP root")
                 yield AnswerField(self.state, "network.dnsmasq_conf", "dnsmasq config file")
                 yield AnswerField(self.state, "network.state_dir", "State directory")
+                # compact, short labels: three bordered checkboxes cost nine rows and were cut
+                # at 80 columns
                 yield Checkbox(
-                    "Answer only Raspberry Pis (network.only_pis)", net.only_pis, id="only-pis"
+                    "Only Raspberry Pis  network.only_pis",
+                    net.only_pis,
+                    compact=True,
+                    id="only-pis",
                 )
                 yield Checkbox(
-                    "Delay offers to Pi 3B by 1 s (network.pi3_reply_delay)",
+                    "Pi 3B: offer 1 s late  network.pi3_reply_delay",
                     net.pi3_reply_delay,
+                    compact=True,
                     id="reply-delay",
                 )
                 yield Checkbox(
-                    "Stop when the checks find a conflict (network.preflight_strict)",
+                    "Stop on a conflict  network.preflight_strict",
                     net.preflight_strict,
+                    compact=True,
                     id="strict",
                 )
                 yield AnswerField(

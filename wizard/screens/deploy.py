@@ -78,6 +78,7 @@ when a stage fails. It needs root (raw sockets).
 """
     DEFAULT_CSS = """
     #stages-box { height: 1fr; min-height: 3; }
+    #stages { width: 1fr; height: auto; }
     #verdict { height: auto; }
     #selftest-runner { height: 1fr; min-height: 5; }
     """

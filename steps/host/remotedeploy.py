@@ -173,7 +173,7 @@ class RemoteDeploy:
         if missing:
             raise DeployError(
                 f"{self.target.host} lacks {', '.join(missing)}: deploy needs busybox's tar, "
-                "sha256sum, mktemp, head, readlink, ln, mv, rm and mkdir there",
+                "sha256sum, mktemp, dd, readlink, ln, mv, rm and mkdir there",
                 fix="install them on the remote host (on OpenWrt they are in the default busybox)",
             )
         live = state.live

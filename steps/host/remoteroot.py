@@ -158,6 +158,13 @@ def inspect_script(target: SshTarget) -> str:
     """Report the remote root: base, current, free space, tools, each release's manifest."""
     lines = ["set -u", f"base={quote(target.path)}", "tmp=$1", 'echo "fc 1"']
     lines += [
+        # does mv know -T (rename a symlink over a symlink to a directory)?
+        'mkdir "$tmp/d" && ln -s d "$tmp/l" && ln -s d "$tmp/t" '
+        '&& mv -T -f "$tmp/t" "$tmp/l" 2>/dev/null && [ -L "$tmp/l" ] && [ ! -e "$tmp/t" ] '
+        '&& echo "mv-T yes" || echo "mv-T no"',
+        "for t in tar sha256sum mktemp dd readlink ln mv rm mkdir df pidof; do",
+        '  command -v "$t" >/dev/null 2>&1 && echo "tool $t yes" || echo "tool $t no"',
+        "done",
         'if [ ! -d "$base" ]; then echo "base missing"; exit 0; fi',
         'cd "$base" || exit 17',
         'echo "base present"',
@@ -168,13 +175,6 @@ def inspect_script(target: SshTarget) -> str:
         'else echo "current none"; fi',
         '[ -L releases ] && echo "releases symlink"',
         'set -- $(df -Pk . 2>/dev/null | tail -n 1); [ $# -ge 4 ] && echo "free-kb $4"',
-        # does mv know -T (rename a symlink over a symlink to a directory)?
-        'mkdir "$tmp/d" && ln -s d "$tmp/l" && ln -s d "$tmp/t" '
-        '&& mv -T -f "$tmp/t" "$tmp/l" 2>/dev/null && [ -L "$tmp/l" ] && [ ! -e "$tmp/t" ] '
-        '&& echo "mv-T yes" || echo "mv-T no"',
-        "for t in tar sha256sum mktemp head readlink ln mv rm mkdir df pidof; do",
-        '  command -v "$t" >/dev/null 2>&1 && echo "tool $t yes" || echo "tool $t no"',
-        "done",
         "for d in releases/*; do",
         '  [ -d "$d" ] && [ ! -L "$d" ] || continue',
         "  id=${d#releases/}",
@@ -212,7 +212,7 @@ class RemoteState:
 
     def missing_tools(self) -> list[str]:
         """Tools the deploy needs that the remote lacks."""
-        need = ("tar", "sha256sum", "mktemp", "head", "readlink", "ln", "mv", "rm", "mkdir")
+        need = ("tar", "sha256sum", "mktemp", "dd", "readlink", "ln", "mv", "rm", "mkdir")
         return [t for t in need if not self.tools.get(t, False)]
 
 

@@ -3,14 +3,15 @@
 The remote side may be an OpenWrt router: a busybox ``sh`` and busybox applets, no Python, no
 rsync, no GNU coreutils. So everything we run there is a POSIX shell script generated here, using
 only applets OpenWrt's busybox builds by default (``package/utils/busybox/Config-defaults.in``:
-``tar`` with create, ``sha256sum`` with ``-c``, ``mktemp``, ``head -c``, ``readlink``, ``ln``,
+``tar`` with create, ``sha256sum`` with ``-c``, ``mktemp``, ``dd``, ``readlink``, ``ln``,
 ``mv``; not ``realpath``, ``stat`` or ``timeout``).
 
 A script travels on ssh's stdin, not on its command line (dropbear caps a command at a few KB):
 the command is a fixed bootstrap that reads one line with the script's length, copies exactly that
-many bytes into a temporary file (``head -c`` reads no further) and runs it with ``sh``, whose
-stdin then carries whatever follows — a tar stream for an upload. The bootstrap is parsed by the
-user's login shell, so it stays POSIX.
+many bytes into a temporary file and runs it with ``sh``, whose stdin then carries whatever
+follows — a tar stream for an upload. The copy is ``dd bs=1``: one byte per read, so it never
+takes a byte of the payload (busybox ``head -c`` reads through stdio buffers and would). The
+bootstrap is parsed by the user's login shell, so it stays POSIX.
 
 Scripts report with exit codes and ``key value`` lines on stdout; their messages go to stderr.
 Exit 255 is ssh's own failure (no route, refused, host key, authentication), turned here into a
@@ -37,7 +38,8 @@ from steps.errors import Cancelled, RemoteError
 #: Runs the script that follows on stdin: "<length>\n<script><payload…>".
 BOOTSTRAP = (
     'sh -c \'IFS= read -r n || exit 97; case $n in ""|*[!0-9]*) exit 97;; esac; '
-    'd=$(mktemp -d /tmp/firecore.XXXXXX) || exit 98; head -c "$n" >"$d/run.sh" || exit 98; '
+    "d=$(mktemp -d /tmp/firecore.XXXXXX) || exit 98; "
+    'dd bs=1 count="$n" of="$d/run.sh" 2>/dev/null || exit 98; '
     'sh "$d/run.sh" "$d"; s=$?; rm -rf "$d"; exit $s\''
 )
 SSH_FAILED = 255

@@ -133,6 +133,11 @@ class RemoteDeploy:
                     "warning",
                 )
 
+    def live_manifest(self) -> dict[str, Any] | None:
+        """The live release's deployed manifest (None: nothing deployed there)."""
+        state = self.inspect()
+        return state.manifests.get(state.live) if state.live else None
+
     # ------------------------------------------------------------------ rollback
     def rollback(self, to: str | None = None) -> DeployResult:
         """Switch the remote ``current`` back (``deploy --rollback`` / ``--to``).

@@ -329,7 +329,8 @@ class VirtualPi:
 
     # ------------------------------------------------------------------ DHCP
     def _offers(self, link: RawLink) -> tuple[dhcp.DhcpPacket, list[dhcp.Offer], int]:
-        """DISCOVER (repeated like the firmware) until both kinds of offer arrived.
+        """DISCOVER (repeated like the firmware) until both kinds of offer arrived (or, router
+        mode, one offer with both an address and option 43).
 
         After the first real offer and the first proxy offer, it listens ``settle`` seconds
         more, so a second proxy on the segment is seen too.
@@ -338,6 +339,9 @@ class VirtualPi:
         offers: list[dhcp.Offer] = []
 
         def both() -> bool:
+            # an address and the boot options: two offers (proxy mode) or one (router mode)
+            if any(o.offers_address and o.packet.pxe is not None for o in offers):
+                return True
             return any(o.is_proxy for o in offers) and any(o.offers_address for o in offers)
 
         sent = 0

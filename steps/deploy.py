@@ -46,6 +46,7 @@ from steps.host.tftproot import (
     current_release,
     deploy_lock,
     hash_copy,
+    inside,
     list_releases,
     new_release_id,
     read_manifest,

@@ -379,3 +379,43 @@ def test_plain_dnsmasq_router_boots_a_pi(tmp_path: Path) -> None:
         finally:
             remove_router(r.router)
             shutil.rmtree(r.work, ignore_errors=True)
+
+
+def test_ssh_failures_are_named_with_their_fix(tmp_path: Path) -> None:
+    """A key the router does not know, a host key that is not the router's, nobody there."""
+    needs_root()
+    with Lab() as lab:
+        lan = boot_lan(lab, tmp_path, router=False)
+        router = start_router(lan.rt, ROUTER_IP, kind="dnsmasq", ssh_client=lan.srv)
+        work = Path(tempfile.mkdtemp(prefix="fwt-rtr-old-", dir="/tmp"))
+        try:
+            answers = router_answers(work, router)
+            answers.deploy.devices = {}
+            file = work / "answers.toml"
+            # a key the router does not know
+            other = work / "other_key"
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
+                           check=True)  # fmt: skip
+            config = work / "ssh_config"
+            config.write_text(router.ssh_config.read_text().replace(
+                str(router.dir / "client_key"), str(other)))  # fmt: skip
+            answers.deploy.ssh_config = str(config)
+            file.write_text(dump_answers(answers))
+            denied = lan.srv.run([WIZARD, "deploy", "--list", "--answers", str(file)], check=False)
+            assert denied.returncode == 1 and "ssh-copy-id" in denied.stderr
+            assert "Traceback" not in denied.stderr
+            # a host key that is not the router's
+            (work / "known").write_text(f"{ROUTER_IP} ssh-ed25519 " + "A" * 68 + "\n")
+            config.write_text(router.ssh_config.read_text().replace(
+                str(router.dir / "known_hosts"), str(work / "known")))  # fmt: skip
+            changed = lan.srv.run([WIZARD, "deploy", "--list", "--answers", str(file)], check=False)
+            assert changed.returncode == 1 and "host key" in changed.stderr
+            # nobody there
+            answers.deploy.target = "ssh://root@10.99.0.77/srv/x"
+            answers.deploy.ssh_config = str(router.ssh_config)
+            file.write_text(dump_answers(answers))
+            gone = lan.srv.run([WIZARD, "deploy", "--list", "--answers", str(file)], check=False)
+            assert gone.returncode == 1 and "10.99.0.77" in gone.stderr
+        finally:
+            remove_router(router)
+            shutil.rmtree(work, ignore_errors=True)

@@ -27,7 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from steps.errors import AnswersError, UsageError
 from steps.textsafe import has_control, printable
@@ -38,8 +45,14 @@ ServiceMode = Literal["systemd", "process", "none"]
 NetworkMode = Literal["proxy", "router"]
 RouterKind = Literal["openwrt", "dnsmasq"]
 ExtensionMode = Literal["builtin", "extracted"]
+CardMode = Literal["once", "many"]
 
 DEFAULT_MIRRORS = ["http://tinycorelinux.net/", "http://repo.tinycorelinux.net/"]
+#: The rpi-eeprom repository at a fixed commit (raw files): the bundled firmware catalog
+#: (assets/eeprom.json) pins the sha256 of every file it names there.
+DEFAULT_EEPROM_MIRRORS = [
+    "https://raw.githubusercontent.com/raspberrypi/rpi-eeprom/86759b04b22173e10186139ac3ae4debcd0d7252/"
+]
 BOARDS: tuple[str, ...] = ("pi0", "pi02", "pi1", "pi2", "pi3", "pi4", "pi5")
 ARCHES: tuple[str, ...] = ("armv6", "armv7", "armv7l", "armhf", "aarch64")
 
@@ -400,6 +413,9 @@ class BuildAnswers(_Model):
     cmdline_extra: list[str] = Field(default_factory=list)
     """Extra kernel command-line flags appended to cmdline.txt (nortc, norestore and
     host=<hostname> are always added)."""
+    sd_image: bool = False
+    """Also write firecore-<build id>.img beside the boot tree: an SD-card image (MBR + one FAT32
+    partition holding the boot files) for Pis that cannot netboot (Pi 1, 2, Zero)."""
 
     @field_validator("output")
     @classmethod
@@ -504,6 +520,133 @@ class NetworkAnswers(_Model):
             if problem:
                 raise ValueError(problem)
         return value
+
+
+#: BOOT_ORDER boot modes by name (raspberrypi/documentation eeprom-bootloader.adoc, BOOT_ORDER
+#: fields): one nibble each, tried from the least significant nibble up.
+BOOT_MODES: dict[str, int] = {
+    "sd-detect": 0x0,
+    "sd": 0x1,
+    "network": 0x2,
+    "rpiboot": 0x3,
+    "usb": 0x4,
+    "bcm-usb": 0x5,
+    "nvme": 0x6,
+    "http": 0x7,
+    "stop": 0xE,
+    "restart": 0xF,
+}
+_TFTP_PREFIX_STR = re.compile(r"^[A-Za-z0-9._/-]{1,32}$")
+
+
+def boot_order_value(text: str) -> str:
+    """A BOOT_ORDER as the EEPROM writes it ("0xf21"), from hex or from mode names.
+
+    ``"sd,network"`` → ``"0xf21"`` (a ``restart`` is added so the Pi keeps trying). The order
+    must contain network boot (nibble 2): that is what the card is for.
+
+    Raises:
+        ValueError: not hex of at most 8 known nibbles or a comma list of mode names.
+    """
+    raw = text.strip().lower()
+    if re.fullmatch(r"0x[0-9a-f]{1,8}", raw):
+        nibbles = [int(c, 16) for c in reversed(raw[2:])]
+    else:
+        names = [n.strip() for n in raw.split(",") if n.strip()]
+        unknown = [n for n in names if n not in BOOT_MODES]
+        if not names or unknown:
+            raise ValueError(
+                f"{text!r} is neither hex like 0xf21 nor a list of boot modes like "
+                f"'sd,network' (modes: {', '.join(BOOT_MODES)})"
+            )
+        nibbles = [BOOT_MODES[n] for n in names]
+        if nibbles[-1] not in (0xE, 0xF):
+            nibbles.append(0xF)
+        if len(nibbles) > 8:
+            raise ValueError(f"{text!r}: at most 8 boot modes")
+    bad = [f"{n:x}" for n in nibbles if n not in BOOT_MODES.values()]
+    if bad:
+        raise ValueError(f"{text!r}: {', '.join(bad)} is not a boot mode (0-7, e, f)")
+    if 0x2 not in nibbles:
+        raise ValueError(f"{text!r} has no network boot (mode 2): the Pi would never netboot")
+    return "0x" + "".join(f"{n:x}" for n in reversed(nibbles))
+
+
+class PrepareAnswers(_Model):
+    """The card that makes each Pi netboot-ready (firecore-wizard prepare, docs/prepare.md)."""
+
+    output: str = "build/prepare"
+    """Where prepare writes its card images and card directories."""
+    boot_order: str = "0xf21"
+    """BOOT_ORDER of Pi 4/400/CM4/5 EEPROM cards, hex or mode names ("sd,network" = 0xf21: SD
+    card first, then network, repeat; "network,sd" = 0xf12); must include network (2)."""
+    tftp_prefix: str = ""
+    """TFTP_PREFIX of EEPROM cards: "" keeps the bootloader's default (the serial number),
+    "serial", "mac", or a directory like "pis/" (TFTP_PREFIX_STR, ≤ 32 characters)."""
+    tftp_ip: str = ""
+    """TFTP_IP of EEPROM cards: the TFTP server the Pi uses whatever DHCP says; "" for none."""
+    dhcp_timeout: int = Field(default=0, ge=0, le=600000)
+    """DHCP_TIMEOUT of EEPROM cards in milliseconds (≥ 5000; the bootloader's default is 45000);
+    0 leaves it out."""
+    card: CardMode = "once"
+    """once: pieeprom.upd — after flashing, recovery.bin renames itself and the Pi boots on;
+    many: pieeprom.bin — the card flashes every Pi it is put in and stops (green screen)."""
+    eeprom_mirrors: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_EEPROM_MIRRORS), min_length=1
+    )
+    """Where the EEPROM firmware (pieeprom-*.bin, recovery.bin) is downloaded from, tried in
+    order: base URLs of the rpi-eeprom repository's raw files, or local directories holding a
+    copy of it (offline)."""
+    eeprom_catalog: str = ""
+    """JSON file pinning the firmware files and their sha256 (docs/prepare.md); empty: the
+    bundled catalog."""
+
+    @field_validator("output", "eeprom_catalog")
+    @classmethod
+    def _paths(cls, value: str, info: ValidationInfo) -> str:
+        return _check_path(value, allow_empty=info.field_name == "eeprom_catalog")
+
+    @field_validator("boot_order")
+    @classmethod
+    def _boot_order(cls, value: str) -> str:
+        return boot_order_value(value)
+
+    @field_validator("tftp_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if value in ("", "serial", "mac") or _TFTP_PREFIX_STR.fullmatch(value):
+            return value
+        raise ValueError(
+            f"{value!r} is not serial, mac or a directory of ≤ 32 characters like pis/"
+        )
+
+    @field_validator("tftp_ip")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        if value:
+            try:
+                ipaddress.IPv4Address(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a dotted IPv4 address") from None
+        return value
+
+    @field_validator("dhcp_timeout")
+    @classmethod
+    def _dhcp(cls, value: int) -> int:
+        if 0 < value < 5000:
+            raise ValueError(f"{value} ms is below the bootloader's minimum of 5000 ms")
+        return value
+
+    @field_validator("eeprom_mirrors")
+    @classmethod
+    def _mirrors(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for item in value:
+            if re.match(r"^https?://[^\s/]+", item):
+                out.append(item if item.endswith("/") else item + "/")
+            else:
+                out.append(_check_path(item, allow_empty=False))
+        return out
 
 
 class Profile(_Model):
@@ -611,6 +754,7 @@ class Answers(_Model):
     app: AppAnswers = Field(default_factory=AppAnswers)
     build: BuildAnswers = Field(default_factory=BuildAnswers)
     network: NetworkAnswers = Field(default_factory=NetworkAnswers)
+    prepare: PrepareAnswers = Field(default_factory=PrepareAnswers)
     deploy: DeployAnswers = Field(default_factory=DeployAnswers)
 
 
@@ -827,13 +971,15 @@ def load_answers(path: str | os.PathLike[str]) -> Answers:
 
 
 def build_digest(answers: Answers) -> str:
-    """sha256 of the answers that shape the boot tree (not network, devices or keep).
+    """sha256 of the answers that shape the boot tree (not network, prepare, devices or keep).
 
     Recorded in the build manifest: the TUI (which fills the network screen after building) and
     ``--answers`` (which has every section from the start) then write identical trees.
     """
     data = answers.model_dump(mode="json")
     data.pop("network")
+    data.pop("prepare")  # cards for the Pis, not the boot tree
+    data["build"].pop("sd_image")  # an extra file beside the tree, not in it
     data["deploy"] = {"profiles": data["deploy"]["profiles"]}
     canon = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canon.encode()).hexdigest()

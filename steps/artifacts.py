@@ -168,6 +168,8 @@ class BuildResult(_Data):
     """False when an identical tree was already in place (nothing rewritten)."""
     profiles: tuple[str, ...] = ()
     demo: bool = False
+    sd_image: Path | None = None
+    """The SD-card image beside the tree (``build.sd_image``), else None."""
 
 
 @dataclass(frozen=True)

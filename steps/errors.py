@@ -106,10 +106,12 @@ class ChecksumError(DownloadError):
 
     title = "Checksum mismatch"
 
-    def __init__(self, name: str, expected: str, actual: str, *, source: str = "") -> None:
+    def __init__(
+        self, name: str, expected: str, actual: str, *, source: str = "", algorithm: str = "md5"
+    ) -> None:
         where = f" from {source}" if source else ""
         super().__init__(
-            f"{name}{where}: md5 is {actual}, expected {expected}",
+            f"{name}{where}: {algorithm} is {actual}, expected {expected}",
             fix="the mirror's copy is corrupt or was replaced; try again or use another mirror",
         )
         self.name = name

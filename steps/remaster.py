@@ -54,7 +54,7 @@ from steps.fsutil import (
     sha256_file,
 )
 from steps.paths import cache_dir
-from steps.picore import bootcodes, image, overlay
+from steps.picore import bootcodes, image, overlay, sdcard
 from steps.picore.appbundle import bundle_digest, render_env
 from steps.picore.configtxt import (
     MAX_LINE,
@@ -269,14 +269,15 @@ class RemasterStep:
         if not ctx.dry_run:
             same = yield from self._unchanged(out, build_id, answers)
             if same is not None:
-                yield from self._finish(ctx, same, changed=False)
+                card = yield from self._sd_image(ctx, out)
+                yield from self._finish(ctx, same, changed=False, sd_image=card)
                 return
 
         # ---- download (the release step fetched it; the cache may have been cleaned since)
         rfile = Path(release.file)
         if not rfile.is_file():
             if ctx.dry_run:
-                yield from self._plan_without_release(out, answers)
+                yield from self._plan_without_release(out, answers, build_id)
                 return
             raise RemasterError(
                 f"the release file {rfile} is no longer in the download cache",
@@ -332,7 +333,7 @@ class RemasterStep:
         out_files[cmdline_name] = _Out.of(netboot.to_bytes())
 
         if ctx.dry_run:
-            yield from self._plan(out, out_files, answers, config_name, cmdline_name)
+            yield from self._plan(out, out_files, answers, config_name, cmdline_name, build_id)
             return
 
         # ---- overlay: cached by a hash of its inputs
@@ -400,6 +401,7 @@ class RemasterStep:
         manifest = self._manifest(
             answers, release, extset, bundle, inputs, build_id, out_files, boots
         )
+        previous = (_read_manifest(out) or {}).get("sd_image") or {}
         try:
             yield from self._write(ctx, out, out_files, _list_dirs(boot), manifest)
         except _Damaged as exc:
@@ -412,10 +414,12 @@ class RemasterStep:
                 fix="run again: the damaged copy was removed from the cache",
             ) from None
         _prune(work / "overlays", _KEEP_OVERLAYS)
+        card = yield from self._sd_image(ctx, out, str(previous.get("file", "")))
         yield from self._finish(
             ctx,
             _Done(out, build_id, out_files, release.demo, tuple(sorted(answers.deploy.profiles))),
             changed=True,
+            sd_image=card,
         )
 
     # ------------------------------------------------------------------ overlay
@@ -580,7 +584,18 @@ class RemasterStep:
             tuple(prev.get("profiles", ())),
         )
 
-    def _finish(self, ctx: StepContext, done: _Done, *, changed: bool) -> Iterator[Event]:
+    def _sd_image(
+        self, ctx: StepContext, out: Path, previous: str = ""
+    ) -> Generator[Event, None, Path | None]:
+        """``build.sd_image``: the tree as an SD-card image beside it (``sdcard.tree_image``)."""
+        if not ctx.answers.build.sd_image:
+            return None
+        card = yield from sdcard.tree_image(NAME, out, previous=previous, cancel=ctx.cancel)
+        return card
+
+    def _finish(
+        self, ctx: StepContext, done: _Done, *, changed: bool, sd_image: Path | None = None
+    ) -> Iterator[Event]:
         result = BuildResult(
             output=done.out,
             manifest=done.out / MANIFEST,
@@ -590,6 +605,7 @@ class RemasterStep:
             changed=changed,
             profiles=done.profiles,
             demo=done.demo,
+            sd_image=sd_image,
         )
         ctx.results.put(result)
         what = "built" if changed else "unchanged"
@@ -598,6 +614,8 @@ class RemasterStep:
             f"boot tree {what}: {done.out} ({result.files} files, "
             f"{result.bytes / 1e6:.1f} MB), build {done.build_id}{demo}"
         )
+        if sd_image is not None:
+            summary += f"; SD image {sd_image}"
         yield Result(NAME, summary, result.to_data())
 
     def _manifest(
@@ -664,6 +682,7 @@ class RemasterStep:
         answers: Answers,
         config_name: str,
         cmdline_name: str,
+        build_id: str,
     ) -> Iterator[Event]:
         for rel in sorted(files):
             detail = "boot partition file, byte-identical"
@@ -672,19 +691,19 @@ class RemasterStep:
             elif rel == cmdline_name:
                 detail = "netboot flags added"
             yield Planned(NAME, "write", str(out / rel), detail)
-        yield from self._plan_extra(out, answers, config_name, cmdline_name)
+        yield from self._plan_extra(out, answers, config_name, cmdline_name, build_id)
 
-    def _plan_without_release(self, out: Path, answers: Answers) -> Iterator[Event]:
+    def _plan_without_release(self, out: Path, answers: Answers, build_id: str) -> Iterator[Event]:
         yield LogLine(NAME, "the release is not downloaded yet (dry run): boot files not listed")
         yield Planned(NAME, "write", str(out / "*"), "every boot partition file, byte-identical")
         yield Planned(
             NAME, "write", str(out / "config.txt"), f"{OVERLAY} appended to every initramfs line"
         )
         yield Planned(NAME, "write", str(out / "cmdline.txt"), "netboot flags added")
-        yield from self._plan_extra(out, answers, "config.txt", "cmdline.txt")
+        yield from self._plan_extra(out, answers, "config.txt", "cmdline.txt", build_id)
 
     def _plan_extra(
-        self, out: Path, answers: Answers, config_name: str, cmdline_name: str
+        self, out: Path, answers: Answers, config_name: str, cmdline_name: str, build_id: str
     ) -> Iterator[Event]:
         yield Planned(
             NAME,
@@ -698,6 +717,13 @@ class RemasterStep:
                     NAME, "write", str(out / PROFILES_DIR / pname / rel), f"profile {pname}"
                 )
         yield Planned(NAME, "write", str(out / MANIFEST), "sha256 and size of every file")
+        if answers.build.sd_image:
+            yield Planned(
+                NAME,
+                "write",
+                str(out.parent / sdcard.image_name(build_id)),
+                "SD-card image: MBR + FAT32 partition holding the boot files",
+            )
 
 
 # ---------------------------------------------------------------------- helpers

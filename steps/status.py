@@ -76,12 +76,17 @@ class PiStatus:
     """Seconds since the Pi booted (from /info), else the app's uptime (from /health)."""
     info_error: str | None = None
     """Why /info could not be read (e.g. a token is required), when health is fine."""
+    netboot: bool | None = None
+    """Network boot enabled, as the Pi itself reports it (/info netboot); None: unknown."""
+    netboot_reason: str | None = None
+    """What the Pi read to say so ("OTP 17:3020000a (bit 29 set)", "BOOT_ORDER=0xf21 …")."""
 
     def to_data(self) -> dict[str, Any]:
         """JSON-able form (one object per Pi in ``status --json``)."""
         data = asdict(self)
         data["addresses"] = list(self.addresses)
         data["health"] = "ok" if self.healthy else "unhealthy"
+        data["netboot_text"] = netboot_text(self)
         return data
 
 
@@ -338,6 +343,9 @@ def poll(
         build = None
     uptime = info.get("uptime", health.get("app_uptime"))
     current = None if deployed is None or build is None else build == deployed
+    raw = info.get("netboot")
+    nb: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    enabled = nb.get("enabled")
     return PiStatus(
         name=_clean(ann.name.removesuffix("." + SERVICE_TYPE), 255),
         serial=_clean(info.get("serial") or health.get("serial") or props.get("serial") or "", 40)
@@ -357,6 +365,8 @@ def poll(
         error=error or None,
         uptime=float(uptime) if isinstance(uptime, int | float) else None,
         info_error=info_error if not error else None,
+        netboot=enabled if isinstance(enabled, bool) else None,
+        netboot_reason=str(nb["reason"]) if nb.get("reason") else None,
     )
 
 
@@ -448,7 +458,16 @@ def describe(pi: PiStatus) -> str:
     build = pi.build_id or "?"
     if pi.current is False:
         build += f" OLD BUILD (deployed {pi.deployed_build})"
-    return f"{pi.serial or '?'} {pi.hostname or pi.name} {pi.ip}:{pi.port} build {build}: {state}"
+    return (
+        f"{pi.serial or '?'} {pi.hostname or pi.name} {pi.ip}:{pi.port} build {build}: {state}; "
+        f"netboot {netboot_text(pi)}"
+    )
+
+
+def netboot_text(pi: PiStatus) -> str:
+    """Network boot as the Pi reports it: "on (OTP 17:3020000a …)", "OFF (…)", "?"."""
+    word = {True: "on", False: "OFF", None: "?"}[pi.netboot]
+    return f"{word} ({pi.netboot_reason})" if pi.netboot_reason else word
 
 
 def summary_line(report: StatusReport) -> str:
@@ -465,7 +484,7 @@ def summary_line(report: StatusReport) -> str:
 
 def table(pis: Sequence[PiStatus]) -> str:
     """A fixed-width table of the Pis for the terminal."""
-    rows = [("SERIAL", "HOSTNAME", "ADDRESS", "BUILD", "UPTIME", "HEALTH")]
+    rows = [("SERIAL", "HOSTNAME", "ADDRESS", "BUILD", "UPTIME", "NETBOOT", "HEALTH")]
     for p in pis:
         build = (p.build_id or "?") + (" (old)" if p.current is False else "")
         health = "ok" if p.healthy else f"UNHEALTHY: {p.error}"
@@ -476,12 +495,13 @@ def table(pis: Sequence[PiStatus]) -> str:
                 f"{p.ip}:{p.port}",
                 build,
                 _uptime(p.uptime),
+                netboot_text(p),
                 health,
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
     return "\n".join(
-        "  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:5])) + "  " + r[5] for r in rows
+        "  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:6])) + "  " + r[6] for r in rows
     )
 
 

@@ -11,6 +11,7 @@ shown here (``steps.events.drive`` runs them to their result).
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from steps.answers import Answers, resolve_path
@@ -19,6 +20,8 @@ from steps.errors import FirecoreError
 from steps.events import drive
 from steps.paths import cache_dir
 from wizard.views import (
+    CardProblem,
+    CardTarget,
     Check,
     Closure,
     DnsmasqPreview,
@@ -254,3 +257,37 @@ def selftest_step(answers: Answers, model: str, serial: str, *, rehearse: bool) 
         serial=serial or None,
         rehearse=rehearse,
     )
+
+
+def prepare_step(model: str) -> Step:
+    """``steps.prepare.PrepareStep`` for one model."""
+    from steps.prepare import PrepareStep
+
+    return PrepareStep(model)
+
+
+def write_image_step(image: str, device: str, *, force: bool) -> Step:
+    """``steps.write_image.WriteImageStep`` (it checks the device again before writing)."""
+    from steps.write_image import WriteImageStep
+
+    return WriteImageStep(Path(image), Path(device), force=force)
+
+
+def card_target(image: str, device: str) -> CardTarget:
+    """What ``device`` is and every reason not to write ``image`` to it."""
+    from steps.host.blockdev import inspect, refusals
+
+    target = inspect(Path(device))
+    try:
+        size = Path(image).stat().st_size
+    except OSError:
+        size = 0
+    problems = tuple(CardProblem(r.reason, r.fix, r.forceable) for r in refusals(target, size))
+    return CardTarget(device, target.describe(), problems)
+
+
+def card_devices() -> list[CardTarget]:
+    """The removable disks of this machine (what the write dialog offers)."""
+    from steps.host.blockdev import candidates
+
+    return [CardTarget(str(t.path), t.describe()) for t in candidates()]

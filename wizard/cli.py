@@ -29,6 +29,9 @@ SUBCOMMANDS: dict[str, str] = {
     "selftest": "wizard.commands.selftest",
     "dnsmasq": "wizard.commands.dnsmasq",
     "status": "wizard.commands.status",
+    "prepare": "wizard.commands.prepare",
+    "write-image": "wizard.commands.write_image",
+    "monitor": "wizard.commands.monitor",
     "demo-mirror": "wizard.commands.demo",
 }
 

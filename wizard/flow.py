@@ -59,6 +59,7 @@ FLOW: tuple[ScreenSpec, ...] = (
         ("release", "extensions", "app"),
     ),
     ScreenSpec("network", "Network", "wizard.screens.network:NetworkScreen", ("network",)),
+    ScreenSpec("prepare", "Prepare", "wizard.screens.prepare:PrepareScreen", ("prepare",)),
     ScreenSpec(
         "deploy", "Deploy", "wizard.screens.deploy:DeployScreen", ("deploy",), ("build", "network")
     ),

@@ -20,6 +20,7 @@ from steps.base import Step
 from steps.errors import FirecoreError
 from wizard import adapters
 from wizard.views import (
+    CardTarget,
     Check,
     Closure,
     DnsmasqPreview,
@@ -113,6 +114,27 @@ class Services:
                 fix="update firecore-wizard (`make setup`)",
             )
         return plan
+
+    # ---- prepare / write-image
+    def prepare_step(self, answers: Answers, model: str) -> Step:
+        """The prepare step for one model (as ``firecore-wizard prepare --model``)."""
+        if "prepare" in self.fixed_steps:
+            return self.fixed_steps["prepare"]
+        return adapters.prepare_step(model)
+
+    def write_image_step(self, image: str, device: str, *, force: bool) -> Step:
+        """The write-image step (as ``firecore-wizard write-image``)."""
+        if "write_image" in self.fixed_steps:
+            return self.fixed_steps["write_image"]
+        return adapters.write_image_step(image, device, force=force)
+
+    def card_target(self, image: str, device: str) -> CardTarget:
+        """What a device is, and why writing ``image`` to it would be unsafe."""
+        return adapters.card_target(image, device)
+
+    def card_devices(self) -> list[CardTarget]:
+        """Removable disks to offer in the write dialog."""
+        return adapters.card_devices()
 
     def selftest(self, answers: Answers, model: str, serial: str, *, rehearse: bool) -> Step:
         """The virtual-Pi self-test as a step (``rehearse``: against a private server copy)."""

@@ -27,7 +27,15 @@ from steps.base import Results
 from steps.errors import AnswersError, UsageError
 
 #: The answers sections, in file order.
-SECTIONS: tuple[str, ...] = ("release", "extensions", "app", "build", "network", "deploy")
+SECTIONS: tuple[str, ...] = (
+    "release",
+    "extensions",
+    "app",
+    "build",
+    "network",
+    "prepare",
+    "deploy",
+)
 
 
 def get_key(answers: Answers, key: str) -> Any:
@@ -88,6 +96,8 @@ class PiSeen:
     """True: runs the deployed build; False: an older one; None: nothing deployed to compare."""
     uptime: str = ""
     model: str = ""
+    netboot: str = ""
+    """Network boot as the Pi reports it ("on (OTP 17:3020000a …)", "OFF (…)", "?")."""
 
 
 @dataclass
@@ -110,6 +120,10 @@ class WizardState:
     selftest: list[StageLine] = field(default_factory=list)
     pis: list[PiSeen] = field(default_factory=list)
     saved_to: Path | None = None
+    prepare_model: str = "pi3b"
+    """The model chosen on the Prepare screen."""
+    prepared: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Model → what prepare made for it in this session (``PreparedCard.to_data()``)."""
 
     def try_set(self, key: str, value: Any) -> AnswersError | None:
         """Validate ``key = value`` with the answers-file rules; apply it if valid.

@@ -125,3 +125,27 @@ class TftpState:
     root: str
     releases: tuple[TftpRelease, ...] = ()
     note: str = ""
+
+
+@dataclass(frozen=True)
+class CardProblem:
+    """Why writing to a device is unsafe (``forceable``: Force may override it)."""
+
+    reason: str
+    fix: str
+    forceable: bool = False
+
+
+@dataclass(frozen=True)
+class CardTarget:
+    """A device (or file) a card image could be written to, as the write dialog shows it."""
+
+    path: str
+    description: str
+    """Path, model, size and how it is attached, e.g. "/dev/sdb (SanDisk Ultra, 31.9 GB, USB)"."""
+    problems: tuple[CardProblem, ...] = ()
+
+    @property
+    def blocked(self) -> bool:
+        """A problem Force cannot override."""
+        return any(not p.forceable for p in self.problems)

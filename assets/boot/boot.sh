@@ -8,7 +8,8 @@
 #      background, so the network may not be up yet when bootlocal.sh runs,
 #   3. sets the hostname (FIRECORE_HOSTNAME) and logs what it really is afterwards: piCore's
 #      sethostname ignores its argument when host= is on the kernel command line (Core-scripts
-#      picore usr/bin/sethostname), so it is used only when host= agrees or is absent,
+#      picore usr/bin/sethostname), so it is used only when host= agrees or is absent; and
+#      records the netboot state (OTP, bootloader config) as root in the background,
 #   4. starts the app as user tc (FIRECORE_USER) with PYTHONPATH pointing at the overlay's
 #      site-packages, and the mDNS announcer beside it,
 #   5. restarts either if it exits, with a bounded exponential backoff (FIRECORE_BACKOFF_MS
@@ -46,8 +47,9 @@ done
 BOOT_LOG=$FIRECORE_LOG_DIR/boot.log
 PYTHONPATH="$FIRECORE_APP_DIR:$FIRECORE_DIR/agent:$FIRECORE_DIR/site-packages${PYTHONPATH:+:$PYTHONPATH}"
 PYTHONUNBUFFERED=1
+FIRECORE_NETBOOT_FILE=$FIRECORE_RUN_DIR/netboot.json
 export FIRECORE_DIR FIRECORE_APP_MODE FIRECORE_APP_DIR FIRECORE_BUILD_FILE FIRECORE_LOG_DIR \
-    FIRECORE_LOG_MAX_BYTES PYTHONPATH PYTHONUNBUFFERED
+    FIRECORE_LOG_MAX_BYTES FIRECORE_NETBOOT_FILE PYTHONPATH PYTHONUNBUFFERED
 
 log() {
     printf '%s boot[%s]: %s\n' "$(date '+%Y-%m-%d %H:%M:%S')" "$$" "$*" >>"$BOOT_LOG" 2>/dev/null
@@ -234,6 +236,12 @@ main() {
     _supervisors=
     _napper=
     trap shutdown TERM INT
+
+    # The netboot state as the Pi reports it (OTP row 17, the bootloader config): the VideoCore
+    # mailbox needs root and the app runs as $FIRECORE_USER, so read it once here, beside the
+    # start-up (firecore_app.netboot; the app reports $FIRECORE_NETBOOT_FILE on /info).
+    (cd "$FIRECORE_DIR" && exec $FIRECORE_PYTHON -m firecore_app.netboot --write \
+        "$FIRECORE_NETBOOT_FILE") >>"$BOOT_LOG" 2>&1 &
 
     wait_for_ipv4
     set_hostname

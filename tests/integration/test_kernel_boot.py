@@ -28,6 +28,7 @@ from steps.answers import Profile
 from steps.demo.factory import Mirror
 from steps.picore import cpio
 from tests.support.armhf import ArmhfKit, KitUnavailable, ensure_kit
+from tests.support.cards import read_back
 from tests.test_remaster import Build
 
 pytestmark = pytest.mark.qemu
@@ -165,3 +166,30 @@ def test_kernel_unpacks_overlay(
         assert stats["/usr/local/tce.installed/openssh"].endswith("regular file")
         assert stats["/opt/firecore/tce-setup.sh"] == "755 0 0 regular file"
         assert lines[1] == "/opt/firecore/tce-setup.sh"
+
+
+def test_kernel_boots_the_files_taken_out_of_the_sd_image(
+    fake_mirror: Mirror, kit: ArmhfKit, tmp_path: Path
+) -> None:
+    """build.sd_image: what a Pi without netboot reads from the card boots the same system."""
+    b = Build(fake_mirror, "15.0.0", tmp_path)
+    b.answers.build.sd_image = True
+    b.run()
+    image = b.result().sd_image
+    assert image is not None
+    card = read_back(image, tmp_path / "card").files
+    config_line = next(
+        ln
+        for ln in card["config.txt"].decode().splitlines()
+        if ln.startswith("initramfs") and "-v7.gz" in ln
+    )  # what a Pi 3 loads from the card
+    names = config_line.split()[1].split(",")
+    assert names[-1] == "overlay.gz"
+    initrd = tmp_path / "initrd.gz"
+    initrd.write_bytes(b"".join([*(card[n] for n in names[:-1]), tools_gz(kit), card[names[-1]]]))
+
+    stats, marks, _ = parse(boot(kit, initrd))
+    assert stats["/"] == "755 0 0 directory"
+    assert stats["/tmp"] == "1777 0 0 directory"
+    assert stats["/opt/firecore/boot.sh"] == "755 0 0 regular file"
+    assert json.loads(marks["BUILDJSON"][0])["build_id"] == b.result().build_id

@@ -42,6 +42,17 @@ def app_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     root = tmp_path_factory.mktemp("pi")
     env = pi_files(root)
     Path(env["FIRECORE_BUILD_FILE"]).write_text(json.dumps({"build_id": BUILD}))
+    # what boot.sh does as root at boot: record the netboot state (a stand-in vcgencmd)
+    tools = root / "bin"
+    tools.mkdir()
+    (tools / "vcgencmd").write_text("#!/bin/sh\necho 17:3020000a\n")
+    (tools / "vcgencmd").chmod(0o755)
+    Path(env["FIRECORE_NETBOOT_FILE"]).parent.mkdir(parents=True)
+    subprocess.run(
+        [sys.executable, "-m", "firecore_app.netboot", "--write", env["FIRECORE_NETBOOT_FILE"]],
+        env={**env, "PATH": f"{tools}:/usr/bin:/bin", "PYTHONPATH": str(ROOT / "assets" / "app")},
+        check=True,
+    )
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "firecore_app"],
@@ -89,12 +100,15 @@ def test_healthy_pi_with_token_and_build_comparison(app_port: int) -> None:
     assert pi.build_id == BUILD and pi.current is True
     assert pi.uptime == 3723.45  # from /info (the Pi's /proc/uptime)
     assert pi.model == "Raspberry Pi 3 Model B Rev 1.2"  # /info beats the TXT record
+    assert pi.netboot is True and pi.netboot_reason == "OTP 17:3020000a (bit 29 set)"
+    assert pi.to_data()["netboot"] is True
     older = poll(ann(app_port), TOKEN, "feed0002", never)
     assert older.healthy and older.current is False and older.deployed_build == "feed0002"
     no_token = poll(ann(app_port), "", None, never)
     assert no_token.healthy and no_token.current is None
     assert no_token.info_error is not None and "token required" in no_token.info_error
     assert no_token.uptime is not None and no_token.uptime < 3723  # the app's uptime instead
+    assert no_token.netboot is None  # /info (which says) needs the token
 
 
 def test_unreachable_and_failing_pis_are_unhealthy() -> None:
@@ -153,6 +167,8 @@ def _pi(serial: str, healthy: bool, current: bool | None) -> PiStatus:
         healthy=healthy,
         error=None if healthy else "timed out",
         uptime=7322.0,
+        netboot=True if healthy else None,
+        netboot_reason="OTP 17:3020000a (bit 29 set)" if healthy else None,
     )
 
 
@@ -166,7 +182,16 @@ def test_report_exit_rules_and_table() -> None:
     sick = StatusReport((_pi("aaaa0001", False, None),), 3, None, None)
     assert not sick.ok() and sick.summary()["unhealthy"] == 1
     text = table(old.pis + sick.pis).splitlines()
-    assert text[0].split() == ["SERIAL", "HOSTNAME", "ADDRESS", "BUILD", "UPTIME", "HEALTH"]
+    assert text[0].split() == [
+        "SERIAL",
+        "HOSTNAME",
+        "ADDRESS",
+        "BUILD",
+        "UPTIME",
+        "NETBOOT",
+        "HEALTH",
+    ]
+    assert "on (OTP 17:3020000a (bit 29 set))" in text[1] and " ? " in text[3]
     assert "b1 (old)" in text[2] and "2h02m" in text[1]
     assert text[3].endswith("UNHEALTHY: timed out")
 

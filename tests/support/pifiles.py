@@ -43,4 +43,5 @@ def pi_files(root: Path) -> dict[str, str]:
         "FIRECORE_TCE_INSTALLED": str(tce),
         "FIRECORE_BUILD_FILE": str(root / "build.json"),
         "FIRECORE_LOG_DIR": str(root / "log"),
+        "FIRECORE_NETBOOT_FILE": str(root / "run" / "netboot.json"),
     }

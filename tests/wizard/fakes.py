@@ -16,6 +16,8 @@ from steps.artifacts import Extension, ReleaseRef
 from steps.errors import FirecoreError
 from wizard.services import Services
 from wizard.views import (
+    CardProblem,
+    CardTarget,
     Check,
     Closure,
     DnsmasqPreview,
@@ -123,6 +125,8 @@ class FakeServices(Services):
     tftp: TftpState | None = None
     rolled_back: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    targets: dict[str, CardTarget] = field(default_factory=dict)
+    """Devices the write dialog's Check describes (others: the real inspection)."""
 
     def _call(self, name: str) -> None:
         self.calls.append(name)
@@ -228,6 +232,16 @@ class FakeServices(Services):
         self.rolled_back.append(answers.network.tftp_root)
         return "20250101T090000-0badc0de"
 
+    def card_devices(self) -> list[CardTarget]:
+        self._call("card_devices")
+        return [CardTarget("/dev/sdb", "/dev/sdb (SanDisk Ultra, 31.9 GB, USB, removable)")]
+
+    def card_target(self, image: str, device: str) -> CardTarget:
+        self._call("card_target")
+        if device in self.targets:
+            return self.targets[device]
+        return super().card_target(image, device)
+
 
 #: Pis as the status step reports them (``PiStatus.to_data()`` shape).
 PIS_DATA: list[dict[str, Any]] = [
@@ -241,6 +255,7 @@ PIS_DATA: list[dict[str, Any]] = [
         "current": True,
         "healthy": True,
         "uptime": 723.0,
+        "netboot_text": "on (booted from the network; BOOT_ORDER=0xf21 includes network (2))",
     },
     {
         "name": "kiosk-1a2b3c4d",
@@ -252,6 +267,7 @@ PIS_DATA: list[dict[str, Any]] = [
         "current": False,
         "healthy": True,
         "uptime": 10904.0,
+        "netboot_text": "on (enabled at the factory (Pi 3B+))",
     },
     {
         "name": "firecore-deadbeef",
@@ -281,3 +297,38 @@ STAGES_OK: list[dict[str, Any]] = [
         "message": "the server answered File not found",
     },
 ]
+
+#: What the prepare step reports for a Pi 4 EEPROM card (``PreparedCard.to_data()`` shape).
+PI4_CARD: dict[str, Any] = {
+    "model": "pi4",
+    "title": "Raspberry Pi 4 Model B",
+    "action": "eeprom-card",
+    "why": "The Raspberry Pi 4 Model B netboots from its EEPROM bootloader …",
+    "note": "",
+    "instructions": [
+        "Write the card: firecore-wizard write-image /cards/firecore-pi4-eeprom-1b6018a08f4e.img"
+        " --device /dev/sdX",
+        "Put the card in the Raspberry Pi 4 Model B, power it on and wait at least 10 seconds.",
+    ],
+    "check": "firecore-wizard status: its netboot column reads 'enabled (BOOT_ORDER=0xf21)'.",
+    "image": "/cards/firecore-pi4-eeprom-1b6018a08f4e.img",
+    "sha256": "9d4e" * 16,
+    "directory": "/cards/pi4-eeprom",
+    "files": {},
+    "settings": {"BOOT_ORDER": "0xf21"},
+}
+
+#: Devices the write dialog may be shown: one refused outright, one Force may override.
+MOUNTED = CardTarget(
+    "/dev/sdc",
+    "/dev/sdc (Generic Flash Disk, 15.5 GB, USB, removable)",
+    (CardProblem("/dev/sdc is in use: mounted at /media/x", "unmount it first"),),
+)
+INTERNAL = CardTarget(
+    "/dev/sda",
+    "/dev/sda (Samsung SSD, 500.1 GB)",
+    (
+        CardProblem("/dev/sda is not a removable device", "pass --force if sure", True),
+        CardProblem("/dev/sda is 500.1 GB, larger than a card would be", "check it", True),
+    ),
+)

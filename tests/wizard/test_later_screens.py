@@ -210,9 +210,11 @@ async def test_status_lists_pis_with_build_ids_against_the_deployed_one(
             "0:12:03",
             "healthy",
             "3f2a9c1d ✓ deployed",
+            "on (booted from the network; BOOT_ORDER=0xf21 includes network (2))",
         ]
-        assert rows[1][-1] == "0badc0de ✕ old build" and rows[1][4] == "3:01:44"
-        assert rows[2][5] == "UNHEALTHY"
+        assert rows[1][-2] == "0badc0de ✕ old build" and rows[1][4] == "3:01:44"
+        assert rows[1][-1] == "on (enabled at the factory (Pi 3B+))"
+        assert rows[2][5] == "UNHEALTHY" and rows[2][-1] == "?"
         assert _text(app, "#scan-state") == "3 Pis, 2 healthy"
         assert [p.serial for p in app.state.pis] == ["9ffefdef", "1a2b3c4d", "deadbeef"]
 

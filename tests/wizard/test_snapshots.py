@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static, TabbedContent
+from textual.widgets import DataTable, Input, Select, Static, TabbedContent
 
 from steps.answers import Answers, default_answers
 from steps.errors import CommandError
 from steps.events import LogLine, Progress, Result
 from tests.conftest import FakeStep
 from tests.wizard.conftest import ManualClock, wait_for
-from tests.wizard.fakes import PIS_DATA, STAGES_OK, FakeServices
+from tests.wizard.fakes import PI4_CARD, PIS_DATA, STAGES_OK, FakeServices
 from wizard.app import LIGHT, FirecoreWizard, make_app
 from wizard.messages import RunFinished, StepEvent, StepStarted
 from wizard.views import Finding
@@ -282,6 +282,20 @@ def test_status_with_pis_found(snap_compare: Any, size: tuple[int, int]) -> None
         await settled(pilot)
 
     assert snap_compare(app_for("status", steps=[scan]), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_prepare_pi4_card_made(snap_compare: Any, size: tuple[int, int]) -> None:
+    card = FakeStep("prepare", "Prepare", [Result("prepare", "Pi 4: EEPROM card", PI4_CARD)])
+
+    async def run(pilot: Pilot[Any]) -> None:
+        await shown(pilot)
+        pilot.app.screen.query_one("#model", Select).value = "pi4"
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: "pi4" in pilot.app.state.prepared)  # type: ignore[attr-defined]
+        await settled(pilot)
+
+    assert snap_compare(app_for("prepare", steps=[card]), terminal_size=size, run_before=run)
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -3,8 +3,8 @@
 Welcome → Release (the mirror's listing; pick 15.0.0 armhf) → Extensions (search, add myapp.tcz,
 whose w1-KERNEL dependency expands per board) → App (a local wheelhouse: offline) → Build (the
 real release, extensions, app and remaster steps) → Network (`dnsmasq_service = "none"`, nothing
-applied: no root needed) → Deploy (the real deploy step into a temporary TFTP root) → Status →
-Summary (Save answers) → Finish.
+applied: no root needed) → Prepare (the Pi 3B card from this build) → Deploy (the real deploy
+step into a temporary TFTP root) → Status → Summary (Save answers) → Finish.
 
 Then the saved file is run the way ``firecore-wizard --answers FILE`` runs it (the headless
 runner, same plan classes) for the build steps, and the two boot trees are compared byte for
@@ -149,7 +149,19 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         await pilot.pause()
         await pilot.press("ctrl+n")
 
-        # 7. Deploy the build into the temporary TFTP root with the real deploy step
+        # 7. Prepare: the Pi 3B card from this build (the real prepare step)
+        await wait_for(pilot, lambda: app.current == "prepare" and app.screen.query("#make"))
+        _field(app, "prepare.output").set_text(str(tmp_path / "cards"))
+        assert str(app.screen.query_one("#model", Select).value) == "pi3b"
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: "pi3b" in app.state.prepared, limit=60)
+        card = Path(app.state.prepared["pi3b"]["image"])
+        assert card.parent == tmp_path / "cards" and card.name.startswith("firecore-pi3b-otp-")
+        assert "Write the card" in str(app.screen.query_one("#card", Static).render())
+        assert not app.screen.query_one("#write", Button).disabled
+        await pilot.press("ctrl+n")
+
+        # 8. Deploy the build into the temporary TFTP root with the real deploy step
         await wait_for(pilot, lambda: app.current == "deploy" and app.screen.query("#deploy"))
         await pilot.press("f5")
         deployed = app.screen.query_one("#deploy-state", Static)
@@ -160,7 +172,7 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         assert str(releases.get_row_at(0)[0]) == "▶ live"
         await pilot.press("ctrl+n")
 
-        # 8. Status (nothing on this LAN) → 9. Summary: save, finish
+        # 9. Status (nothing on this LAN) → 10. Summary: save, finish
         await wait_for(pilot, lambda: app.current == "status" and app.screen.query("#scan"))
         await pilot.press("ctrl+n")
         await wait_for(pilot, lambda: app.current == "summary" and app.screen.query("#save-path"))

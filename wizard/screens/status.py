@@ -43,6 +43,7 @@ def pi_from_data(data: Mapping[str, Any]) -> PiSeen:
         current=data.get("current") if isinstance(data.get("current"), bool) else None,
         uptime=uptime_text(data.get("uptime")),
         model=str(data.get("model") or ""),
+        netboot=str(data.get("netboot_text") or "?"),
     )
 
 
@@ -56,8 +57,10 @@ class StatusScreen(WizardScreen):
 
 **Scan** (F5) listens for the Pis' mDNS announcements (`_firecore._tcp`) for the given number of
 seconds, then asks each Pi's app for `/health` and `/info`. The table shows each Pi's serial,
-hostname, model, address, uptime, health, and its **build id** against the one deployed in the
-TFTP root: ✓ current, ✕ an older build (reboot that Pi to pick up the new one).
+hostname, model, address, uptime, health, its **build id** against the one deployed in the
+TFTP root (✓ current, ✕ an older build: reboot that Pi to pick up the new one), and whether
+**netboot** is enabled as the Pi itself reports it: OTP row 17 on a Pi 3B (`17:3020000a` = on),
+BOOT_ORDER on a Pi 4/5, the boot mode it used (see docs/prepare.md).
 
 Nothing found? The Pi may still be booting (about a minute), may be on another segment (mDNS does
 not cross routers), or its app failed: run the self-test on the Deploy screen, and check the
@@ -80,7 +83,9 @@ profiles on the Deploy screen.
     def on_mount(self) -> None:
         super().on_mount()
         table = self.query_one("#pis", DataTable)
-        table.add_columns("serial", "hostname", "model", "address", "uptime", "health", "build")
+        table.add_columns(
+            "serial", "hostname", "model", "address", "uptime", "health", "build", "netboot"
+        )
         self._show()
 
     @on(Button.Pressed, "#scan")
@@ -139,6 +144,7 @@ profiles on the Deploy screen.
                         pi.uptime,
                         "healthy" if pi.healthy else "UNHEALTHY",
                         build,
+                        pi.netboot or "?",
                     )
                 )
             )

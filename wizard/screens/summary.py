@@ -31,15 +31,21 @@ class SummaryScreen(WizardScreen):
 What this session produced: the boot tree (path, build id, size), where dnsmasq's config is and
 how it runs, what is deployed, and the Pis seen on the Status screen.
 
+**Write SD image…** (F6) writes the build's SD-card image (`build.sd_image`, or the one
+Prepare made for a Pi that cannot netboot) to a card, with the checks of `write-image`.
+
 **Save answers** (F5, or ctrl+s anywhere) writes one complete, commented TOML file holding every
 answer — defaults included. `firecore-wizard --answers FILE` runs the same steps headless and
 produces the same boot tree byte for byte; `--answers FILE --interactive` reopens this wizard
 pre-filled. The token is never in that file: it lives in the `app.secrets_file` (mode 0600).
 """
-    BINDINGS = [Binding("f5", "save", "Save answers")]
+    BINDINGS = [Binding("f5", "save", "Save answers"), Binding("f6", "write_sd", "Write SD image")]
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="report", markup=False)
+        with Horizontal(classes="actions"):
+            yield Button("Write SD image…", id="write-sd", compact=True)
+            yield Static("", id="sd-state", markup=False)
         yield Label("Save answers", classes="section-title")
         with Horizontal(classes="actions"):
             default = self.state.answers_path or default_answers_path()
@@ -50,6 +56,13 @@ pre-filled. The token is never in that file: it lives in the `app.secrets_file` 
     def on_mount(self) -> None:
         super().on_mount()
         self.query_one("#report", Static).update(self.report())
+        image = self.sd_image()
+        self.query_one("#write-sd", Button).disabled = image is None
+        self.query_one("#sd-state", Static).update(
+            str(image)
+            if image
+            else "no SD image: set build.sd_image and Build, or Prepare a Pi 1/2/Zero"
+        )
         if self.state.saved_to is not None:
             self.query_one("#save-state", Static).update(f"✓ saved to {self.state.saved_to}")
 
@@ -81,6 +94,13 @@ pre-filled. The token is never in that file: it lives in the `app.secrets_file` 
             f"{', '.join(a.release.boards)}; {len(a.extensions.names)} extensions; app "
             f"{a.app.path or 'bundled'} as {a.app.hostname}:{a.app.port}\n"
         )
+        sd = self.sd_image()
+        if sd is not None:
+            out.append(f"  SD image: {sd}\n")
+        if self.state.prepared:
+            head("Cards")
+            for model, data in sorted(self.state.prepared.items()):
+                out.append(f"  {model}: {data.get('image') or data.get('action')}\n")
         head("dnsmasq")
         out.append(
             f"  {a.network.dnsmasq_conf} on {a.network.interface}, service mode "
@@ -107,6 +127,32 @@ pre-filled. The token is never in that file: it lives in the `app.secrets_file` 
                 f"  {pi.serial or '?'} {pi.hostname} {pi.address} build {pi.build_id} {health}\n"
             )
         return out
+
+    def sd_image(self) -> Path | None:
+        """The build's SD-card image, if one was written (this session or recorded earlier)."""
+        import json
+
+        build = self.state.results.get(BuildResult)
+        if build is not None and build.sd_image is not None and build.sd_image.is_file():
+            return build.sd_image
+        tree = resolve_path(self.state.answers.build.output)
+        try:
+            name = json.loads((tree / "manifest.json").read_text())["sd_image"]["file"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        image = tree.parent / str(name)
+        return image if image.is_file() else None
+
+    @on(Button.Pressed, "#write-sd")
+    def action_write_sd(self) -> None:
+        """Write the SD image to a card (F6)."""
+        from wizard.screens.write_card import WriteCardModal
+
+        image = self.sd_image()
+        if image is None:
+            self.notify("no SD image yet: set build.sd_image and Build", severity="warning")
+            return
+        self.app.push_screen(WriteCardModal(self.services, image, self.wizard.clock))
 
     def stale_build(self) -> str:
         """Why the built tree no longer matches the answers ("" when it does or none exists).

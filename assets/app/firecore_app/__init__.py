@@ -27,6 +27,7 @@ FIRECORE_SYS                  /sys                             where thermal zon
 FIRECORE_TCE_INSTALLED        /usr/local/tce.installed         loaded extensions
 FIRECORE_MDNS_NAME            (hostname-serial)                mDNS instance and host name
 FIRECORE_ANNOUNCE_REFRESH     10                               seconds between address checks
+FIRECORE_NETBOOT_FILE         /var/run/firecore/netboot.json   netboot state boot.sh read as root
 ============================  ===============================  ====================================
 
 Only the token's sha256 is on the Pi: the overlay is served over TFTP to anyone on the LAN, so it

@@ -37,6 +37,7 @@ class Settings(NamedTuple):
     tce_installed: str
     mdns_name: str
     announce_refresh: float
+    netboot_file: str
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -64,4 +65,5 @@ class Settings(NamedTuple):
             tce_installed=e.get("FIRECORE_TCE_INSTALLED", "") or "/usr/local/tce.installed",
             mdns_name=e.get("FIRECORE_MDNS_NAME", "").strip(),
             announce_refresh=float(_int(e, "FIRECORE_ANNOUNCE_REFRESH", 10)),
+            netboot_file=e.get("FIRECORE_NETBOOT_FILE", "") or "/var/run/firecore/netboot.json",
         )

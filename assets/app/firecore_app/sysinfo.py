@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
-from firecore_app import __version__
+from firecore_app import __version__, netboot
 from firecore_app.settings import Settings
 
 _SIOCGIFADDR = 0x8915
@@ -187,6 +187,7 @@ def info(settings: Settings, started: float) -> Dict[str, Any]:
         "extensions": extensions(settings),
         "build_id": build_id(settings),
         "build": build(settings),
+        "netboot": netboot.cached_or_live(settings, settings.netboot_file),
         "python": platform.python_version(),
         "python_executable": sys.executable,
         "app": {

@@ -231,6 +231,21 @@ def parse_target(value: str) -> SshTarget | None:
     return SshTarget(m.group("user"), m.group("host"), port, path)
 
 
+def parse_ssh_host(value: str) -> SshTarget:
+    """``user@host[:port]`` (``monitor --ssh``) as a target whose path is ``/``.
+
+    Raises:
+        ValueError: not a plain user, host and optional port.
+    """
+    m = _TARGET.fullmatch(f"ssh://{value}/")
+    if m is None or m.group("path") != "/":
+        raise ValueError(f"{value[:80]!r} is not user@host or user@host:port")
+    port = int(m.group("port")) if m.group("port") else None
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"port {port} is not between 1 and 65535")
+    return SshTarget(m.group("user"), m.group("host"), port, "/")
+
+
 def is_ipv4(value: str) -> bool:
     """True for a dotted-quad IPv4 address."""
     return _IPV4.fullmatch(value) is not None

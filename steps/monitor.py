@@ -29,6 +29,8 @@ from steps.base import StepContext
 from steps.errors import UsageError
 from steps.events import Event, LogLine, Result
 from steps.host.dnsmasq import load_ouis
+from steps.host.remotecapture import RemoteCapture
+from steps.host.sshrun import Ssh
 from steps.status import Announcement, find_token, poll
 from steps.wire.capture import LiveCapture
 from steps.wire.mdns import MdnsAnnouncement
@@ -107,6 +109,8 @@ class MonitorStep:
         timers: silence thresholds (tests shorten them).
         health: live: check ``/health`` of Pis that announce their app.
         stdin: the stream for ``pcap="-"`` (default ``sys.stdin.buffer``).
+        ssh: capture on ``interface`` of that remote host instead (``steps.host.remotecapture``:
+            tcpdump there, its pcap stream decoded here as ``--pcap -`` would be).
         keep_frames: attach captured bytes to packet events (a detail pane needs them).
 
     Raises:
@@ -128,6 +132,7 @@ class MonitorStep:
         health: bool = True,
         stdin: BinaryIO | None = None,
         keep_frames: bool = True,
+        ssh: Ssh | None = None,
     ) -> None:
         if (interface is None) == (pcap is None):
             raise UsageError(
@@ -157,6 +162,7 @@ class MonitorStep:
         self.health = health
         self.stdin = stdin
         self.keep_frames = keep_frames
+        self.ssh = ssh
         self.summary: SummaryEvent | None = None
         """The last run's summary."""
 
@@ -164,6 +170,13 @@ class MonitorStep:
     def live(self) -> bool:
         """A live capture or a stream (not a file read straight through)."""
         return self.interface is not None or self.pcap == "-"
+
+    def _remote(self, stack: contextlib.ExitStack) -> Iterator[Record | None]:
+        """Records of the remote host's tcpdump (``ssh``), as a live stream."""
+        assert self.ssh is not None and self.interface is not None
+        capture = stack.enter_context(RemoteCapture(self.ssh, self.interface))
+        return iter(CaptureReader(capture.stream, f"{self.ssh.target.host}:{self.interface}",
+                                  poll=0.25))  # fmt: skip
 
     # ------------------------------------------------------------------ the stream
     def watch(self, cancel: threading.Event | None = None) -> Iterator[MonitorEvent | LogLine]:
@@ -179,9 +192,17 @@ class MonitorStep:
             writer: CaptureWriter | None = None
             health: HttpHealthChecks | None = None
             dropped = None
-            if self.interface is not None:
+            records: Iterator[Record | None]
+            if self.interface is not None and self.ssh is not None:
+                records = self._remote(stack)
+                yield LogLine(
+                    NAME,
+                    f"capturing ARP and UDP (no DNS) on {self.ssh.target.host}'s "
+                    f"{self.interface} with tcpdump, over ssh",
+                )
+            elif self.interface is not None:
                 capture = stack.enter_context(LiveCapture(self.interface))
-                records: Iterator[Record | None] = iter(capture)
+                records = iter(capture)
                 yield LogLine(
                     NAME,
                     f"capturing ARP and UDP on {self.interface} "

@@ -102,7 +102,9 @@ def ssh_failure(target: SshTarget, stderr: str) -> RemoteError:
 class RemoteProcess:
     """A running remote script whose stdin the caller streams into (an upload)."""
 
-    def __init__(self, ssh: Ssh, popen: subprocess.Popen[bytes]) -> None:
+    def __init__(
+        self, ssh: Ssh, popen: subprocess.Popen[bytes], *, stream_stdout: bool = False
+    ) -> None:
         self.ssh = ssh
         self.popen = popen
         self._out: list[bytes] = []
@@ -111,9 +113,12 @@ class RemoteProcess:
         """The remote side stopped reading stdin (it failed or finished early)."""
         assert popen.stdout is not None and popen.stderr is not None
         self._readers = [
-            threading.Thread(target=_drain, args=(popen.stdout, self._out), daemon=True),
-            threading.Thread(target=_drain, args=(popen.stderr, self._err), daemon=True),
+            threading.Thread(target=_drain, args=(popen.stderr, self._err), daemon=True)
         ]
+        if not stream_stdout:  # else the caller reads stdout itself (a capture stream)
+            self._readers.append(
+                threading.Thread(target=_drain, args=(popen.stdout, self._out), daemon=True)
+            )
         for t in self._readers:
             t.start()
 
@@ -226,14 +231,15 @@ class Ssh:
             args += ["-p", str(self.target.port)]
         return [*args, "--", self.target.destination, BOOTSTRAP]
 
-    def start(self, script: str) -> RemoteProcess:
-        """Start ``script`` remotely; its stdin stays open for a payload.
+    def start(self, script: str, *, stream_stdout: bool = False) -> RemoteProcess:
+        """Start ``script`` remotely; its stdin stays open for a payload. With
+        ``stream_stdout`` the caller reads its stdout (``finish`` then returns none of it).
 
         Raises:
             CommandError: ssh is not installed.
         """
         popen = proc.spawn("ssh", *self.argv())
-        remote = RemoteProcess(self, popen)
+        remote = RemoteProcess(self, popen, stream_stdout=stream_stdout)
         body = script.encode()
         remote.stdin.write(f"{len(body)}\n".encode() + body)
         return remote

@@ -356,6 +356,82 @@ def test_rollback_and_keep_on_the_router(openwrt: RouterLan) -> None:
         deploy.rollback(answers, to=live if live in kept else ids[-1])
 
 
+# ------------------------------------------------------------ watching a boot on the router
+
+
+def _tcpdump_listening(host: Host) -> bool:
+    pids = subprocess.run(["ip", "netns", "pids", host.ns], capture_output=True, text=True)
+    for pid in pids.stdout.split():
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() != "tcpdump":
+                continue
+            links = [os.readlink(f) for f in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        if any(link.startswith("socket:") for link in links):
+            return True
+    return False
+
+
+def _untimed(value: Any) -> Any:
+    """``value`` without its times (two captures stamp the same frames a few µs apart)."""
+    if isinstance(value, dict):
+        timing = ("t", "i", "duration", "since_power_on", "elapsed")
+        out = {k: _untimed(v) for k, v in value.items() if k not in timing}
+        if isinstance(out.get("stages"), dict):
+            out["stages"] = sorted(out["stages"])  # when each stage was reached: µs apart
+        return out
+    if isinstance(value, list):
+        return [_untimed(v) for v in value]
+    return value
+
+
+def _packets(lines: list[dict[str, Any]]) -> list[str]:
+    keep = [{k: v for k, v in o.items() if k not in ("t", "i")} for o in lines]
+    return sorted(json.dumps(o, sort_keys=True) for o in keep if o["type"] == "packet")
+
+
+def test_remote_capture_decodes_like_a_local_one(openwrt: RouterLan) -> None:
+    """monitor --ssh (tcpdump on the router, decoded here) = the monitor on the router's eth0."""
+    r = openwrt
+    out_remote, out_local = r.work / "remote.jsonl", r.work / "local.jsonl"
+    err_remote, err_local = r.work / "remote.err", r.work / "local.err"
+    common = ["--interface", "eth0", "--json", "--duration", "20"]
+    with out_remote.open("w") as o, err_remote.open("w") as e:
+        remote = r.srv.popen(
+            [WIZARD, "monitor", "--ssh", f"root@{ROUTER_IP}", "--ssh-config",
+             str(r.router.ssh_config), *common],
+            stdout=o, stderr=e,
+        )  # fmt: skip
+    with out_local.open("w") as o, err_local.open("w") as e:
+        local = r.router.host.popen([WIZARD, "monitor", *common], stdout=o, stderr=e)
+    deadline = time.monotonic() + 60
+    while not (
+        "over ssh" in err_remote.read_text()
+        and "capturing" in err_local.read_text()
+        and _tcpdump_listening(r.router.host)
+    ):
+        assert remote.poll() is None and local.poll() is None, err_remote.read_text()
+        assert time.monotonic() < deadline, err_remote.read_text() + err_local.read_text()
+        time.sleep(0.1)
+    code, _ = selftest(r, "pi4", "0badc0de")
+    assert code == 0
+    assert remote.wait(120) in (0, 1) and local.wait(120) in (0, 1)
+    remote_lines = [json.loads(line) for line in out_remote.read_text().splitlines()]
+    local_lines = [json.loads(line) for line in out_local.read_text().splitlines()]
+    assert len(_packets(local_lines)) > 50
+    assert _packets(remote_lines) == _packets(local_lines)
+    summary = next(o for o in remote_lines if o["type"] == "summary")
+    local_summary = next(o for o in local_lines if o["type"] == "summary")
+    a, b = _untimed(summary["clients"]), _untimed(local_summary["clients"])
+    assert a == b
+    assert any(c["files"] for c in summary["clients"])
+    stages = [o["stage"] for o in remote_lines if o["type"] == "stage"]
+    assert stages == [o["stage"] for o in local_lines if o["type"] == "stage"] and stages
+    # DNS stays on the router: the filter leaves udp/53 out
+    assert not any(o.get("dst_port") == 53 for o in remote_lines if o["type"] == "packet")
+
+
 # ------------------------------------------------------------ a plain dnsmasq DHCP server
 
 
@@ -386,12 +462,21 @@ def test_ssh_failures_are_named_with_their_fix(tmp_path: Path) -> None:
     needs_root()
     with Lab() as lab:
         lan = boot_lan(lab, tmp_path, router=False)
-        router = start_router(lan.rt, ROUTER_IP, kind="dnsmasq", ssh_client=lan.srv)
+        router = start_router(lan.rt, ROUTER_IP, kind="openwrt", ssh_client=lan.srv,
+                              tcpdump=False)  # fmt: skip
         work = Path(tempfile.mkdtemp(prefix="fwt-rtr-old-", dir="/tmp"))
         try:
             answers = router_answers(work, router)
             answers.deploy.devices = {}
             file = work / "answers.toml"
+            # no tcpdump there: the exact install command
+            cap = lan.srv.run(
+                [WIZARD, "monitor", "--ssh", f"root@{ROUTER_IP}", "--ssh-config",
+                 str(router.ssh_config), "--interface", "eth0", "--duration", "5"],
+                check=False,
+            )  # fmt: skip
+            assert cap.returncode == 2 and "has no tcpdump" in cap.stderr
+            assert "`opkg update && opkg install tcpdump-mini`" in cap.stderr
             # a key the router does not know
             other = work / "other_key"
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],

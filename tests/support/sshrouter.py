@@ -7,7 +7,8 @@
 - **busybox only**: every session runs through a forced command whose ``PATH`` holds nothing but
   busybox applets (``busybox --install -s`` into a temporary directory, minus applets OpenWrt's
   default busybox leaves out) and the router's own programs (``uci`` below).
-- **the router's programs**, stand-ins for what cannot run here (``tests.support.openwrt``):
+- **the router's programs**: the real ``tcpdump`` (unless a test wants a router without it), and
+  stand-ins for what cannot run here (``tests.support.openwrt``):
   ``uci`` (batch and export, on ``/etc/config/dhcp``) and ``/etc/init.d/dnsmasq``, which turns
   the router's config into a real dnsmasq full DHCP + TFTP server in the namespace, the way
   OpenWrt's init script does — or, for a plain dnsmasq router, runs its base config plus the
@@ -200,8 +201,12 @@ def busybox_dir(path: Path) -> Path:
     return path
 
 
-def start_router(host: Host, address: str, *, kind: str, ssh_client: Host) -> SshRouter:
+def start_router(
+    host: Host, address: str, *, kind: str, ssh_client: Host, tcpdump: bool = True
+) -> SshRouter:
     """dropbear + the router's programs in ``host`` (which has ``address``); wait until ssh works.
+
+    ``tcpdump``: the router has tcpdump (``opkg install tcpdump-mini`` done) — Debian's, real.
 
     Raises:
         RuntimeError: dropbear did not accept the test's key within a minute (its log attached).
@@ -240,6 +245,10 @@ def start_router(host: Host, address: str, *, kind: str, ssh_client: Host) -> Ss
     bb = busybox_dir(top / "bb")
     routerbin = top / "routerbin"
     _write(routerbin / "uci", _UCI.format(python=python, repo=str(REPO)), 0o755)
+    if tcpdump:
+        (routerbin / "tcpdump").symlink_to(shutil.which("tcpdump") or "/usr/bin/tcpdump")
+    if kind == "openwrt":  # OpenWrt's package manager, only to be found (nothing installs)
+        _write(routerbin / "opkg", "#!/bin/sh\necho 'opkg (test stand-in)' >&2\nexit 1\n", 0o755)
     upper, work = top / "etc-upper", top / "etc-work"
     dropin = top / "dnsmasq.d" / "firecore.conf"
     base_conf = top / "router-base.conf"

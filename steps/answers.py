@@ -501,8 +501,11 @@ class NetworkAnswers(_Model):
     """Router mode: the DHCP server's IPv4 address on the Pis' LAN, sent as DHCP option 66 (an
     address, never a name: the Pi's boot code has no DNS resolver); empty: the host of
     deploy.target when that is an IPv4 address."""
+    router_interface: str = "br-lan"
+    """Router mode: the router's interface on the Pis' LAN, where the monitor captures over ssh
+    (OpenWrt's LAN bridge is br-lan)."""
 
-    @field_validator("interface")
+    @field_validator("interface", "router_interface")
     @classmethod
     def _iface(cls, value: str) -> str:
         if not _IFACE.fullmatch(value):

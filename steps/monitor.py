@@ -25,12 +25,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
+from steps.answers import Answers
 from steps.base import StepContext
 from steps.errors import UsageError
 from steps.events import Event, LogLine, Result
 from steps.host.dnsmasq import load_ouis
 from steps.host.remotecapture import RemoteCapture
-from steps.host.sshrun import Ssh
+from steps.host.sshrun import Ssh, ssh_for
 from steps.status import Announcement, find_token, poll
 from steps.wire.capture import LiveCapture
 from steps.wire.mdns import MdnsAnnouncement
@@ -165,6 +166,18 @@ class MonitorStep:
         self.ssh = ssh
         self.summary: SummaryEvent | None = None
         """The last run's summary."""
+
+    @classmethod
+    def for_answers(cls, answers: Answers, pcap: Path | None = None) -> MonitorStep:
+        """The monitor the answers call for: ``pcap`` if given; in router mode with a remote
+        deploy.target, a capture on ``network.router_interface`` of that host over ssh; else
+        live on ``network.interface``."""
+        if pcap is not None:
+            return cls(pcap=pcap)
+        ssh = ssh_for(answers) if answers.network.mode == "router" else None
+        if ssh is not None:
+            return cls(interface=answers.network.router_interface, ssh=ssh)
+        return cls(interface=answers.network.interface)
 
     @property
     def live(self) -> bool:

@@ -149,3 +149,20 @@ def test_uci_model_follows_uci() -> None:
         apply_batch(pkg, "set network.lan.ipaddr='1'")
     quoted = parse_package("dhcp", "config tag 'x'\n\toption v 'it'\\''s' # c\n")
     assert quoted.value("x", "v") == ["it's"] and "'it'\\''s'" in quoted.export()
+
+
+def test_monitor_source_for_router_mode() -> None:
+    from steps.answers import parse_ssh_host
+    from steps.monitor import MonitorStep
+
+    t = parse_ssh_host("root@192.168.1.1:2222")
+    assert (t.user, t.host, t.port) == ("root", "192.168.1.1", 2222)
+    for bad in ("root@", "192.168.1.1", "root@h/x", "root@h:0", "r@h;rm"):
+        with pytest.raises(ValueError):
+            parse_ssh_host(bad)
+    a = router()
+    step = MonitorStep.for_answers(a)
+    assert step.ssh is not None and step.interface == "br-lan"
+    assert step.ssh.target.host == "192.168.1.1"
+    a.network.mode = "proxy"
+    assert MonitorStep.for_answers(a).ssh is None

@@ -53,7 +53,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--answers",
         metavar="FILE",
         type=Path,
-        help="answers file: with deploy.target remote, --ssh defaults to that host",
+        help="answers file: in router mode with a remote deploy.target, capture on that host's "
+        "network.router_interface (no --ssh/--interface needed)",
     )
     parser.add_argument("--json", action="store_true", help="JSON lines on stdout")
     parser.add_argument(
@@ -73,9 +74,13 @@ def _ssh(args: argparse.Namespace) -> Ssh | None:
 
     answers = load_answers(args.answers) if args.answers else None
     if args.ssh is None:
-        ssh = ssh_for(answers) if answers is not None and args.interface else None
-        if ssh is not None and args.ssh_config is not None:
-            ssh = Ssh(ssh.target, args.ssh_config)
+        if answers is None or answers.network.mode != "router" or args.pcap is not None:
+            return None
+        ssh = ssh_for(answers)  # router mode, remote deploy.target: watch the router
+        if ssh is not None:
+            args.interface = args.interface or answers.network.router_interface
+            if args.ssh_config is not None:
+                ssh = Ssh(ssh.target, args.ssh_config)
         return ssh
     if args.interface is None:
         raise UsageError("--ssh needs --interface: the interface on that host (e.g. br-lan)")
@@ -97,13 +102,14 @@ def run(args: argparse.Namespace) -> int:
     from wizard.headless import sigint_cancels
     from wizard.render import MonitorRenderer
 
+    ssh = _ssh(args)
     step = MonitorStep(
         interface=args.interface,
         pcap=args.pcap,
         write=args.write,
         mac=args.mac,
         duration=args.duration,
-        ssh=_ssh(args),
+        ssh=ssh,
     )
     json_lines = args.json or not sys.stdout.isatty()
     renderer = MonitorRenderer(sys.stdout, sys.stderr, json_lines=json_lines)

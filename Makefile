@@ -10,15 +10,16 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the tool and its tests call (program:package).
 DEB_TOOLS := sfdisk:fdisk mcopy:mtools mke2fs:e2fsprogs mksquashfs:squashfs-tools cpio:cpio \
 	dnsmasq:dnsmasq-base tcpdump:tcpdump tshark:tshark ip:iproute2 ethtool:ethtool \
-	qemu-system-arm:qemu-system-arm zip:zip unzip:unzip mkfs.vfat:dosfstools curl:curl \
+	qemu-system-arm:qemu-system-arm qemu-system-aarch64:qemu-system-arm zip:zip unzip:unzip mkfs.vfat:dosfstools curl:curl \
 	nft:nftables iptables:iptables busybox:busybox-static
 PYTEST_ARGS ?=
 
-.PHONY: help setup system-packages venv run test lint bench demo clean
+.PHONY: help setup system-packages venv run test check lint bench demo clean
 
 help:
 	@echo "make run    set up what is missing, then start the wizard"
 	@echo "make test   set up what is missing, then run every test"
+	@echo "make check  build, then boot the app on emulated armhf and aarch64 boards (qemu)"
 	@echo "make lint   ruff + mypy + import contracts"
 	@echo "make bench  benchmarks (bench/), ratios against a baseline in the same run"
 
@@ -48,7 +49,14 @@ demo: setup
 	$(VENV)/bin/firecore-wizard --demo $(ARGS)
 
 test: setup
-	$(PY) -m pytest -n auto $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto --dist loadgroup $(PYTEST_ARGS)
+
+# Every app on every emulated board (make test boots each board once); prints the boot times.
+# loadgroup: the emulated boards boot one after another on one worker (xdist_group "arm-board"),
+# so two guests never compete for the cores with each other and the rest of the suite.
+check: setup
+	FIRECORE_ARM_MATRIX=full $(PY) -m pytest -n auto --dist loadgroup -rP \
+		tests/integration/test_app_on_arm.py $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -27,8 +27,8 @@ import pytest
 from steps.answers import Profile
 from steps.demo.factory import Mirror
 from steps.picore import cpio
-from tests.support.armhf import ArmhfKit, KitUnavailable, ensure_kit
 from tests.support.cards import read_back
+from tests.support.debian_arm import ArmhfKit, KitUnavailable, ensure_kit
 from tests.test_remaster import Build
 
 pytestmark = pytest.mark.qemu

@@ -27,7 +27,7 @@ from steps.events import Event, LogLine, Planned, Progress, Result
 from steps.fsutil import disk_error, staging_dir
 from steps.host.releases import (
     deploy_record,
-    device_files,
+    device_tree,
     prune_ids,
     rollback_target,
     same_build,
@@ -285,13 +285,7 @@ class DeployStep:
         entries: dict[str, Any] = {}
         for serial, profile in sorted(devices.items()):
             ctx.check_cancel()
-            tree = device_files(shared, files, profile)
-            if tree is None:
-                raise DeployError(
-                    f"the build has no profile {profile!r} (deploy.devices.{serial}); "
-                    f"profiles are built from deploy.profiles",
-                    fix="run the remaster step again after changing deploy.profiles",
-                )
+            tree = device_tree(shared, files, serial, profile)
             base = stage / serial
             for rel, src in sorted(tree.items()):
                 dest = base / rel
@@ -345,11 +339,7 @@ class DeployStep:
             how = "hard link (unchanged)" if live_files.get(rel) == files[rel] else "copy"
             yield Planned(NAME, "write", str(final / rel), f"{how}, sha256 checked")
         for serial, profile in sorted(devices.items()):
-            if device_files(shared, files, profile) is None:
-                raise DeployError(
-                    f"the build has no profile {profile!r} (deploy.devices.{serial})",
-                    fix="run the remaster step again after changing deploy.profiles",
-                )
+            device_tree(shared, files, serial, profile)
             yield Planned(
                 NAME, "write", str(final / serial) + "/", f"profile {profile}, hard links"
             )

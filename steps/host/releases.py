@@ -79,6 +79,24 @@ def device_files(
     return tree
 
 
+def device_tree(
+    shared: list[str], files: Mapping[str, Any], serial: str, profile: str
+) -> dict[str, str]:
+    """``device_files`` for ``deploy.devices[serial] = profile``.
+
+    Raises:
+        DeployError: the build has no such profile.
+    """
+    tree = device_files(shared, files, profile)
+    if tree is None:
+        raise DeployError(
+            f"the build has no profile {profile!r} (deploy.devices.{serial}); "
+            "profiles are built from deploy.profiles",
+            fix="run the remaster step again after changing deploy.profiles",
+        )
+    return tree
+
+
 def same_build(
     live: Mapping[str, Any], manifest: Mapping[str, Any], devices: Mapping[str, str]
 ) -> bool:

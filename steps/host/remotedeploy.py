@@ -26,7 +26,7 @@ from steps.errors import Cancelled, DeployError
 from steps.events import Event, LogLine, Planned, Progress, Result
 from steps.host.releases import (
     deploy_record,
-    device_files,
+    device_tree,
     prune_ids,
     rollback_target,
     same_build,
@@ -199,14 +199,7 @@ class RemoteDeploy:
         device_links: list[tuple[str, str]] = []
         device_entries: dict[str, Any] = {}
         for serial, profile in sorted(devices.items()):
-            tree = device_files(shared, files, profile)
-            if tree is None:
-                raise DeployError(
-                    f"the build has no profile {profile!r} (deploy.devices.{serial}); "
-                    "profiles are built from deploy.profiles",
-                    fix="run the remaster step again after changing deploy.profiles",
-                )
-            for rel, src in sorted(tree.items()):
+            for rel, src in sorted(device_tree(shared, files, serial, profile).items()):
                 device_links.append((src, f"{serial}/{rel}"))
                 device_entries[f"{serial}/{rel}"] = files[src]
         release_id = new_release_id(build_id)

@@ -945,6 +945,13 @@ def _check_router(answers: Answers) -> None:
             fix='set deploy.target = "ssh://root@192.168.1.1/mnt/sda1/firecore" (your router, '
             "a directory on its USB stick)",
         )
+    if target is None and net.dnsmasq_service == "process":
+        raise AnswersError(
+            "network.dnsmasq_service",
+            "router mode on this host adds a drop-in to the dnsmasq that serves the LAN's DHCP; "
+            "process mode would start a dnsmasq with nothing but the drop-in",
+            fix='set network.dnsmasq_service = "systemd" (or "none" to write the file only)',
+        )
     if target is not None and router_address(answers) is None:
         raise AnswersError(
             "network.router_address",

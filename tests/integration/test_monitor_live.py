@@ -128,7 +128,9 @@ def test_without_cap_net_raw_one_line_and_exit_2(tmp_path: Path) -> None:
         timeout=120,
         env={**os.environ, "HOME": str(tmp_path)},
     )
-    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.returncode == 2
+    # --json: the error as one JSON line, then done (wizard/cli.py); nothing else
+    assert [json.loads(x)["type"] for x in proc.stdout.splitlines()] == ["error", "done"]
     lines = proc.stderr.strip().splitlines()
     assert lines[0] == "ERROR Usage: capturing on lo needs root (CAP_NET_RAW)"
     assert "Traceback" not in proc.stderr and len(lines) <= 2

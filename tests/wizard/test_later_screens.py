@@ -305,3 +305,28 @@ async def test_tftp_root_note_when_nothing_is_deployed(
         table = app.screen.query_one("#releases", DataTable)
         await wait_for(pilot, lambda: table.border_subtitle == "nothing deployed yet")
         assert table.row_count == 0
+
+
+async def test_network_router_mode_previews_the_router_and_asks_before_applying(
+    wiz_answers: Answers, services: FakeServices
+) -> None:
+    from wizard.screens.confirm import ConfirmModal
+
+    network = FakeStep("network", "Network", [LogLine("network", "applied on the router")])
+    wiz_answers.deploy.target = "ssh://root@192.168.1.1/mnt/sda1/firecore"
+    app = make_app(wiz_answers, services=services, steps=[network], start="network")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one("#interfaces", DataTable).row_count)
+        app.screen.query_one("#mode", Select).value = "router"
+        await wait_for(pilot, lambda: "+\toption enable_tftp '1'" in _text(app, "#preview"))
+        assert app.state.answers.network.mode == "router"
+        assert "router mode" in _text(app, "#findings")
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("escape")  # no: nothing runs
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmModal))
+        assert network.ran == []
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.click("#ok")
+        await wait_for(pilot, lambda: network.ran == ["network"])

@@ -25,10 +25,19 @@ from steps.answers import resolve_path
 from steps.errors import FirecoreError
 from wizard.messages import Loaded, LoadFailed, RunFinished
 from wizard.screens.base import PaletteCommand, WizardScreen
+from wizard.screens.confirm import ConfirmModal
 from wizard.views import DnsmasqPreview, Finding, InterfaceRow
 from wizard.widgets.answer_field import AnswerField
 from wizard.widgets.step_runner import StepRunner
 
+NETWORK_MODES = [
+    ("proxy — our dnsmasq beside the LAN's DHCP server", "proxy"),
+    ("router — the LAN's DHCP server (OpenWrt …) gives the boot options", "router"),
+]
+ROUTER_KINDS = [
+    ("OpenWrt — a uci batch for /etc/config/dhcp", "openwrt"),
+    ("dnsmasq — a drop-in for a plain dnsmasq DHCP server", "dnsmasq"),
+]
 SERVICE_MODES = [
     ("systemd — restart the system's dnsmasq.service", "systemd"),
     ("process — run our own dnsmasq in the background", "process"),
@@ -107,6 +116,14 @@ TFTP. It never leases an address, so it cannot break your LAN.
   keeps running after the wizard exits (`firecore-wizard dnsmasq status|stop`); *none* writes the
   file only.
 * **Apply** (F5) runs the network step: check, back up the old file, install, (re)start, verify.
+
+**Router mode** (the Router tab): when your router is the LAN's DHCP server and you have no spare
+Linux box there, the router itself gives the Pis their boot options and serves TFTP from its USB
+stick. Set `deploy.target` to `ssh://root@ROUTER/mnt/sda1/firecore`: the Config tab then shows
+the change to the router's `/etc/config/dhcp` (or a plain dnsmasq's drop-in) as a diff, read over
+ssh, and Apply — after you confirm — backs the file up, applies it, restarts dnsmasq there and
+checks it came back. Keys only (no password prompts): `ssh-copy-id root@ROUTER` first.
+See docs/router.md.
 """
     BINDINGS = [
         Binding("f5", "apply", "Apply"),
@@ -157,6 +174,22 @@ TFTP. It never leases an address, so it cannot break your LAN.
                 yield AnswerField(
                     self.state, "network.dnsmasq_extra", "Extra dnsmasq lines", kind="lines"
                 )
+            with TabPane("Router", id="tab-router"), VerticalScroll():
+                yield Label("Mode  [dim]network.mode[/]", classes="field-label")
+                yield Select(
+                    NETWORK_MODES, value=net.mode, allow_blank=False, compact=True, id="mode"
+                )
+                yield Label("DHCP server  [dim]network.router_kind[/]", classes="field-label")
+                yield Select(
+                    ROUTER_KINDS,
+                    value=net.router_kind,
+                    allow_blank=False,
+                    compact=True,
+                    id="router-kind",
+                )
+                yield AnswerField(self.state, "deploy.target", "Router (ssh://user@host/path)")
+                yield AnswerField(self.state, "network.router_address", "Router address")
+                yield AnswerField(self.state, "deploy.ssh_config", "ssh config file")
             with TabPane("Checks", id="tab-checks"), VerticalScroll():
                 yield Static("", id="findings", markup=False)
             with TabPane("Config", id="tab-config"), VerticalScroll():
@@ -198,7 +231,11 @@ TFTP. It never leases an address, so it cannot break your LAN.
         answers = self.state.answers
         runner = self.query_one(StepRunner)
         runner.load("interfaces", lambda cancel: self.services.interfaces(answers))
-        runner.load("preview", lambda cancel: self.services.dnsmasq_preview(answers))
+        if answers.network.mode == "router":
+            self.query_one("#preview", Static).update("reading the router's config over ssh…")
+            runner.load("preview", lambda cancel: self.services.router_preview(answers))
+        else:
+            runner.load("preview", lambda cancel: self.services.dnsmasq_preview(answers))
 
     def action_checks(self) -> None:
         """Run the preflight checks and show them (F6)."""
@@ -207,6 +244,13 @@ TFTP. It never leases an address, so it cannot break your LAN.
 
     def _run_checks(self) -> None:
         answers = self.state.answers
+        if answers.network.mode == "router":
+            self.query_one("#findings", Static).update(
+                "router mode: the checks look for a second DHCP or proxy server beside our own "
+                "dnsmasq; here the router is the DHCP server, so there is nothing to check on "
+                "this host. Apply checks the router's dnsmasq comes back."
+            )
+            return
         self.query_one("#findings", Static).update("checking…")
         self.query_one(StepRunner).load(
             "preflight", lambda cancel: self.services.preflight(answers, cancel)
@@ -290,6 +334,18 @@ TFTP. It never leases an address, so it cannot break your LAN.
             self.set_answer("network.dnsmasq_service", event.value)
             self._changed_later()
 
+    @on(Select.Changed, "#mode")
+    def _mode(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str) and event.value != self.state.answers.network.mode:
+            self.set_answer("network.mode", event.value)
+            self.action_refresh()
+
+    @on(Select.Changed, "#router-kind")
+    def _router_kind(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str) and event.value != self.state.answers.network.router_kind:
+            self.set_answer("network.router_kind", event.value)
+            self._changed_later()
+
     @on(Checkbox.Changed, "#only-pis")
     def _only_pis(self, event: Checkbox.Changed) -> None:
         self.set_answer("network.only_pis", event.value)
@@ -314,6 +370,26 @@ TFTP. It never leases an address, so it cannot break your LAN.
         if self.problems():
             self.notify(self.problems()[0], title="Fix this first", severity="warning")
             return
+        if self.state.answers.network.mode == "router":
+            self.app.push_screen(
+                ConfirmModal(
+                    "Change the router?",
+                    "Router mode changes the DHCP server as the Config tab shows: its current "
+                    "config is saved on it (and here) first, then dnsmasq there is restarted "
+                    "and checked; if it does not come back, the saved config is put back.",
+                    "Apply",
+                ),
+                self._confirmed,
+            )
+            return
+        self._run_network()
+
+    def _confirmed(self, yes: bool | None) -> None:
+        if yes:
+            self._run_network()
+
+    def _run_network(self) -> None:
+        runner = self.query_one(StepRunner)
         self.query_one(TabbedContent).active = "tab-apply"
         try:
             steps = self.services.steps(["network"], self.state.answers)

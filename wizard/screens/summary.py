@@ -112,7 +112,7 @@ pre-filled. The token is never in that file: it lives in the `app.secrets_file` 
         head("Deployed")
         deployed = self.state.results.get(DeployResult)
         if deployed is not None:
-            out.append(f"  {deployed.tftp_root}/current → {deployed.release}\n")
+            out.append(f"  {deployed.where}/current → {deployed.release}\n")
         else:
             out.append(f"  {self.state.deploy_summary or 'not deployed in this session'}\n")
         if self.state.selftest:

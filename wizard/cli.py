@@ -31,6 +31,7 @@ SUBCOMMANDS: dict[str, str] = {
     "status": "wizard.commands.status",
     "prepare": "wizard.commands.prepare",
     "write-image": "wizard.commands.write_image",
+    "monitor": "wizard.commands.monitor",
     "demo-mirror": "wizard.commands.demo",
 }
 

@@ -58,6 +58,12 @@ _u16 = struct.Struct("!H").unpack_from
 _u16x2 = struct.Struct("!HH").unpack_from
 _u16x4 = struct.Struct("!HHHH").unpack_from
 _ntoa = socket.inet_ntoa
+#: A client's ERROR this soon after the first answer, with nothing repeated, is an existence
+#: probe ("Early terminate" right after the OACK or DATA #1, netboot.md §4.3).
+_PROBE_NS = 1_000_000_000
+#: A request repeated this soon after the server refused it is the same request again.
+_REPEAT_NS = 5_000_000_000
+_REFUSED = ("not-found", "denied", "incomplete")
 
 
 @dataclass(slots=True, eq=False)
@@ -92,6 +98,12 @@ class TransferState:
     last_ack: int | None = None
     duplicates: int = 0
     """DATA blocks seen again (retransmissions)."""
+    missed: int = 0
+    """DATA blocks the capture missed (a later block arrived first; counted as received)."""
+    repeated_acks: int = 0
+    """ACKs the client sent again (it waited for the next block)."""
+    answer_ns: int | None = None
+    """When the server first answered."""
     last_ns: int = 0
     """Timestamp of its latest packet."""
     last_i: int = 0
@@ -174,6 +186,9 @@ class Decoder:
         self.announcement_src: tuple[str | None, str] = (None, "")
         self.xfer: TransferState | None = None
         """The transfer of the last TFTP packet decoded."""
+        self.repeat: TransferState | None = None
+        """A transfer whose request just came again although the server had answered (set by
+        ``decode``; the caller resets it)."""
 
     # ------------------------------------------------------------------ helpers
     def _mac(self, raw: bytes) -> str:
@@ -421,11 +436,17 @@ class Decoder:
         xfer = self._pending.get(pkey)
         if (
             xfer is not None
-            and xfer.status is None
             and xfer.file == pkt.filename
             and xfer.opcode == op
+            and (
+                xfer.status is None or (xfer.status in _REFUSED and ts - xfer.last_ns < _REPEAT_NS)
+            )
         ):
+            # the same request again from the same port: a retransmission (the client did not
+            # get, or did not take, the answer)
             xfer.requests += 1
+            if xfer.answered:
+                self.repeat = xfer
             if len(xfer.request_is) < 20:
                 xfer.request_is.append(i)
         else:
@@ -495,8 +516,16 @@ class Decoder:
             length = (ulen if ulen >= 12 else end - u) - 12
             if flow.from_server == (xfer.opcode == "RRQ"):
                 if xfer.server_port is None and flow.from_server:
-                    xfer.server_port = flow.src_port
-                if number == xfer.next_block and xfer.status is None:
+                    xfer.server_port, xfer.answer_ns = flow.src_port, ts
+                ahead = (number - xfer.next_block) & 0xFFFF
+                if ahead < 0x8000 and xfer.status is None:
+                    if ahead:
+                        # TFTP is lock-step: block N comes only after the ACK of N-1, so the
+                        # capture missed ``ahead`` blocks the Pi did receive (a busy capture
+                        # drops frames); count them as full blocks
+                        xfer.missed += ahead
+                        xfer.bytes += ahead * xfer.blksize
+                        xfer.blocks += ahead
                     xfer.bytes += length
                     xfer.blocks += 1
                     xfer.next_block = (number + 1) & 0xFFFF
@@ -506,7 +535,7 @@ class Decoder:
                         xfer.status = "complete"
                         xfer.end_i = i
                         self.finished.append(xfer)
-                elif number == (xfer.next_block - 1) & 0xFFFF:
+                else:
                     xfer.duplicates += 1
             return TftpPacketEvent(
                 i=i,
@@ -528,6 +557,8 @@ class Decoder:
             )
         if opcode == 4:  # ACK
             if flow.from_server != (xfer.opcode == "RRQ"):
+                if number == xfer.last_ack:
+                    xfer.repeated_acks += 1
                 xfer.last_ack = number
             return TftpPacketEvent(
                 i=i,
@@ -570,7 +601,7 @@ class Decoder:
             event.options = dict(pkt.options)
             if flow.from_server:
                 if xfer.server_port is None:
-                    xfer.server_port = flow.src_port
+                    xfer.server_port, xfer.answer_ns = flow.src_port, ts
                 if xfer.accepted is None:
                     xfer.accepted = dict(pkt.options)
                     try:
@@ -586,7 +617,7 @@ class Decoder:
             return event
         if flow.from_server:
             if xfer.server_port is None:
-                xfer.server_port = flow.src_port
+                xfer.server_port, xfer.answer_ns = flow.src_port, ts
             xfer.status = {1: "not-found", 2: "denied"}.get(pkt.code, "incomplete")
         else:
             if (
@@ -596,7 +627,11 @@ class Decoder:
             ):
                 return event  # the client refusing a second server session: not the end
             xfer.error_from_client = True
-            xfer.status = "probe" if xfer.blocks <= 1 else "timeout"
+            # a probe stops at once after the first answer; a client that waited (repeated its
+            # ACK, saw blocks again, took a second or more) gave up instead
+            quick = (ts - (xfer.answer_ns or ts)) < _PROBE_NS
+            probe = xfer.blocks <= 1 and quick and not xfer.duplicates and not xfer.repeated_acks
+            xfer.status = "probe" if probe else "timeout"
         xfer.error_code, xfer.error_msg, xfer.end_i = pkt.code, pkt.message, i
         self.finished.append(xfer)
         return event

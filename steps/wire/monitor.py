@@ -118,8 +118,14 @@ class Monitor:
         if self.first_ns is None:
             self.first_ns = ts
             self._next_tick = ts + _TICK_NS
+            if self.timeline.t0 is None:
+                self.timeline.t0 = ts
         if ts > self.last_ns:
             self.last_ns = ts
+        if ts >= self._next_tick:
+            # time passed up to this frame: silences are judged before it happens
+            self._next_tick = ts + _TICK_NS
+            self.timeline.tick(ts)
         decoder = self.decoder
         pkt = decoder.decode(i, record)
         timeline = self.timeline
@@ -133,6 +139,10 @@ class Monitor:
                 decoder.started = None
                 timeline.packet(pkt)
                 timeline.transfer_started(started, pkt)
+            elif decoder.repeat is not None and type(pkt) is TftpPacketEvent:
+                repeat, decoder.repeat = decoder.repeat, None
+                timeline.packet(pkt)
+                timeline.request_repeated(repeat, pkt)
             else:
                 timeline.packet(pkt)
             if self.mac is None or pkt.mac == self.mac:
@@ -145,9 +155,6 @@ class Monitor:
             ann, decoder.announcement = decoder.announcement, None
             src_mac, src_ip = decoder.announcement_src
             timeline.announcement(ann, i, ts, src_mac, src_ip)
-        if ts >= self._next_tick:
-            self._next_tick = ts + _TICK_NS
-            timeline.tick(ts)
         if timeline.out:
             self._take(timeline.out)
 

@@ -56,7 +56,7 @@ _ORDER = {name: n for n, name in enumerate(STAGES)}
 _NS = 1_000_000_000
 _BAD_SERVER_MACS = frozenset({"aa:aa:aa:aa:aa:aa", "00:00:00:00:00:00"})
 _PI3_ROM_XID = f"0x{dhcp.PI3_ROM_XID:08x}"
-_MODEL_RANK = {"oui": 0, "files": 1, "mdns": 1, "devicetree": 2, "xid": 2, "guid": 3}
+_MODEL_RANK = {"oui": 0, "order": 1, "files": 2, "mdns": 2, "devicetree": 3, "xid": 3, "guid": 4}
 
 
 @dataclass(frozen=True)
@@ -449,8 +449,9 @@ class Timeline:
 
     def _bootloader_discover(self, c: Client, pkt: DhcpPacketEvent, ns: int) -> None:
         guid = dhcp.parse_guid(bytes.fromhex(pkt.client_uuid)) if pkt.client_uuid else None
+        # the boot ROM asks for 12 options, bootcode.bin for 14 (adding 1 and 3): netboot.md §2.2
         rom_style = pkt.parameter_list == tuple(dhcp.PI3_ROM_PRL) or (
-            pkt.client_uuid == dhcp.PI3_ROM_GUID.hex()
+            not pkt.parameter_list and pkt.client_uuid == dhcp.PI3_ROM_GUID.hex()
         )
         if c.boot_files or c.stage in ("os-dhcp", "app-up"):
             only_bootcode = all(
@@ -474,7 +475,6 @@ class Timeline:
                     f"and {(ns - done.last_ns) / _NS:.1f} s later its boot ROM sent a "
                     "DISCOVER again: the Pi reset when bootcode.bin started",
                     [done.first_i, pkt.i],
-                    key=f"restart-after-bootcode:{c.boot}",
                 )
             self._new_boot(c, ns, pkt.i)
         if not c.discover_is:
@@ -580,7 +580,7 @@ class Timeline:
         c.open.append(
             _Open(
                 "restart-after-bootcode",
-                f"restart-after-bootcode:{boot}",
+                "restart-after-bootcode",
                 ns,
                 f"{c.mac} read bootcode.bin, then sent a DHCP DISCOVER again and asked for no "
                 "file after it: bootcode.bin did not get going (it ignored the offers, or the "
@@ -781,8 +781,10 @@ class Timeline:
             if base == "bootcode.bin":
                 c.set_model("pi3", "files")
                 c.bootloader = c.bootloader or "pi3-rom"
-            elif base == "config.txt":
-                c.set_model("pi5", "files")  # no start4.elf probe first: the Pi 5's own loader
+            elif base == "config.txt" and c.discover_is:
+                # a boot seen from its DISCOVER whose first file is config.txt (no start4.elf
+                # probe): the Pi 5's own loader (netboot.md §4.4, UNCONFIRMED: a hint only)
+                c.set_model("pi5", "order")
             elif bootfiles.prefix_probe(xfer.file) and base == "start.elf":
                 c.set_model("pi3", "files")  # bootcode.bin on an SD card (Pi 1/2/Zero/3)
                 c.bootloader = "bootcode.bin"
@@ -805,6 +807,22 @@ class Timeline:
                 key="tftp-server-mismatch:rrq",
             )
         self._snapshot(c, force=True)
+
+    def request_repeated(self, xfer: TransferState, pkt: TftpPacketEvent) -> None:
+        """The Pi asked again for a file the server had answered: the answers do not reach it
+        when it keeps doing so without ever acknowledging (netboot.md §8 row 13)."""
+        c = self.clients.get(xfer.mac or "")
+        if c is None or xfer.last_ack is not None or xfer.requests < 3:
+            return
+        self._raise(
+            c,
+            "tftp-reply-lost",
+            f"{xfer.server_ip} answered {c.mac}'s request for {xfer.file} from port "
+            f"{xfer.server_port}, but the Pi asked {xfer.requests} times and never took the "
+            "answer",
+            xfer.request_is,
+            file=xfer.file,
+        )
 
     def block(self, xfer: TransferState, pkt: TftpPacketEvent) -> None:
         """A DATA or ACK of a claimed transfer: the Pi is alive; progress now and then."""
@@ -960,19 +978,14 @@ class Timeline:
                 f"{xfer.requests} request(s) for {xfer.file} to {xfer.server_ip}:69 got no "
                 f"answer in {secs:.1f} s"
             )
-        elif xfer.requests > 1 and xfer.last_ack is None and xfer.blocks <= 1:
-            code = "tftp-reply-lost"
-            message = (
-                f"{xfer.server_ip} answered the request for {xfer.file} from port "
-                f"{xfer.server_port}, but {c.mac} never acknowledged and asked "
-                f"{xfer.requests} times"
-            )
+        elif xfer.requests >= 3 and xfer.last_ack is None and xfer.blocks <= 1:
+            return  # the answers were lost on the way: tftp-reply-lost says so
         elif (
             xfer.accepted is not None
             and xfer.blksize > 512
             and xfer.blocks <= 1
             and (xfer.last_ack or 0) == 0
-            and not xfer.error_from_client
+            and (xfer.repeated_acks or xfer.duplicates)
         ):
             code = "tftp-blocks-lost"
             message = (
@@ -1006,10 +1019,11 @@ class Timeline:
                 for x in c.files
             )
 
+        key = f"{code}:{xfer.server_ip}" if code == "tftp-no-response" else f"{code}:{xfer.file}"
         c.open.append(
             _Open(
                 code,
-                f"{code}:{xfer.file}",
+                key,
                 xfer.last_ns,
                 message,
                 evidence,
@@ -1150,23 +1164,17 @@ class Timeline:
         tm = self.timers
         now = self.now_ns
         quiet = (now - c.last_ns) / _NS
-        # ---- open transfers
-        x = c.current
-        if x is not None and x.status is None:
+        # ---- open transfers of this boot
+        for x in c.boot_files:
+            if x.status is not None:
+                continue
             age = (now - x.last_ns) / _NS
-            if not x.answered and (
-                (now - x.first_ns) / _NS >= tm.tftp_reply or x.requests >= 3 or final
-            ):
-                if final and (now - x.first_ns) / _NS < min(tm.tftp_reply, 1.0):
-                    pass
-                else:
-                    x.status = "timeout"
-                    c.current = None
-                    self._lost(c, x, bootfiles.split_prefix(x.file)[1], "no answer")
-            elif x.answered and (age >= tm.tftp_stall or (final and age >= tm.eof_quiet)):
-                x.status = "timeout"
-                c.current = None
-                self._lost(c, x, bootfiles.split_prefix(x.file)[1], "stalled")
+            if not x.answered:
+                waited = (now - x.first_ns) / _NS
+                if waited >= tm.tftp_reply or x.requests >= 3 or (final and waited >= 1.0):
+                    self._stopped(c, x, "no answer")
+            elif age >= tm.tftp_stall or (final and age >= tm.eof_quiet):
+                self._stopped(c, x, "stalled")
         # ---- ARP
         for target, idx in list(c.arp_wait.items()):
             age = (now - c.arp_first[target]) / _NS
@@ -1192,12 +1200,23 @@ class Timeline:
                     )
         # ---- a stalled boot
         still = quiet >= tm.stall or (final and quiet >= tm.eof_quiet)
-        if not still or c.boot_codes or any(o.boot == c.boot for o in c.open):
+        pending = any(
+            o.boot == c.boot and not (o.resolved is not None and o.resolved()) for o in c.open
+        )
+        if not still or c.boot_codes or pending:
             self._app_timer(c, final=final)
             return
         if c.stage in ("firmware", "config", "kernel", "initramfs") and c.boot_files:
             self._stalled_boot(c, quiet)
         self._app_timer(c, final=final)
+
+    def _stopped(self, c: Client, x: TransferState, why: str) -> None:
+        """An open transfer that timed out on the wire."""
+        x.status = "timeout"
+        if c.current is x:
+            c.current = None
+        self._lost(c, x, bootfiles.split_prefix(x.file)[1], why)
+        self._snapshot(c, force=True)
 
     def _stalled_boot(self, c: Client, quiet: float) -> None:
         kinds = [

@@ -196,7 +196,7 @@ class MonitorStep:
                 records, notice = _head(reader, source, cancel)
                 if notice:
                     yield LogLine(NAME, notice)
-            if self.live and self.health:
+            if self.interface is not None and self.health:
                 health = HttpHealthChecks(find_token(""))
                 stack.callback(health.close)
             options = MonitorOptions(

@@ -551,6 +551,7 @@ class Decoder:
                 dst_port=flow.dst_port,
                 mac=xfer.mac,
                 opcode="DATA",
+                file=xfer.file,
                 block=number,
                 length=length,
                 transfer=xfer.id,
@@ -574,6 +575,7 @@ class Decoder:
                 dst_port=flow.dst_port,
                 mac=xfer.mac,
                 opcode="ACK",
+                file=xfer.file,
                 block=number,
                 transfer=xfer.id,
             )
@@ -595,6 +597,7 @@ class Decoder:
             dst_port=flow.dst_port,
             mac=xfer.mac,
             opcode=_OPCODES[pkt.opcode],
+            file=xfer.file,
             transfer=xfer.id,
         )
         if pkt.opcode == tftp.OACK:

@@ -267,7 +267,8 @@ class TftpPacketEvent(UdpPacketEvent):
     opcode: str | None = None
     """RRQ, WRQ, DATA, ACK, ERROR or OACK."""
     file: str | None = None
-    """RRQ/WRQ: the file as requested."""
+    """The file as requested, on the request and on every packet of its transfer (as tshark's
+    ``tftp.source_file`` shows it)."""
     mode: str | None = None
     options: dict[str, str] | None = None
     """RRQ/WRQ/OACK options (RFC 2347), name (lower-case) → value."""

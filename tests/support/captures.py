@@ -1,7 +1,7 @@
 """Golden captures, made by the tests themselves: real dnsmasq, the virtual Pi, real tcpdump.
 
 ``NetbootLan`` builds the LAN of ``tests.support.netboot_lab`` (a home router with plain DHCP,
-our proxy-DHCP + TFTP server, a Pi namespace), optionally on a VLAN, and ``tcpdump`` records what
+our proxy-DHCP + TFTP server, a Pi namespace) and ``tcpdump`` records what
 crosses the Pi's switch port — what a mirror port would show, so a capture has every packet
 once. ``boot`` runs a virtual Pi (``steps.wire.virtualpi``) in the Pi namespace; a scenario
 breaks one thing (no proxy, a missing file, a firewall rule …) and the test asserts the codes
@@ -97,8 +97,9 @@ class NetbootLan:
     tmp: Path
     router: bool = True
     proxy: bool = True
-    vlan: int | None = None
     proxy_kw: dict[str, Any] = field(default_factory=dict)
+    pi_mac: str | None = None
+    """The Pi namespace's interface MAC (the virtual Pi's own, when Linux runs there next)."""
     lab: Lab = field(init=False)
     srv: Host = field(init=False)
     pi: Host = field(init=False)
@@ -120,36 +121,9 @@ class NetbootLan:
 
     def _build(self) -> None:
         lab = self.lab
-        self.srv = lab.host("srv", None if self.vlan else f"{SERVER_IP}/24")
-        self.rt = lab.host("rt", None if self.vlan else f"{ROUTER_IP}/24") if self.router else None
-        self.pi = lab.host("pi", None)
-        if self.vlan:
-            self.iface = f"eth0.{self.vlan}"
-            for host, cidr in ((self.srv, SERVER_IP), (self.rt, ROUTER_IP), (self.pi, None)):
-                if host is None:
-                    continue
-                run = ["ip", "-n", host.ns, "link"]
-                subprocess.run(
-                    [
-                        *run,
-                        "add",
-                        "link",
-                        "eth0",
-                        "name",
-                        self.iface,
-                        "type",
-                        "vlan",
-                        "id",
-                        str(self.vlan),
-                    ],
-                    check=True,
-                )
-                subprocess.run([*run, "set", self.iface, "up"], check=True)
-                if cidr:
-                    subprocess.run(
-                        ["ip", "-n", host.ns, "addr", "add", f"{cidr}/24", "dev", self.iface],
-                        check=True,
-                    )
+        self.srv = lab.host("srv", f"{SERVER_IP}/24")
+        self.rt = lab.host("rt", f"{ROUTER_IP}/24") if self.router else None
+        self.pi = lab.host("pi", None, mac=self.pi_mac)
         if self.rt is not None:
             start_router(self.rt, self.tmp, iface=self.iface)
         if self.proxy:
@@ -194,10 +168,17 @@ class NetbootLan:
             yield out
             time.sleep(quiet)
 
-    def firewall(self, host: Host, rules: str) -> None:
-        """Load an nftables ruleset into ``host``'s namespace (gone with the namespace)."""
+    def add_proxy(self, address: str) -> Host:
+        """A second proxy-DHCP + TFTP server (another dnsmasq, as a forgotten piserver is)."""
+        other = self.lab.host("srv2", f"{address}/24")
+        start_proxy(other, self.tmp, self.tree, address=address, name="proxy2")
+        return other
+
+    def firewall(self, where: Host | str, rules: str) -> None:
+        """Load an nftables ruleset into a host's namespace, or the switch's (gone with it)."""
+        ns = where.ns if isinstance(where, Host) else where
         subprocess.run(
-            ["ip", "netns", "exec", host.ns, "nft", "-f", "-"],
+            ["ip", "netns", "exec", ns, "nft", "-f", "-"],
             input=rules,
             text=True,
             check=True,

@@ -1054,11 +1054,7 @@ class Timeline:
                 initramfs = tuple(f for f in first.split(",") if f)
             elif key == "cmdline" and value.split():
                 cmdline = value.split()[0]
-        note = ""
-        if kernel is None:
-            note = f"config.txt names no kernel for [{board}]"
-        elif not initramfs:
-            note = f"config.txt names no initramfs for [{board}]"
+        note = f"config.txt names no kernel for [{board}]" if kernel is None else ""
         c.expect = _Expect(kernel, initramfs, cmdline, note)
 
     # ------------------------------------------------------------------ mDNS / health
@@ -1247,11 +1243,11 @@ class Timeline:
         if expect is not None and "kernel" in kinds:
             got = {bootfiles.split_prefix(x.file)[1].lower() for x in c.boot_files}
             missing = [f for f in expect.initramfs if f.lower() not in got]
-            if missing or (expect.note and not expect.initramfs):
+            if missing or (not expect.initramfs and "initramfs" not in kinds):
                 what = (
                     ", ".join(missing) + " named in config.txt never requested"
                     if missing
-                    else expect.note
+                    else f"config.txt names no initramfs for [{c.model}]"
                 )
                 self._raise(
                     c,

@@ -35,7 +35,6 @@ from steps.wire.pcap import read_file, write_records
 from tests.conftest import ROOT, needs_root
 from tests.support import linkcopies
 from tests.support.captures import NetbootLan, monitor_json, tcpdump
-from tests.support.pifiles import pi_files
 from tests.support.tshark import assert_same_as_tshark
 
 pytestmark = pytest.mark.netns
@@ -82,7 +81,7 @@ def test_a_pi3_boot_to_its_app_reads_as_every_stage_and_no_diagnosis(tmp_path: P
     with NetbootLan(tmp_path, pi_mac=PI3_MAC) as lan, lan.capture("pi3-good") as pcap:
         report = lan.boot("pi3")
         assert report.ok, report.stages[-1]
-        linux_up(lan, report.ip or "", tmp_path)
+        lan.linux_up(report.ip or "")
     events = monitor(pcap)
     assert codes(events, ("error", "warning", "info")) == []
     (c,) = summary(events).clients
@@ -112,35 +111,6 @@ def test_a_pi3_boot_to_its_app_reads_as_every_stage_and_no_diagnosis(tmp_path: P
     stdin_rc, stdin_lines = monitor_json(pcap, stdin=pcap.read_bytes())
     assert file_rc == stdin_rc == 0 and file_lines == stdin_lines
     assert file_lines[-1]["type"] == "summary" and len(file_lines) > n
-
-
-def linux_up(lan: NetbootLan, ip: str, tmp: Path) -> None:
-    """What the booted Pi does next: Linux's DHCP (busybox udhcpc), then the app's real mDNS
-    announcer (assets/app) with the Pi's serial."""
-    pi = lan.pi
-    pi.run(["busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-t", "3", "-s", "/bin/true"])
-    pi.run(["ip", "addr", "add", f"{ip}/24", "dev", "eth0"])
-    env = {
-        **os.environ,
-        **pi_files(tmp / "pi"),
-        "PYTHONPATH": str(ROOT / "assets" / "app"),
-        "FIRECORE_MDNS_NAME": "firecore-5e1f7e57",
-        "FIRECORE_PORT": "8000",
-    }
-    cpuinfo = Path(env["FIRECORE_PROC"]) / "cpuinfo"
-    cpuinfo.write_text(cpuinfo.read_text().replace("abcdef12", "5e1f7e57"))
-    log = tmp / "announce.log"
-    with log.open("wb") as out:
-        proc = pi.popen(
-            [sys.executable, "-m", "firecore_app.announce"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while b"announced" not in log.read_bytes():
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.05)
 
 
 def test_a_pi4_boot_and_its_cooked_captures(tmp_path: Path) -> None:

@@ -15,17 +15,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
+import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from steps.wire.virtualpi import BootOptions, BootReport, Stage, VirtualPi
+from tests.conftest import ROOT
 from tests.support.boot_tree import make_build
 from tests.support.lab import Host, Lab, stop_process
 from tests.support.netboot_lab import ROUTER_IP, SERVER_IP, in_netns, start_proxy, start_router
+from tests.support.pifiles import pi_files
 
 QUIET = 1.6
 """Seconds a capture goes on after the Pi's last packet."""
@@ -167,6 +171,56 @@ class NetbootLan:
         with tcpdump(self.lab.switch, port, out, extra=extra):
             yield out
             time.sleep(quiet)
+
+    def linux_up(self, ip: str, *, service: bool = False, port: int = 8000) -> None:
+        """What the booted Pi does next: Linux's DHCP (busybox udhcpc, its own vendor class),
+        the address, then the app's real mDNS announcer (``assets/app``) with the Pi's serial —
+        and, with ``service``, the app's HTTP service (``/health``) too."""
+        pi = self.pi
+        pi.run(["busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-t", "3", "-s", "/bin/true"])
+        pi.run(["ip", "addr", "add", f"{ip}/24", "dev", "eth0"])
+        env = {
+            **os.environ,
+            **pi_files(self.tmp / "pi"),
+            "PYTHONPATH": str(ROOT / "assets" / "app"),
+            "FIRECORE_MDNS_NAME": "firecore-5e1f7e57",
+            "FIRECORE_PORT": str(port),
+        }
+        cpuinfo = Path(env["FIRECORE_PROC"]) / "cpuinfo"
+        cpuinfo.write_text(cpuinfo.read_text().replace("abcdef12", "5e1f7e57"))
+        if service:
+            Path(env["FIRECORE_LOG_DIR"]).mkdir(parents=True, exist_ok=True)
+
+            def listening() -> bool:
+                with in_netns(pi), socket.socket() as sock:
+                    return sock.connect_ex((ip, port)) == 0
+
+            self._started(pi, [sys.executable, "-m", "firecore_app"], env, "service", listening)
+        log = self.tmp / "announce.log"
+        self._started(
+            pi,
+            [sys.executable, "-m", "firecore_app.announce"],
+            env,
+            "announce",
+            lambda: b"announced" in log.read_bytes(),
+        )
+
+    def _started(
+        self,
+        host: Host,
+        argv: list[str],
+        env: dict[str, str],
+        name: str,
+        ready: Callable[[], bool],
+    ) -> None:
+        log = self.tmp / f"{name}.log"
+        with log.open("wb") as out:
+            proc = host.popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not ready():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start: {log.read_text(errors='replace')}")
+            time.sleep(0.05)
 
     def add_proxy(self, address: str) -> Host:
         """A second proxy-DHCP + TFTP server (another dnsmasq, as a forgotten piserver is)."""

@@ -29,6 +29,7 @@ from steps.wire.netframes import (
     udp_frame,
 )
 from steps.wire.pcap import LINKTYPE_ETHERNET, Record
+from tests.support.boot_tree import CONFIG_TXT
 
 T0 = 1_760_000_000_000_000_000
 SERVER_IP, SERVER_MAC = "10.99.0.1", "02:00:00:00:00:01"
@@ -247,6 +248,7 @@ class Wire:
         dst_mac: str | None = None,
         single_port: bool = False,
         client_port: int | None = None,
+        content: bytes | None = None,
     ) -> int:
         """One read request and its transfer; returns the index of the request.
 
@@ -258,6 +260,8 @@ class Wire:
         srv_port = 69 if single_port else next(self.eph)
         srv = (server_mac, SERVER_IP, srv_port)
         first = self._udp(me, (dst_mac or server_mac, SERVER_IP, 69), tftp.rrq(name, options))
+        if content is not None:
+            size = len(content)
         if size is None or error is not None:
             code, msg = error or (1, f"file /srv/tftp/{name} not found for {pi.ip}")
             self._udp(srv, me, tftp.error(code, msg))
@@ -278,7 +282,8 @@ class Wire:
         block, sent = 1, 0
         while True:
             chunk = min(blksize, size - sent)
-            self._udp(srv, me, struct.pack("!HH", tftp.DATA, block & 0xFFFF) + b"\xa5" * chunk)
+            body = content[sent : sent + chunk] if content is not None else b"\xa5" * chunk
+            self._udp(srv, me, struct.pack("!HH", tftp.DATA, block & 0xFFFF) + body)
             if probe:
                 self._udp(me, srv, tftp.error(0, tftp.EARLY_TERMINATE))
                 return first
@@ -297,14 +302,15 @@ class Wire:
         self.arp(pi)
         for raw_name, size in files or (PI3_FILES if pi.model == "pi3" else PI4_FILES):
             name = raw_name.format(serial=pi.serial)
+            content = CONFIG_TXT.encode() if name == "config.txt" else None
             if pi.model == "pi3":
                 opts = None if name in ("bootcode.bin", "bootsig.bin") else {"tsize": "0"}
-                self.transfer(pi, name, size, options=opts, client_port=49152)
+                self.transfer(pi, name, size, options=opts, client_port=49152, content=content)
             else:
                 opts = {"tsize": "0", "blksize": "1468"}
                 if name in PROBED:
                     self.transfer(pi, name, size, options=opts, probe=True)
-                self.transfer(pi, name, size, options=opts)
+                self.transfer(pi, name, size, options=opts, content=content)
 
     def linux_dhcp(self, pi: Pi, xid: int = 0x0BADCAFE) -> int:
         """The booted Linux's DHCP DISCOVER (udhcpc: its own vendor class, no PXE)."""

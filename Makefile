@@ -65,6 +65,7 @@ lint: venv
 	$(VENV)/bin/lint-imports
 
 bench: setup
+	$(PY) -m pip install -q -e '.[dev,bench]'
 	$(PY) -m bench
 
 clean:

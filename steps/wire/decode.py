@@ -31,6 +31,7 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 from steps.wire import dhcp, tftp
 from steps.wire.mdns import MDNS_PORT, MdnsAnnouncement, parse_announcement
@@ -38,6 +39,7 @@ from steps.wire.monitor_events import (
     ArpPacketEvent,
     DhcpPacketEvent,
     PacketEvent,
+    TftpBlockEvent,
     TftpPacketEvent,
 )
 from steps.wire.netframes import ETH_P_ARP, ETH_P_IP, IPPROTO_UDP
@@ -116,6 +118,8 @@ class TransferState:
     """Index of the packet that ended it."""
     mac: str | None = None
     """The Pi it belongs to, set by the monitor's timeline when it claims the transfer."""
+    owner: Any = None
+    """The timeline's state for that Pi (``steps.wire.timeline.Client``)."""
     data: bytearray | None = None
     """The file's bytes, kept only when asked (``keep``): config.txt, to read its kernel and
     initramfs lines."""
@@ -136,7 +140,17 @@ class TransferState:
 class _Flow:
     """One direction of one transfer, with its strings made once."""
 
-    __slots__ = ("dst_ip", "dst_port", "from_server", "src_ip", "src_port", "xfer")
+    __slots__ = (
+        "dst_ip",
+        "dst_port",
+        "from_server",
+        "mac_raw",
+        "macs",
+        "sends_data",
+        "src_ip",
+        "src_port",
+        "xfer",
+    )
 
     def __init__(
         self,
@@ -153,6 +167,12 @@ class _Flow:
         self.dst_ip = dst_ip
         self.src_port = src_port
         self.dst_port = dst_port
+        self.sends_data = from_server == (xfer.opcode == "RRQ")
+        """DATA flows this way (server → client for a read)."""
+        self.mac_raw = b""
+        """The 12 MAC bytes of the last Ethernet frame this way, and (source, destination) as
+        strings: most frames of a transfer reuse them."""
+        self.macs: tuple[str | None, str | None] = (None, None)
 
 
 #: Open transfers are forgotten after this many newer ones (a week-long live capture stays small).
@@ -206,6 +226,27 @@ class Decoder:
         if t0 is None:
             t0 = self.t0 = ts
         t = (ts - t0) / 1e9
+        # the short path: DATA/ACK of a known transfer in untagged Ethernet + IPv4 (no options)
+        if (
+            linktype == 1
+            and len(frame) >= 46
+            and frame[12] == 8
+            and frame[13] == 0
+            and frame[14] == 0x45
+            and frame[23] == 17
+            and frame[42] == 0
+            and (frame[43] == 3 or frame[43] == 4)
+            and not (frame[20] & 0x3F or frame[21])
+        ):
+            flow = self._flows.get(frame[26:38])
+            if flow is not None:
+                raw = frame[:12]
+                if raw != flow.mac_raw:
+                    flow.mac_raw = raw
+                    flow.macs = (self._mac(frame[6:12]), self._mac(frame[0:6]))
+                ulen = frame[38] << 8 | frame[39]
+                end = min(len(frame), 34 + ulen) if ulen >= 8 else len(frame)
+                return self._block(i, ts, t, frame, 34, end, ulen, flow, flow.macs, 1)
         src_mac: str | None
         dst_mac: str | None
         # ---- link layer → (ethertype, offset)
@@ -490,7 +531,7 @@ class Decoder:
             transfer=xfer.id,
         )
 
-    def _tftp_flow(
+    def _block(
         self,
         i: int,
         ts: int,
@@ -500,21 +541,17 @@ class Decoder:
         end: int,
         ulen: int,
         flow: _Flow,
-        src_mac: str | None,
-        dst_mac: str | None,
+        macs: tuple[str | None, str | None],
         linktype: int,
-    ) -> PacketEvent | None:
-        """A packet of a known transfer (DATA/ACK take the short path)."""
-        if end - u < 10:
-            self.malformed += 1
-            return None
-        opcode, number = _u16x2(frame, u + 8)
+    ) -> TftpBlockEvent:
+        """DATA or ACK of a known transfer: nearly every packet of a boot, so kept short."""
+        number = frame[u + 10] << 8 | frame[u + 11]
         xfer = self.xfer = flow.xfer
-        xfer.last_ns, xfer.last_i = ts, i
-        frame_out = frame if self.keep_frames else b""
-        if opcode == 3:  # DATA
+        xfer.last_ns = ts
+        xfer.last_i = i
+        if frame[u + 9] == 3:  # DATA
             length = (ulen if ulen >= 12 else end - u) - 12
-            if flow.from_server == (xfer.opcode == "RRQ"):
+            if flow.sends_data:
                 if xfer.server_port is None and flow.from_server:
                     xfer.server_port, xfer.answer_ns = flow.src_port, ts
                 ahead = (number - xfer.next_block) & 0xFFFF
@@ -537,48 +574,60 @@ class Decoder:
                         self.finished.append(xfer)
                 else:
                     xfer.duplicates += 1
-            return TftpPacketEvent(
-                i=i,
-                t=t,
-                ts_ns=ts,
-                src_mac=src_mac,
-                dst_mac=dst_mac,
-                frame=frame_out,
-                linktype=linktype,
-                src_ip=flow.src_ip,
-                dst_ip=flow.dst_ip,
-                src_port=flow.src_port,
-                dst_port=flow.dst_port,
-                mac=xfer.mac,
-                opcode="DATA",
-                file=xfer.file,
-                block=number,
-                length=length,
-                transfer=xfer.id,
+            return TftpBlockEvent(
+                i,
+                t,
+                ts,
+                frame if self.keep_frames else b"",
+                linktype,
+                flow,
+                macs,
+                "DATA",
+                number,
+                length,
             )
-        if opcode == 4:  # ACK
-            if flow.from_server != (xfer.opcode == "RRQ"):
-                if number == xfer.last_ack:
-                    xfer.repeated_acks += 1
-                xfer.last_ack = number
-            return TftpPacketEvent(
-                i=i,
-                t=t,
-                ts_ns=ts,
-                src_mac=src_mac,
-                dst_mac=dst_mac,
-                frame=frame_out,
-                linktype=linktype,
-                src_ip=flow.src_ip,
-                dst_ip=flow.dst_ip,
-                src_port=flow.src_port,
-                dst_port=flow.dst_port,
-                mac=xfer.mac,
-                opcode="ACK",
-                file=xfer.file,
-                block=number,
-                transfer=xfer.id,
-            )
+        if not flow.sends_data:
+            if number == xfer.last_ack:
+                xfer.repeated_acks += 1
+            xfer.last_ack = number
+        return TftpBlockEvent(
+            i,
+            t,
+            ts,
+            frame if self.keep_frames else b"",
+            linktype,
+            flow,
+            macs,
+            "ACK",
+            number,
+            None,
+        )
+
+    def _tftp_flow(
+        self,
+        i: int,
+        ts: int,
+        t: float,
+        frame: bytes,
+        u: int,
+        end: int,
+        ulen: int,
+        flow: _Flow,
+        src_mac: str | None,
+        dst_mac: str | None,
+        linktype: int,
+    ) -> PacketEvent | None:
+        """A packet of a known transfer (DATA and ACK go to ``_block``)."""
+        if end - u < 10:
+            self.malformed += 1
+            return None
+        if end - u >= 12 and frame[u + 8] == 0 and frame[u + 9] in (3, 4):
+            raw = frame[:12] if linktype == 1 else b""
+            macs = flow.macs if raw == flow.mac_raw and raw else (src_mac, dst_mac)
+            return self._block(i, ts, t, frame, u, end, ulen, flow, macs, linktype)
+        xfer = self.xfer = flow.xfer
+        xfer.last_ns, xfer.last_i = ts, i
+        frame_out = frame if self.keep_frames else b""
         pkt = tftp.decode(frame[u + 8 : end])
         if pkt is None or pkt.opcode not in (tftp.ERROR, tftp.OACK):
             self.malformed += 1

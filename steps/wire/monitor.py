@@ -36,8 +36,10 @@ from steps.wire.monitor_events import (
     ClientEvent,
     DiagnosisEvent,
     MonitorEvent,
+    PacketEvent,
     StageEvent,
     SummaryEvent,
+    TftpBlockEvent,
     TftpPacketEvent,
 )
 from steps.wire.pcap import Record
@@ -100,7 +102,7 @@ class Monitor:
         self.packets = 0
         self.first_ns: int | None = None
         self.last_ns = 0
-        self._next_tick = 0
+        self._next_tick = -1
         self._out: list[MonitorEvent] = []
         self.dropped: int | None = None
 
@@ -115,26 +117,33 @@ class Monitor:
         ts = record[0]
         i = self.frames
         self.frames = i + 1
-        if self.first_ns is None:
-            self.first_ns = ts
-            self._next_tick = ts + _TICK_NS
-            if self.timeline.t0 is None:
-                self.timeline.t0 = ts
+        if ts >= self._next_tick:
+            self._clock(ts)
         if ts > self.last_ns:
             self.last_ns = ts
-        if ts >= self._next_tick:
-            # time passed up to this frame: silences are judged before it happens
-            self._next_tick = ts + _TICK_NS
+        self._after(i, ts, record, self.decoder.decode(i, record))
+
+    def _clock(self, ts: int) -> None:
+        """The capture reached ``ts``: silences up to it are judged before its frame happens."""
+        if self.first_ns is None:
+            self.first_ns = ts
+            if self.timeline.t0 is None:
+                self.timeline.t0 = ts
+        else:
             self.timeline.tick(ts)
+        self._next_tick = ts + _TICK_NS
+
+    def _after(self, i: int, ts: int, record: Record, pkt: PacketEvent | None) -> None:
+        """Everything a decoded frame causes (``watch`` takes a shorter way for DATA/ACK)."""
         decoder = self.decoder
-        pkt = decoder.decode(i, record)
         timeline = self.timeline
         if pkt is not None:
             self.packets += 1
             started = decoder.started
-            if type(pkt) is TftpPacketEvent and pkt.opcode in ("DATA", "ACK"):
-                if pkt.mac is not None and decoder.xfer is not None:
-                    timeline.block(decoder.xfer, pkt)
+            if type(pkt) is TftpBlockEvent:
+                xfer = decoder.xfer
+                if xfer is not None and xfer.owner is not None:
+                    timeline.block(xfer, pkt)
             elif started is not None and type(pkt) is TftpPacketEvent:
                 decoder.started = None
                 timeline.packet(pkt)
@@ -243,6 +252,12 @@ def watch(
     last_arrival = started
     error: FirecoreError | None = None
     count = 0
+    decoder = monitor.decoder
+    decode = decoder.decode
+    finished = decoder.finished
+    timeline = monitor.timeline
+    mac = monitor.mac
+    snap_ns = int(opts.timers.snapshot * _NS)
     try:
         for record in records:
             if record is None:
@@ -264,10 +279,35 @@ def watch(
                     break
             if on_record is not None:
                 on_record(record)
-            monitor._feed(record)
-            if monitor._out:
-                yield from monitor._out
-                monitor._out = []
+            # Monitor._feed inlined, with a short way for DATA/ACK (nearly every packet)
+            ts = record[0]
+            i = monitor.frames
+            monitor.frames = i + 1
+            if ts >= monitor._next_tick:
+                monitor._clock(ts)
+            if ts > monitor.last_ns:
+                monitor.last_ns = ts
+            pkt = decode(i, record)
+            if type(pkt) is TftpBlockEvent and not finished:
+                monitor.packets += 1
+                xfer = decoder.xfer
+                owner = xfer.owner  # type: ignore[union-attr]
+                if owner is not None:
+                    owner.last_ns = ts
+                    if ts - owner.snap_ns >= snap_ns or xfer.blocks == 2:  # type: ignore[union-attr]
+                        timeline.block(xfer, pkt)  # type: ignore[arg-type]
+                        if timeline.out:
+                            monitor._take(timeline.out)
+                if mac is None or xfer.mac == mac:  # type: ignore[union-attr]
+                    yield pkt
+                if monitor._out:
+                    yield from monitor._out
+                    monitor._out = []
+            else:
+                monitor._after(i, ts, record, pkt)
+                if monitor._out:
+                    yield from monitor._out
+                    monitor._out = []
             count += 1
             if live:
                 last_arrival = time.monotonic()

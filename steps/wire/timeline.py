@@ -745,6 +745,7 @@ class Timeline:
             assert mac is not None
             c = self._client(mac, ns)
         xfer.mac = pkt.mac = c.mac
+        xfer.owner = c
         c.last_ns = ns
         c.arp_wait.pop(xfer.server_ip, None)  # it was answered (the capture may miss replies)
         if c.stage in ("os-dhcp", "app-up"):
@@ -825,8 +826,11 @@ class Timeline:
         )
 
     def block(self, xfer: TransferState, pkt: TftpPacketEvent) -> None:
-        """A DATA or ACK of a claimed transfer: the Pi is alive; progress now and then."""
-        c = self.clients.get(xfer.mac or "")
+        """A DATA or ACK of a claimed transfer: the Pi is alive; progress now and then.
+
+        (``steps.wire.monitor.watch`` calls it only when a snapshot is due or at block 2; it
+        updates ``last_ns`` itself for the others.)"""
+        c: Client | None = xfer.owner
         if c is None:
             return
         ns = pkt.ts_ns

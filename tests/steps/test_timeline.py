@@ -232,7 +232,7 @@ def test_firmware_and_config_read_but_no_kernel() -> None:
     wire.arp(pi, "10.99.0.254")
     events = run(wire.records)
     assert codes(events) == ["kernel-not-requested"]
-    assert "config.txt names no kernel for [pi4]" in finding(events, "kernel-not-requested").message
+    assert "(config.txt names kernel6647v8.img)" in finding(events, "kernel-not-requested").message
 
 
 def test_linux_up_but_no_app_and_the_app_answering_live() -> None:

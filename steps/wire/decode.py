@@ -31,7 +31,7 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from steps.wire import dhcp, tftp
 from steps.wire.mdns import MDNS_PORT, MdnsAnnouncement, parse_announcement
@@ -175,6 +175,20 @@ class _Flow:
         self.macs: tuple[str | None, str | None] = (None, None)
 
 
+class _Head(NamedTuple):
+    """One frame's link layer, decoded: what the general path hands from function to function."""
+
+    i: int
+    ts: int
+    t: float
+    frame: bytes
+    linktype: int
+    src_mac: str | None
+    dst_mac: str | None
+    off: int
+    """Where the network layer starts."""
+
+
 #: Open transfers are forgotten after this many newer ones (a week-long live capture stays small).
 MAX_FLOWS = 20000
 
@@ -289,24 +303,28 @@ class Decoder:
             ethertype, off, src_mac, dst_mac = ETH_P_IP, 0, None, None
         else:
             return None
+        head = _Head(i, ts, t, frame, linktype, src_mac, dst_mac, off)
         if ethertype == ETH_P_IP:
-            return self._ipv4(i, ts, t, frame, off, src_mac, dst_mac, linktype)
+            return self._ipv4(head)
         if ethertype == ETH_P_ARP:
-            return self._arp(i, ts, t, frame, off, src_mac, dst_mac, linktype)
+            return self._arp(head)
         return None
 
+    def _common(self, head: _Head) -> dict[str, Any]:
+        """The packet-event fields every kind shares."""
+        return {
+            "i": head.i,
+            "t": head.t,
+            "ts_ns": head.ts,
+            "src_mac": head.src_mac,
+            "dst_mac": head.dst_mac,
+            "frame": head.frame if self.keep_frames else b"",
+            "linktype": head.linktype,
+        }
+
     # ------------------------------------------------------------------ IPv4 / UDP
-    def _ipv4(
-        self,
-        i: int,
-        ts: int,
-        t: float,
-        frame: bytes,
-        off: int,
-        src_mac: str | None,
-        dst_mac: str | None,
-        linktype: int,
-    ) -> PacketEvent | None:
+    def _ipv4(self, head: _Head) -> PacketEvent | None:
+        frame, off = head.frame, head.off
         if len(frame) < off + 28:
             return None
         vihl = frame[off]
@@ -327,15 +345,15 @@ class Decoder:
         )
         flow = self._flows.get(key)
         if flow is not None and not (dport == 69 and end - u >= 10 and frame[u + 9] in (1, 2)):
-            return self._tftp_flow(i, ts, t, frame, u, end, ulen, flow, src_mac, dst_mac, linktype)
+            return self._tftp_flow(head, u, end, ulen, flow)
         if dport == 67 or dport == 68 or sport == 67 or sport == 68:
-            return self._dhcp(i, ts, t, frame, off, u, end, src_mac, dst_mac, linktype)
+            return self._dhcp(head, u, end)
         if dport == 69:
-            return self._request(i, ts, t, frame, off, u, end, src_mac, dst_mac, linktype, key)
+            return self._request(head, u, end, key)
         if dport == MDNS_PORT or sport == MDNS_PORT:
             self.announcement = parse_announcement(frame[u + 8 : end])
             if self.announcement is not None:
-                self.announcement_src = (src_mac, _ntoa(key[0:4]))
+                self.announcement_src = (head.src_mac, _ntoa(key[0:4]))
             return None
         if self._pending:
             # a first answer from a server's new port: (client ip, client port, server ip)
@@ -343,9 +361,7 @@ class Decoder:
             xfer = self._pending.get(pkey)
             if xfer is not None:
                 flow = self._open_flows(xfer, key, sport, dport)
-                return self._tftp_flow(
-                    i, ts, t, frame, u, end, ulen, flow, src_mac, dst_mac, linktype
-                )
+                return self._tftp_flow(head, u, end, ulen, flow)
         return None
 
     def _open_flows(self, xfer: TransferState, key: bytes, sport: int, dport: int) -> _Flow:
@@ -360,19 +376,8 @@ class Decoder:
         self._flows[key[4:8] + key[0:4] + key[10:12] + key[8:10]] = up
         return down
 
-    def _dhcp(
-        self,
-        i: int,
-        ts: int,
-        t: float,
-        frame: bytes,
-        off: int,
-        u: int,
-        end: int,
-        src_mac: str | None,
-        dst_mac: str | None,
-        linktype: int,
-    ) -> PacketEvent | None:
+    def _dhcp(self, head: _Head, u: int, end: int) -> PacketEvent | None:
+        frame, off = head.frame, head.off
         try:
             msg = dhcp.DhcpPacket.decode(frame[u + 8 : end])
         except dhcp.DhcpDecodeError:
@@ -388,13 +393,7 @@ class Decoder:
         guid = msg.client_guid
         sport, dport = _u16x2(frame, u)
         return DhcpPacketEvent(
-            i=i,
-            t=t,
-            ts_ns=ts,
-            src_mac=src_mac,
-            dst_mac=dst_mac,
-            frame=frame if self.keep_frames else b"",
-            linktype=linktype,
+            **self._common(head),
             src_ip=_ntoa(frame[off + 12 : off + 16]),
             dst_ip=_ntoa(frame[off + 16 : off + 20]),
             src_port=sport,
@@ -418,30 +417,15 @@ class Decoder:
             parameter_list=msg.parameter_list,
         )
 
-    def _arp(
-        self,
-        i: int,
-        ts: int,
-        t: float,
-        frame: bytes,
-        off: int,
-        src_mac: str | None,
-        dst_mac: str | None,
-        linktype: int,
-    ) -> PacketEvent | None:
+    def _arp(self, head: _Head) -> PacketEvent | None:
+        frame, off = head.frame, head.off
         if len(frame) < off + 28:
             return None
         _htype, ptype, hlen, plen, op = struct.unpack_from("!HHBBH", frame, off)
         if ptype != ETH_P_IP or hlen != 6 or plen != 4:
             return None
         return ArpPacketEvent(
-            i=i,
-            t=t,
-            ts_ns=ts,
-            src_mac=src_mac,
-            dst_mac=dst_mac,
-            frame=frame if self.keep_frames else b"",
-            linktype=linktype,
+            **self._common(head),
             op=_ARP_OPS.get(op),
             sender_mac=self._mac(frame[off + 8 : off + 14]),
             sender_ip=_ntoa(frame[off + 14 : off + 18]),
@@ -450,21 +434,9 @@ class Decoder:
         )
 
     # ------------------------------------------------------------------ TFTP
-    def _request(
-        self,
-        i: int,
-        ts: int,
-        t: float,
-        frame: bytes,
-        off: int,
-        u: int,
-        end: int,
-        src_mac: str | None,
-        dst_mac: str | None,
-        linktype: int,
-        key: bytes,
-    ) -> PacketEvent | None:
+    def _request(self, head: _Head, u: int, end: int, key: bytes) -> PacketEvent | None:
         """A packet to port 69 outside any known transfer: a read or write request."""
+        frame, i, ts = head.frame, head.i, head.ts
         pkt = tftp.decode(frame[u + 8 : end])
         if pkt is None or pkt.opcode not in (tftp.RRQ, tftp.WRQ):
             self.malformed += 1
@@ -499,7 +471,7 @@ class Decoder:
                 client_ip=client_ip,
                 client_port=sport,
                 server_ip=server_ip,
-                client_mac=src_mac,
+                client_mac=head.src_mac,
                 first_i=i,
                 first_ns=ts,
                 options=dict(pkt.options),
@@ -512,13 +484,7 @@ class Decoder:
                     del self._pending[old]
         xfer.last_ns, xfer.last_i = ts, i
         return TftpPacketEvent(
-            i=i,
-            t=t,
-            ts_ns=ts,
-            src_mac=src_mac,
-            dst_mac=dst_mac,
-            frame=frame if self.keep_frames else b"",
-            linktype=linktype,
+            **self._common(head),
             src_ip=client_ip,
             dst_ip=server_ip,
             src_port=sport,
@@ -549,7 +515,9 @@ class Decoder:
         xfer = self.xfer = flow.xfer
         xfer.last_ns = ts
         xfer.last_i = i
+        length: int | None = None
         if frame[u + 9] == 3:  # DATA
+            opcode = "DATA"
             length = (ulen if ulen >= 12 else end - u) - 12
             if flow.sends_data:
                 if xfer.server_port is None and flow.from_server:
@@ -574,72 +542,34 @@ class Decoder:
                         self.finished.append(xfer)
                 else:
                     xfer.duplicates += 1
-            return TftpBlockEvent(
-                i,
-                t,
-                ts,
-                frame if self.keep_frames else b"",
-                linktype,
-                flow,
-                macs,
-                "DATA",
-                number,
-                length,
-            )
-        if not flow.sends_data:
-            if number == xfer.last_ack:
-                xfer.repeated_acks += 1
-            xfer.last_ack = number
-        return TftpBlockEvent(
-            i,
-            t,
-            ts,
-            frame if self.keep_frames else b"",
-            linktype,
-            flow,
-            macs,
-            "ACK",
-            number,
-            None,
-        )
+        else:
+            opcode = "ACK"
+            if not flow.sends_data:
+                if number == xfer.last_ack:
+                    xfer.repeated_acks += 1
+                xfer.last_ack = number
+        frame_out = frame if self.keep_frames else b""
+        return TftpBlockEvent(i, t, ts, frame_out, linktype, flow, macs, opcode, number, length)
 
     def _tftp_flow(
-        self,
-        i: int,
-        ts: int,
-        t: float,
-        frame: bytes,
-        u: int,
-        end: int,
-        ulen: int,
-        flow: _Flow,
-        src_mac: str | None,
-        dst_mac: str | None,
-        linktype: int,
+        self, head: _Head, u: int, end: int, ulen: int, flow: _Flow
     ) -> PacketEvent | None:
         """A packet of a known transfer (DATA and ACK go to ``_block``)."""
+        frame, i, ts = head.frame, head.i, head.ts
         if end - u < 10:
             self.malformed += 1
             return None
         if end - u >= 12 and frame[u + 8] == 0 and frame[u + 9] in (3, 4):
-            raw = frame[:12] if linktype == 1 else b""
-            macs = flow.macs if raw == flow.mac_raw and raw else (src_mac, dst_mac)
-            return self._block(i, ts, t, frame, u, end, ulen, flow, macs, linktype)
+            macs = (head.src_mac, head.dst_mac)
+            return self._block(i, ts, head.t, frame, u, end, ulen, flow, macs, head.linktype)
         xfer = self.xfer = flow.xfer
         xfer.last_ns, xfer.last_i = ts, i
-        frame_out = frame if self.keep_frames else b""
         pkt = tftp.decode(frame[u + 8 : end])
         if pkt is None or pkt.opcode not in (tftp.ERROR, tftp.OACK):
             self.malformed += 1
             return None
         event = TftpPacketEvent(
-            i=i,
-            t=t,
-            ts_ns=ts,
-            src_mac=src_mac,
-            dst_mac=dst_mac,
-            frame=frame_out,
-            linktype=linktype,
+            **self._common(head),
             src_ip=flow.src_ip,
             dst_ip=flow.dst_ip,
             src_port=flow.src_port,

@@ -115,13 +115,18 @@ class Monitor:
 
     def _feed(self, record: Record) -> None:
         ts = record[0]
+        i = self._count(ts)
+        self._after(i, ts, record, self.decoder.decode(i, record))
+
+    def _count(self, ts: int) -> int:
+        """One more frame at ``ts``: its index; the clock moves (and the timers run) first."""
         i = self.frames
         self.frames = i + 1
         if ts >= self._next_tick:
             self._clock(ts)
         if ts > self.last_ns:
             self.last_ns = ts
-        self._after(i, ts, record, self.decoder.decode(i, record))
+        return i
 
     def _clock(self, ts: int) -> None:
         """The capture reached ``ts``: silences up to it are judged before its frame happens."""
@@ -254,6 +259,7 @@ def watch(
     count = 0
     decoder = monitor.decoder
     decode = decoder.decode
+    tally = monitor._count
     finished = decoder.finished
     timeline = monitor.timeline
     mac = monitor.mac
@@ -279,14 +285,9 @@ def watch(
                     break
             if on_record is not None:
                 on_record(record)
-            # Monitor._feed inlined, with a short way for DATA/ACK (nearly every packet)
+            # Monitor._feed with a short way for DATA/ACK (nearly every packet)
             ts = record[0]
-            i = monitor.frames
-            monitor.frames = i + 1
-            if ts >= monitor._next_tick:
-                monitor._clock(ts)
-            if ts > monitor.last_ns:
-                monitor.last_ns = ts
+            i = tally(ts)
             pkt = decode(i, record)
             if type(pkt) is TftpBlockEvent and not finished:
                 monitor.packets += 1

@@ -830,17 +830,23 @@ class Timeline:
 
         (``steps.wire.monitor.watch`` calls it only when a snapshot is due or at block 2; it
         updates ``last_ns`` itself for the others.)"""
-        c: Client | None = xfer.owner
+        c = self._alive(xfer, pkt.ts_ns)
         if c is None:
             return
         ns = pkt.ts_ns
-        if ns > self.now_ns:
-            self.now_ns = ns
-        c.last_ns = ns
         if pkt.opcode == "DATA" and xfer.blocks == 2 and xfer.status is None:
             self._file_stage(c, xfer)
         if ns - c.snap_ns >= self.timers.snapshot * _NS:
             self._snapshot(c)
+
+    def _alive(self, xfer: TransferState, ns: int) -> Client | None:
+        """The Pi a transfer belongs to, seen alive at ``ns`` (None: not a Pi's transfer)."""
+        c: Client | None = xfer.owner
+        if c is not None:
+            if ns > self.now_ns:
+                self.now_ns = ns
+            c.last_ns = ns
+        return c
 
     def _file_stage(self, c: Client, xfer: TransferState) -> None:
         """A file proved to be really read (not probed): its stage, at its request's time."""
@@ -858,13 +864,10 @@ class Timeline:
 
     def transfer_ended(self, xfer: TransferState) -> None:
         """The decoder saw a transfer end (complete, probe, error)."""
-        c = self.clients.get(xfer.mac or "")
+        c = self._alive(xfer, xfer.last_ns)
         if c is None:
             return
         ns = xfer.last_ns
-        if ns > self.now_ns:
-            self.now_ns = ns
-        c.last_ns = ns
         if c.current is xfer:
             c.current = None
         if c.stage in ("os-dhcp", "app-up") or xfer not in c.boot_files:

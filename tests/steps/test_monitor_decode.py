@@ -24,7 +24,7 @@ from steps.wire.pcap import (
     Record,
 )
 from tests.support import linkcopies
-from tests.support.synthetic import SERVER_IP, SERVER_MAC, Pi, Wire
+from tests.support.synthetic import SERVER_IP, SERVER_MAC, Pi, Wire, to_server
 
 
 def decode_all(records: list[Record]) -> list[dict]:
@@ -158,15 +158,7 @@ def test_transfer_outcomes() -> None:
 def test_a_repeated_request_is_the_same_transfer_and_lost_blocks_are_counted() -> None:
     pi = Pi.pi3()
     wire = Wire()
-    request = udp_frame(
-        src_mac=pi.mac,
-        dst_mac=SERVER_MAC,
-        src_ip=pi.ip,
-        dst_ip=SERVER_IP,
-        sport=49152,
-        dport=69,
-        payload=tftp.rrq("bootcode.bin"),
-    )
+    request = to_server(pi, 49152, 69, tftp.rrq("bootcode.bin"))
     wire.add(request)
     wire.transfer(pi, "bootcode.bin", 2000, client_port=49152)
     del wire.records[4:6]  # the capture missed DATA #2 and its ACK
@@ -232,24 +224,8 @@ def test_malformed_payloads_on_netboot_ports_are_counted_not_raised() -> None:
     pi = Pi.pi3()
     d = Decoder()
     frames = [
-        udp_frame(
-            src_mac=pi.mac,
-            dst_mac=SERVER_MAC,
-            src_ip=pi.ip,
-            dst_ip=SERVER_IP,
-            sport=68,
-            dport=67,
-            payload=b"\x01" * 20,
-        ),
-        udp_frame(
-            src_mac=pi.mac,
-            dst_mac=SERVER_MAC,
-            src_ip=pi.ip,
-            dst_ip=SERVER_IP,
-            sport=40000,
-            dport=69,
-            payload=b"\x00\x09junk",
-        ),
+        to_server(pi, 68, 67, b"\x01" * 20),
+        to_server(pi, 40000, 69, b"\x00\x09junk"),
     ]
     assert [d.decode(i, (0, 1, f, len(f))) for i, f in enumerate(frames)] == [None, None]
     assert d.malformed == 2
@@ -323,17 +299,7 @@ def test_any_transfer_traffic_never_raises(payloads: list[bytes]) -> None:
     """A request opens a transfer; then anything from either side of it."""
     pi = Pi.pi4()
     wire = Wire()
-    wire.add(
-        udp_frame(
-            src_mac=pi.mac,
-            dst_mac=SERVER_MAC,
-            src_ip=pi.ip,
-            dst_ip=SERVER_IP,
-            sport=40000,
-            dport=69,
-            payload=tftp.rrq("x", {"blksize": "1468"}),
-        )
-    )
+    wire.add(to_server(pi, 40000, 69, tftp.rrq("x", {"blksize": "1468"})))
     for n, payload in enumerate(payloads):
         down = n % 2 == 0
         wire.add(
@@ -348,3 +314,56 @@ def test_any_transfer_traffic_never_raises(payloads: list[bytes]) -> None:
             )
         )
     decode_all(wire.records)
+
+
+#: DESIGN.md "Monitor JSON lines": the fixed packet keys (scripts parse them).
+DESIGN_KEYS = {
+    "common": {"type", "i", "t", "proto", "src_mac", "dst_mac", "mac"},
+    "udp": {"src_ip", "dst_ip", "src_port", "dst_port"},
+    "dhcp": {
+        "msg_type",
+        "xid",
+        "chaddr",
+        "ciaddr",
+        "yiaddr",
+        "siaddr",
+        "server_id",
+        "vendor_class",
+        "tftp_server",
+        "bootfile",
+        "client_arch",
+        "client_uuid",
+        "pxe_menu",
+    },
+    "arp": {"op", "sender_mac", "sender_ip", "target_mac", "target_ip"},
+    "tftp": {
+        "opcode",
+        "file",
+        "mode",
+        "options",
+        "block",
+        "length",
+        "error_code",
+        "error_msg",
+        "transfer",
+    },
+}
+
+
+def test_packet_objects_use_only_the_keys_design_fixes_and_never_empty_strings() -> None:
+    wire = Wire()
+    pi = Pi.pi4()
+    wire.good_boot(pi)
+    wire.proxy_offer(pi, extra=[(66, b"10.0.0.9"), (67, b"x")])
+    seen: dict[str, set[str]] = {}
+    for obj in decode_all(wire.records):
+        proto = obj["proto"]
+        allowed = DESIGN_KEYS["common"] | DESIGN_KEYS[proto]
+        if proto != "arp":
+            allowed |= DESIGN_KEYS["udp"]
+        assert set(obj) <= allowed, set(obj) - allowed
+        assert "" not in obj.values() and None not in obj.values()
+        seen.setdefault(proto, set()).update(obj)
+    assert seen["dhcp"] >= DESIGN_KEYS["dhcp"]
+    assert seen["tftp"] >= DESIGN_KEYS["tftp"]
+    assert seen["arp"] >= DESIGN_KEYS["arp"]

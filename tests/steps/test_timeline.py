@@ -20,9 +20,9 @@ from steps.wire.monitor_events import (
     StageEvent,
     SummaryEvent,
 )
-from steps.wire.netframes import ip_bytes, udp_frame
+from steps.wire.netframes import ip_bytes
 from steps.wire.pcap import Record
-from tests.support.synthetic import PI4_FILES, SERVER_IP, SERVER_MAC, Pi, Wire
+from tests.support.synthetic import PI4_FILES, SERVER_IP, Pi, Wire, to_server
 
 NS = 1_000_000_000
 
@@ -86,6 +86,36 @@ def test_good_boots_of_both_models_raise_nothing_and_reach_every_stage() -> None
     stage_events = [e for e in events if isinstance(e, StageEvent) and e.mac == pi3.mac]
     assert sorted(e.stage for e in stage_events) == sorted(STAGES)
     assert all(e.i is not None for e in stage_events)
+
+
+def test_a_pi5_boot_reads_as_a_pi5_with_every_boot_stage() -> None:
+    """The Pi 5 reads config.txt first (its per-device copy probed), no start*.elf, probes
+    pieeprom.sig, then the initramfs files before its kernel (netboot.md §4.4, §12)."""
+    wire = Wire()
+    pi = Pi.pi5()
+    wire.good_boot(pi)
+    events = run(wire.records)
+    assert codes(events) == []
+    (c,) = summary(events).clients
+    assert (c.model, c.model_source, c.serial, c.bootloader) == (
+        "pi5",
+        "guid",
+        pi.serial,
+        "pi5-eeprom",
+    )
+    assert set(c.stages) == {
+        "discover",
+        "offer",
+        "proxy-offer",
+        "lease",
+        "firmware",
+        "config",
+        "kernel",
+        "initramfs",
+    }
+    assert c.stages["initramfs"] < c.stages["kernel"]
+    missing = [f.name for f in c.files if f.status == "not-found"]
+    assert missing == [f"{pi.serial}/config.txt", "pieeprom.sig", "overlays/overlay_map.dtb"]
 
 
 def test_only_the_watched_pi() -> None:
@@ -171,17 +201,7 @@ def test_a_pi_that_gives_up_mid_file_and_a_stalled_transfer() -> None:
     sport = struct.unpack("!H", rrq[34:36])[0]
     oack = port[i + 1][2]
     eph = struct.unpack("!H", oack[34:36])[0]
-    wire.add(
-        udp_frame(
-            src_mac=pi.mac,
-            dst_mac=SERVER_MAC,
-            src_ip=pi.ip,
-            dst_ip=SERVER_IP,
-            sport=sport,
-            dport=eph,
-            payload=tftp.error(0, "Early terminate"),
-        )
-    )
+    wire.add(to_server(pi, sport, eph, tftp.error(0, "Early terminate")))
     events = run(wire.records)
     assert codes(events) == ["tftp-timeout"]
     assert "TFTP_FILE_TIMEOUT" in finding(events, "tftp-timeout").message

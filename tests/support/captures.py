@@ -28,7 +28,7 @@ from steps.wire.virtualpi import BootOptions, BootReport, Stage, VirtualPi
 from tests.conftest import ROOT
 from tests.support.boot_tree import make_build
 from tests.support.lab import Host, Lab, stop_process
-from tests.support.netboot_lab import ROUTER_IP, SERVER_IP, in_netns, start_proxy, start_router
+from tests.support.netboot_lab import boot_lan, in_netns, start_proxy
 from tests.support.pifiles import pi_files
 
 QUIET = 1.6
@@ -107,9 +107,8 @@ class NetbootLan:
     lab: Lab = field(init=False)
     srv: Host = field(init=False)
     pi: Host = field(init=False)
-    rt: Host | None = field(init=False, default=None)
+    rt: Host = field(init=False)
     tree: Path = field(init=False)
-    iface: str = field(init=False, default="eth0")
 
     def __enter__(self) -> NetbootLan:
         self.tree = self.tmp / "tftp"
@@ -124,14 +123,10 @@ class NetbootLan:
         return self
 
     def _build(self) -> None:
-        lab = self.lab
-        self.srv = lab.host("srv", f"{SERVER_IP}/24")
-        self.rt = lab.host("rt", f"{ROUTER_IP}/24") if self.router else None
-        self.pi = lab.host("pi", None, mac=self.pi_mac)
-        if self.rt is not None:
-            start_router(self.rt, self.tmp, iface=self.iface)
+        lan = boot_lan(self.lab, self.tmp, pi_mac=self.pi_mac, router=self.router)
+        self.srv, self.rt, self.pi = lan.srv, lan.rt, lan.pi
         if self.proxy:
-            start_proxy(self.srv, self.tmp, self.tree, iface=self.iface, **self.proxy_kw)
+            start_proxy(self.srv, self.tmp, self.tree, **self.proxy_kw)
 
     def __exit__(self, *exc: object) -> None:
         self.lab.close()
@@ -147,7 +142,7 @@ class NetbootLan:
         """Boot a virtual Pi in the Pi namespace; ``stop_after`` a stage name ends it there
         (the Pi "resets": its next boot starts from DISCOVER)."""
         vp = VirtualPi(
-            self.iface,
+            "eth0",
             model=model,  # type: ignore[arg-type]
             serial=serial,
             options=options or boot_options(),

@@ -88,7 +88,6 @@ def router_conf(
     first: str = "10.99.0.100",
     last: str = "10.99.0.199",
     netmask: str = "255.255.255.0",
-    iface: str = "eth0",
 ) -> Path:
     """A plain DHCP server's config (the home router of TESTING.md)."""
     conf = tmp / "router.conf"
@@ -96,7 +95,7 @@ def router_conf(
         "\n".join(
             [
                 "port=0",
-                f"interface={iface}",
+                "interface=eth0",
                 "bind-interfaces",
                 f"dhcp-range={first},{last},{netmask},1h",
                 "no-ping",
@@ -120,13 +119,11 @@ def proxy_conf(
     menu: str = "Raspberry Pi Boot",
     tftp: bool = True,
     name: str = "proxy",
-    iface: str = "eth0",
-    extra: tuple[str, ...] = (),
 ) -> Path:
     """Proxy DHCP + TFTP as netboot.md §7.1 recommends (the network step renders the real one)."""
     lines = [
         "port=0",
-        f"interface={iface}",
+        "interface=eth0",
         "bind-interfaces",
         f"dhcp-range={address},proxy",
     ]
@@ -146,7 +143,6 @@ def proxy_conf(
     lines.append("log-dhcp")
     if tftp:
         lines += ["enable-tftp", f"tftp-root={tftp_root}"]
-    lines += list(extra)
     lines += [f"dhcp-leasefile={tmp / (name + '.leases')}", "log-facility=-", ""]
     conf = tmp / f"{name}.conf"
     conf.write_text("\n".join(lines))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from steps.wire import dhcp, tftp
 from steps.wire.netframes import (
@@ -61,7 +61,25 @@ PI4_FILES = [
     ("modules-6.6.47-piCore-v8.gz", 45_000),
     ("overlay.gz", 80_000),
 ]
-PROBED = {"start4.elf", "fixup4.dat", "kernel6647v8.img"}
+PI5_FILES = [
+    ("{serial}/config.txt", None),
+    ("config.txt", None),
+    ("pieeprom.sig", None),
+    ("rootfs-piCore64-16.0.gz", 120_000),
+    ("modules-6.12.25-piCore-v8-16k.gz", 45_000),
+    ("overlay.gz", 80_000),
+    ("bcm2712-rpi-5-b.dtb", 60_000),
+    ("overlays/overlay_map.dtb", None),
+    ("cmdline.txt", 78),
+    ("kernel61225v816k.img", 130_000),
+]
+"""The Pi 5 bootloader's reads (netboot.md §4.4, §12): no start*.elf; config.txt first (its
+per-device copy probed), the self-update probe, then what start.elf (built in) reads."""
+PI5_CONFIG = (
+    "[PI5]\ninitramfs rootfs-piCore64-16.0.gz,modules-6.12.25-piCore-v8-16k.gz,overlay.gz "
+    "followkernel\nkernel kernel61225v816k.img\n[ALL]\ncmdline cmdline.txt\n"
+)
+PROBED = {"start4.elf", "fixup4.dat", "kernel6647v8.img", "kernel61225v816k.img"}
 """Files the Pi 4 firmware probes (ERROR 0 "Early terminate") before reading them."""
 
 
@@ -99,7 +117,24 @@ class Pi:
             itertools.count(40084),
         )
 
+    @classmethod
+    def pi5(cls, n: int = 0) -> Pi:
+        serial = f"{0x5A5E0000 + n:08x}"
+        mac = "2c:cf:67:" + ":".join(serial[i : i + 2] for i in (2, 4, 6))
+        return cls(
+            "pi5",
+            mac,
+            serial,
+            f"10.97.{1 + n // 200}.{n % 200 + 20}",
+            0x50505050 + n,
+            itertools.count(41000),
+        )
+
     def discover(self) -> dhcp.DhcpPacket:
+        if self.model == "pi5":  # the Pi 4's DISCOVER with an "RPi5" GUID
+            pi4 = dhcp.pi4_discover(self.mac, self.serial, xid=self.xid)
+            guid = dhcp.pi4_guid(self.mac, self.serial, 0x00D04170, b"RPi5")
+            return replace(pi4, options=tuple((c, guid if c == 97 else v) for c, v in pi4.options))
         return dhcp.discover_for(self.model, self.mac, self.serial, xid=self.xid)  # type: ignore[arg-type]
 
 
@@ -300,9 +335,11 @@ class Wire:
         """The sequence of a healthy boot (netboot.md §4.1 / §4.3) up to the last initramfs."""
         self.dhcp_round(pi)
         self.arp(pi)
-        for raw_name, size in files or (PI3_FILES if pi.model == "pi3" else PI4_FILES):
+        default = {"pi3": PI3_FILES, "pi4": PI4_FILES, "pi5": PI5_FILES}[pi.model]
+        config = PI5_CONFIG if pi.model == "pi5" else CONFIG_TXT
+        for raw_name, size in files or default:
             name = raw_name.format(serial=pi.serial)
-            content = CONFIG_TXT.encode() if name == "config.txt" else None
+            content = config.encode() if name == "config.txt" else None
             if pi.model == "pi3":
                 opts = None if name in ("bootcode.bin", "bootsig.bin") else {"tsize": "0"}
                 self.transfer(pi, name, size, options=opts, client_port=49152, content=content)
@@ -367,6 +404,19 @@ class Wire:
 
 
 BROADCAST_IP = "255.255.255.255"
+
+
+def to_server(pi: Pi, sport: int, dport: int, payload: bytes) -> bytes:
+    """A UDP frame from ``pi`` to our server."""
+    return udp_frame(
+        src_mac=pi.mac,
+        dst_mac=SERVER_MAC,
+        src_ip=pi.ip,
+        dst_ip=SERVER_IP,
+        sport=sport,
+        dport=dport,
+        payload=payload,
+    )
 
 
 def _name(text: str) -> bytes:

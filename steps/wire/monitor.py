@@ -312,7 +312,8 @@ def watch(
             count += 1
             if live:
                 last_arrival = time.monotonic()
-            if count & 1023 == 0 and cancel is not None and cancel.is_set():
+            # a file is read fast: look at the flag now and then; live, at every frame
+            if (live or count & 1023 == 0) and cancel is not None and cancel.is_set():
                 break
     except FirecoreError as exc:
         error = exc

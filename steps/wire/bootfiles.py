@@ -7,13 +7,16 @@ belongs to, ``expected_missing`` to tell a probe the firmware makes on every boo
 that is normal) from a file a Pi needs, and ``model_hint`` to guess the model from a name.
 
 Facts: netboot.md §5 (file lists per model, the prefix rules, §5.3's table of expected and fatal
-missing files) and §4 (request orders).
+missing files) and §4 (request orders); each model's prefix probes and optional files come from
+``steps.wire.pimodels`` (the virtual Pi plays the same sequences).
 """
 
 from __future__ import annotations
 
 import re
 from typing import Literal
+
+from steps.wire.pimodels import PI_MODELS
 
 Kind = Literal[
     "firmware", "config", "cmdline", "devicetree", "overlay", "kernel", "initramfs", "other"
@@ -47,7 +50,11 @@ EXPECTED_MISSING = frozenset(
         "tryboot.txt",
         "boot.sig",
     }
+    | {name for model in PI_MODELS.values() for name in model.optional}
 )
+#: The files whose presence under ``<prefix>/`` decides whether a Pi keeps its per-device prefix
+#: (Pi 3: start.elf; Pi 4: start4.elf, start.elf; Pi 5: config.txt).
+PREFIX_PROBES = frozenset(name for model in PI_MODELS.values() for name in model.prefix_probes)
 _EXPECTED_PATTERNS = (re.compile(r"^armstub8.*\.bin$"),)
 
 
@@ -112,10 +119,10 @@ def expected_missing(base: str) -> bool:
 
 
 def prefix_probe(path: str) -> bool:
-    """A ``<prefix>/start.elf`` or ``<prefix>/start4.elf`` probe: how the firmware decides
-    whether a per-device directory exists (its absence only drops the prefix)."""
+    """A ``<prefix>/start*.elf`` (or, Pi 5, ``<prefix>/config.txt``) probe: how the firmware
+    decides whether a per-device directory exists (its absence only drops the prefix)."""
     prefix, base = split_prefix(path)
-    return bool(prefix) and base.lower() in ("start.elf", "start4.elf")
+    return bool(prefix) and base.lower() in PREFIX_PROBES
 
 
 #: A file name → the model it implies (netboot.md §4, §5.3: start4/fixup4 are the BCM2711's;

@@ -51,6 +51,7 @@ from steps.wire.monitor_events import (
     StageEvent,
     TftpPacketEvent,
 )
+from steps.wire.pimodels import overlay_names
 
 _ORDER = {name: n for n, name in enumerate(STAGES)}
 _NS = 1_000_000_000
@@ -112,6 +113,8 @@ class _Expect:
     kernel: str | None
     initramfs: tuple[str, ...]
     cmdline: str
+    overlays: tuple[str, ...] = ()
+    """``overlays/<name>.dtbo`` of every ``dtoverlay=`` of the board's sections."""
     note: str = ""
 
 
@@ -933,6 +936,17 @@ class Timeline:
         code = "tftp-file-not-found"
         low = base.lower()
         hint = _double_prefix_hint(xfer.error_msg or "")
+        if kind == "overlay" and expect is not None and low in (o.lower() for o in expect.overlays):
+            self._raise(
+                c,
+                code,
+                f"{xfer.file} (a dtoverlay= of config.txt) is missing on the server (ERROR 1 "
+                f"{xfer.error_msg!r})",
+                evidence,
+                key=f"{code}:{xfer.file}",
+                file=xfer.file,
+            )
+            return
         if kind in ("overlay", "other"):
             return
         if kind in ("kernel", "initramfs") and expect is not None:
@@ -1062,7 +1076,8 @@ class Timeline:
             elif key == "cmdline" and value.split():
                 cmdline = value.split()[0]
         note = f"config.txt names no kernel for [{board}]" if kernel is None else ""
-        c.expect = _Expect(kernel, initramfs, cmdline, note)
+        overlays = tuple(f"overlays/{name}.dtbo" for name in overlay_names(settings))
+        c.expect = _Expect(kernel, initramfs, cmdline, overlays, note)
 
     # ------------------------------------------------------------------ mDNS / health
     def announcement(

@@ -141,7 +141,6 @@ class Client:
     boot_xid: str | None = None
     discover_is: list[int] = field(default_factory=list)
     discover_ns: list[int] = field(default_factory=list)
-    offer_ip: str | None = None
     offers: dict[str, int] = field(default_factory=dict)
     """Real DHCP servers that offered an address this boot → index."""
     proxies: dict[str, int] = field(default_factory=dict)
@@ -157,7 +156,6 @@ class Client:
     second_round: int | None = None
     """Index of bootcode.bin's own DISCOVER, while no request followed it yet."""
     expect: _Expect | None = None
-    last_file_ns: int = 0
     # ---- the whole life
     last_ns: int = 0
     files: list[TransferState] = field(default_factory=list)
@@ -615,7 +613,6 @@ class Timeline:
         offers_address = bool(pkt.yiaddr) and pkt.yiaddr != "0.0.0.0"
         if offers_address and pkt.msg_type in ("OFFER", None):
             c.offers.setdefault(server, pkt.i)
-            c.offer_ip = c.offer_ip or pkt.yiaddr
             self._reach(c, "offer", ns, pkt.i)
         if offers_address and pkt.msg_type == "ACK":
             self._set_ip(c, pkt.yiaddr or "", server)
@@ -770,7 +767,6 @@ class Timeline:
         c.boot_files.append(xfer)
         c.files.append(xfer)
         c.current = xfer
-        c.last_file_ns = ns
         if base.lower() == "config.txt":
             xfer.keep = 65536
             xfer.data = bytearray()
@@ -870,13 +866,11 @@ class Timeline:
         c = self._alive(xfer, xfer.last_ns)
         if c is None:
             return
-        ns = xfer.last_ns
         if c.current is xfer:
             c.current = None
         if c.stage in ("os-dhcp", "app-up") or xfer not in c.boot_files:
             self._snapshot(c, force=True)
             return
-        c.last_file_ns = ns
         prefix, base = bootfiles.split_prefix(xfer.file)
         kind = bootfiles.kind_of(base)
         status = xfer.status

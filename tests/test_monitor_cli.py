@@ -54,11 +54,12 @@ def test_json_lines_and_the_exit_code(tmp_path: Path, capsys: pytest.CaptureFixt
     path, good, _bad = good_and_bad(tmp_path)
     code, lines, err = run_cli(["--pcap", str(path), "--json"], capsys)
     assert code == 1
-    assert {x["type"] for x in lines} == {"packet", "stage", "diagnosis", "summary"}
+    assert {x["type"] for x in lines} == {"packet", "stage", "diagnosis", "summary", "done"}
     assert [x["code"] for x in lines if x["type"] == "diagnosis" and x["severity"] == "error"] == [
         "no-proxy-offer"
     ]
-    assert lines[-1]["type"] == "summary" and len(lines[-1]["clients"]) == 2
+    assert lines[-1] == {"type": "done", "exit_code": 1}  # --json: `done` is always last
+    assert lines[-2]["type"] == "summary" and len(lines[-2]["clients"]) == 2
     assert "reading " in err and "pcap, Ethernet" in err
     code, lines, _ = run_cli(["--pcap", str(path), "--mac", good.mac.upper()], capsys)
     assert code == 0  # not a terminal: JSON lines anyway
@@ -133,7 +134,8 @@ def test_a_stream_on_stdin_is_decoded_as_it_arrives(tmp_path: Path) -> None:
         writer.start()  # the rest, while we read (else both pipes fill up)
         rest = [json.loads(x) for x in proc.stdout.read().splitlines()]
         writer.join()
-        assert proc.wait(timeout=120) == 1 and rest[-1]["type"] == "summary"
+        assert proc.wait(timeout=120) == 1
+        assert [x["type"] for x in rest[-2:]] == ["summary", "done"]
     finally:
         proc.kill()
         proc.wait()

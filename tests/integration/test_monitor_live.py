@@ -75,8 +75,9 @@ def test_live_monitor_reports_what_tcpdump_captures_up_to_the_app(tmp_path: Path
         assert mon.wait(timeout=60) == 130, err.read_text()
         stop_process(mon)
     lines = [json.loads(x) for x in out.read_text().splitlines()]
-    assert lines[-1]["type"] == "summary", err.read_text()
-    (client,) = lines[-1]["clients"]
+    assert [x["type"] for x in lines[-3:]] == ["summary", "error", "done"], err.read_text()
+    assert lines[-1]["exit_code"] == 130
+    (client,) = lines[-3]["clients"]
     assert client["stage"] == "app-up" and client["mac"] == PI3_MAC
     assert set(client["stages"]) >= {"discover", "firmware", "initramfs", "os-dhcp", "app-up"}
     assert [x for x in lines if x["type"] == "diagnosis" and x["severity"] != "info"] == []
@@ -127,7 +128,8 @@ def test_without_cap_net_raw_one_line_and_exit_2(tmp_path: Path) -> None:
         timeout=120,
         env={**os.environ, "HOME": str(tmp_path)},
     )
-    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.returncode == 2
+    assert [json.loads(x)["type"] for x in proc.stdout.splitlines()] == ["error", "done"]
     lines = proc.stderr.strip().splitlines()
     assert lines[0] == "ERROR Usage: capturing on lo needs root (CAP_NET_RAW)"
     assert "Traceback" not in proc.stderr and len(lines) <= 2

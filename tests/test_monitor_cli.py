@@ -54,18 +54,15 @@ def test_json_lines_and_the_exit_code(tmp_path: Path, capsys: pytest.CaptureFixt
     path, good, _bad = good_and_bad(tmp_path)
     code, lines, err = run_cli(["--pcap", str(path), "--json"], capsys)
     assert code == 1
-    # the CLI ends a --json run with {"type": "done", "exit_code": …} (wizard/cli.py)
-    assert lines[-1] == {"type": "done", "exit_code": 1}
-    lines = lines[:-1]
-    assert {x["type"] for x in lines} == {"packet", "stage", "diagnosis", "summary"}
+    assert {x["type"] for x in lines} == {"packet", "stage", "diagnosis", "summary", "done"}
     assert [x["code"] for x in lines if x["type"] == "diagnosis" and x["severity"] == "error"] == [
         "no-proxy-offer"
     ]
-    assert lines[-1]["type"] == "summary" and len(lines[-1]["clients"]) == 2
+    assert lines[-1] == {"type": "done", "exit_code": 1}  # --json: `done` is always last
+    assert lines[-2]["type"] == "summary" and len(lines[-2]["clients"]) == 2
     assert "reading " in err and "pcap, Ethernet" in err
     code, lines, _ = run_cli(["--pcap", str(path), "--mac", good.mac.upper()], capsys)
     assert code == 0  # not a terminal: JSON lines anyway
-    lines = [x for x in lines if x["type"] != "done"]
     assert {x.get("mac") for x in lines if x["type"] != "summary"} == {good.mac}
     assert [c["mac"] for c in lines[-1]["clients"]] == [good.mac]
 

@@ -241,7 +241,8 @@ class MonitorRenderer:
     snapshots are for screens and are not printed). Human: each DHCP/ARP packet, each TFTP
     request and error, and each file as it ends (not every DATA/ACK), the stages with their time
     since power-on, the diagnoses with their fix and evidence, then a summary per Pi; notices
-    go to ``err``.
+    go to ``err``. Human lines pass through ``printable``: file names, menu texts and error
+    messages come from the network.
     """
 
     def __init__(self, out: TextIO, err: TextIO, *, json_lines: bool) -> None:
@@ -266,13 +267,15 @@ class MonitorRenderer:
             self.errors += 1
         if isinstance(event, LogLine):
             prefix = "WARNING " if event.stream == "warning" else ""
-            self.err.write(f"{prefix}{event.text}\n")
+            self.err.write(printable_lines(f"{prefix}{event.text}") + "\n")
             self.err.flush()
             return
         if self.json_lines:
             if isinstance(event, PacketEvent | StageEvent | DiagnosisEvent | SummaryEvent):
-                self.out.write(json.dumps(event.to_json()) + "\n")
+                obj = event.to_json()
+                self.out.write(json.dumps(obj) + "\n")
                 self.out.flush()
+                note_json(obj)
             return
         lines: list[str] = []
         if isinstance(event, PacketEvent):
@@ -309,7 +312,7 @@ class MonitorRenderer:
         elif isinstance(event, SummaryEvent):
             lines += self._summary(event)
         if lines:
-            self.out.write("\n".join(lines) + "\n")
+            self.out.write(printable_lines("\n".join(lines)) + "\n")
             self.out.flush()
 
     def _summary(self, summary: Any) -> list[str]:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +77,9 @@ def test_live_monitor_reports_what_tcpdump_captures_up_to_the_app(tmp_path: Path
         assert mon.wait(timeout=60) == 130, err.read_text()
         stop_process(mon)
     lines = [json.loads(x) for x in out.read_text().splitlines()]
-    summary = next((o for o in lines if o["type"] == "summary"), None)  # the CLI adds done
-    assert summary is not None, err.read_text()
-    (client,) = summary["clients"]
+    assert [x["type"] for x in lines[-3:]] == ["summary", "error", "done"], err.read_text()
+    assert lines[-1]["exit_code"] == 130
+    (client,) = lines[-3]["clients"]
     assert client["stage"] == "app-up" and client["mac"] == PI3_MAC
     assert set(client["stages"]) >= {"discover", "firmware", "initramfs", "os-dhcp", "app-up"}
     assert [x for x in lines if x["type"] == "diagnosis" and x["severity"] != "info"] == []
@@ -95,8 +97,18 @@ def test_live_monitor_reports_what_tcpdump_captures_up_to_the_app(tmp_path: Path
     for p in (*ours, *theirs):
         p.pop("mac", None)
     start = ours.index(theirs[0])  # the monitor may have started a moment earlier
-    ours = ours[start : start + len(theirs)]
-    assert ours == theirs
+    tcpdump_log = (tmp_path / "tcpdump.pcap.log").read_text()
+    got = re.search(r"(\d+) packets? dropped by kernel", tcpdump_log)
+    tcpdump_drops = int(got.group(1)) if got else 0
+    monitor_drops = lines[-3].get("dropped") or 0
+    if not tcpdump_drops and not monitor_drops:
+        assert ours[start : start + len(theirs)] == theirs
+    else:
+        # two captures at once on two busy cores: a kernel drop on either side takes frames out
+        window = ours[start : start + len(theirs) + tcpdump_drops]
+        a = Counter(json.dumps(p, sort_keys=True) for p in window)
+        b = Counter(json.dumps(p, sort_keys=True) for p in theirs)
+        assert sum((b - a).values()) <= monitor_drops and sum((a - b).values()) <= tcpdump_drops
     # the --write file holds every frame the monitor read: same packets, same indexes
     rewritten = [
         e.to_json()
@@ -129,7 +141,6 @@ def test_without_cap_net_raw_one_line_and_exit_2(tmp_path: Path) -> None:
         env={**os.environ, "HOME": str(tmp_path)},
     )
     assert proc.returncode == 2
-    # --json: the error as one JSON line, then done (wizard/cli.py); nothing else
     assert [json.loads(x)["type"] for x in proc.stdout.splitlines()] == ["error", "done"]
     lines = proc.stderr.strip().splitlines()
     assert lines[0] == "ERROR Usage: capturing on lo needs root (CAP_NET_RAW)"

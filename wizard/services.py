@@ -14,6 +14,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from steps.answers import Answers
 from steps.base import Step
@@ -31,6 +33,9 @@ from wizard.views import (
     ReleaseListing,
     TftpState,
 )
+
+if TYPE_CHECKING:
+    from steps.monitor import MonitorStep
 
 
 # ---------------------------------------------------------------------------- the gateway
@@ -96,6 +101,17 @@ class Services:
         if "status" in self.fixed_steps:
             return self.fixed_steps["status"]
         return adapters.status_step(answers, wait)
+
+    def monitor_step(self, answers: Answers, pcap: Path | None = None) -> MonitorStep:
+        """The packet monitor as ``monitor`` runs it: live on ``network.interface``, or ``pcap``."""
+        fixed = self.fixed_steps.get("monitor")
+        if fixed is not None and pcap is None:
+            return fixed  # type: ignore[return-value]
+        from steps.monitor import MonitorStep
+
+        if pcap is not None:
+            return MonitorStep(pcap=pcap)
+        return MonitorStep(interface=answers.network.interface)
 
     # ---- steps
     def steps(self, names: Sequence[str], answers: Answers) -> list[Step]:

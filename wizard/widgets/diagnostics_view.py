@@ -1,0 +1,435 @@
+"""The Diagnostics screen's body: the packet monitor's events, drawn as they arrive.
+
+Shared by the wizard's Diagnostics screen and ``firecore-wizard monitor`` on a terminal. The
+monitor (``steps.monitor.MonitorStep.watch``) runs in a thread worker started by the
+``StepRunner`` (``stream``): the thread only queues events, and this view takes them in batches
+(``Streamed``, at most every ``DRAIN_GAP``), so however many packets a second arrive the main
+thread draws once per batch and key presses are handled in between. Per batch: packets go to the
+ring of the packet list (``PacketList``: never one widget per packet), only the last snapshot
+of each Pi reaches the clients table, diagnoses are appended to their list.
+
+Layout: a state line (source, counts, the verdict so far), then two tabs — *Boot* (the clients
+table, the diagnoses with their fixes, the selected Pi's timeline) and *Packets* (the list and
+the highlighted packet's fields and bytes). Below 100 columns the diagnoses and the timeline
+stack instead of standing side by side.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Vertical, VerticalScroll
+from textual.widgets import DataTable, OptionList, Static, TabbedContent, TabPane
+from textual.widgets.option_list import Option
+
+from steps.events import LogLine
+from steps.wire.monitor_events import (
+    ClientEvent,
+    ClientSnapshot,
+    DiagnosisEvent,
+    MonitorEvent,
+    PacketEvent,
+    StageEvent,
+    SummaryEvent,
+)
+from wizard.messages import Loaded, LoadFailed, Streamed, StreamEnded
+from wizard.widgets import monitor_text
+from wizard.widgets.packet_list import RING_SIZE, PacketList
+from wizard.widgets.step_runner import StepRunner
+
+#: Column keys of the clients table, in order, with their headings.
+COLUMNS = (
+    ("mac", "Pi (MAC)"),
+    ("model", "model"),
+    ("serial", "serial"),
+    ("ip", "IP"),
+    ("stage", "stage"),
+    ("file", "current file"),
+)
+
+
+class MonitorSource(Protocol):
+    """What the view watches: ``MonitorStep`` (or anything yielding its events)."""
+
+    def watch(self, cancel: threading.Event | None = None) -> Iterator[MonitorEvent | LogLine]:
+        """The monitor's events, the ``SummaryEvent`` last."""
+        ...
+
+
+class DiagnosticsView(Vertical):
+    """Clients, timeline, diagnoses and packets of one monitor run (see the module docstring)."""
+
+    DEFAULT_CSS = """
+    DiagnosticsView { height: 1fr; }
+    DiagnosticsView #diag-state { height: 1; padding: 0 1; background: $panel; }
+    DiagnosticsView #diag-state.-bad { color: $text-error; }
+    DiagnosticsView #diag-tabs { height: 1fr; }
+    DiagnosticsView #diag-tabs > ContentSwitcher { height: 1fr; }
+    DiagnosticsView TabPane { height: 1fr; padding: 0; }
+    DiagnosticsView #waiting { height: auto; padding: 0 1; color: $text-warning; }
+    DiagnosticsView #clients { height: auto; max-height: 7; }
+    DiagnosticsView #boot-panes { layout: horizontal; height: 1fr; }
+    DiagnosticsView.-stacked #boot-panes { layout: vertical; }
+    DiagnosticsView #diagnoses, DiagnosticsView #timeline-box {
+        width: 1fr; height: 1fr; border: round $foreground 30%;
+    }
+    DiagnosticsView #diagnoses:focus, DiagnosticsView #timeline-box:focus {
+        border: round $accent;
+    }
+    DiagnosticsView #timeline { padding: 0 1; }
+    DiagnosticsView #detail-box {
+        height: 45%; min-height: 5; border: round $foreground 30%;
+    }
+    DiagnosticsView #detail { padding: 0 1; }
+    """
+
+    BINDINGS = [
+        Binding("f5,p", "pause", "Pause"),
+        Binding("f6,f", "filter", "This Pi only"),
+        Binding("f7,w", "save", "Save pcap"),
+        Binding("1", "tab('boot')", "Boot", show=False),
+        Binding("2", "tab('packets')", "Packets", show=False),
+    ]
+
+    def __init__(
+        self,
+        source: MonitorSource | None = None,
+        *,
+        label: str = "",
+        ring: int = RING_SIZE,
+        save_dir: Path | None = None,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self._source = source
+        self.label = label
+        """What is watched ("live on eth0", "boot.pcap")."""
+        self._ring = ring
+        self._save_dir = save_dir or Path.cwd()
+        self._sid = 0
+        self.clients: dict[str, ClientSnapshot] = {}
+        """The newest snapshot of each Pi, in order of appearance."""
+        self.diagnoses: list[DiagnosisEvent] = []
+        self.stages: list[StageEvent] = []
+        self.summary: SummaryEvent | None = None
+        self.packets = 0
+        """Packet events received (the list keeps only the newest ``ring``)."""
+        self.selected: str | None = None
+        """The Pi whose timeline is shown."""
+        self.running = False
+        self.ended: StreamEnded | None = None
+        self.notice = ""
+        self.paused = False
+        self.filtered = False
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield Static("", id="diag-state", markup=False)
+        with TabbedContent(id="diag-tabs", initial="boot"):
+            with TabPane("Boot [1]", id="boot"):
+                yield Static("", id="waiting", markup=False)
+                table: DataTable[Any] = DataTable(id="clients", cursor_type="row")
+                yield table
+                with Container(id="boot-panes"):
+                    yield OptionList(id="diagnoses")
+                    with VerticalScroll(id="timeline-box"):
+                        yield Static("", id="timeline", markup=False)
+            with TabPane("Packets [2]", id="packets"):
+                yield PacketList(size=self._ring, id="packet-list")
+                with VerticalScroll(id="detail-box"):
+                    yield Static("", id="detail", markup=False)
+        yield StepRunner(clock=lambda: 0.0, visible=False, id="monitor-runner")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#clients", DataTable)
+        for key, heading in COLUMNS:
+            table.add_column(heading, key=key)
+        self.query_one("#diagnoses", OptionList).border_title = "Diagnoses"
+        self.query_one("#timeline-box").border_title = "Timeline"
+        self.query_one("#detail-box").border_title = "Packet"
+        self._show_diagnoses_empty()
+        table.focus()
+        if self._source is not None:
+            self.watch_source(self._source, self.label)
+        else:
+            self._state()
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 100, "-stacked")
+
+    # ------------------------------------------------------------------ running
+    def watch_source(self, source: MonitorSource, label: str) -> None:
+        """Start watching ``source`` (a previous run is cancelled and its results cleared)."""
+        self._source = source
+        self.label = label
+        self.clients.clear()
+        self.diagnoses.clear()
+        self.stages.clear()
+        self.summary = None
+        self.packets = 0
+        self.selected = None
+        self.ended = None
+        self.notice = ""
+        self.query_one("#clients", DataTable).clear()
+        self.query_one("#diagnoses", OptionList).clear_options()
+        self._show_diagnoses_empty()
+        self.query_one("#timeline", Static).update("")
+        self.query_one(PacketList).clear()
+        self.running = True
+        self._sid = self.query_one(StepRunner).stream("monitor", source.watch)
+        self._state()
+
+    def stop(self) -> None:
+        """Stop watching (the worker sees its cancel flag at the monitor's next check)."""
+        runner = self.query_one(StepRunner)
+        runner.workers.cancel_group(runner, "stream:monitor")
+
+    @property
+    def errors(self) -> int:
+        """Error-severity diagnoses so far (the command's exit code is 1 when any)."""
+        return sum(1 for d in self.diagnoses if d.severity == "error")
+
+    @on(Streamed)
+    def _batch(self, message: Streamed) -> None:
+        message.stop()
+        if message.stream != self._sid:
+            return  # a run that was replaced
+        packets: list[PacketEvent] = []
+        changed: dict[str, ClientSnapshot] = {}
+        found: list[DiagnosisEvent] = []
+        for event in message.items:
+            if isinstance(event, PacketEvent):
+                packets.append(event)
+            elif isinstance(event, ClientEvent):
+                changed[event.client.mac] = event.client
+            elif isinstance(event, StageEvent):
+                self.stages.append(event)
+            elif isinstance(event, DiagnosisEvent):
+                found.append(event)
+            elif isinstance(event, SummaryEvent):
+                self.summary = event
+                for client in event.clients:
+                    changed[client.mac] = client
+            elif isinstance(event, LogLine):
+                self.notice = event.text
+                if event.stream == "warning":
+                    self.notify(event.text, severity="warning")
+        self.packets += len(packets)
+        self.query_one(PacketList).add(packets)
+        if changed:
+            self._update_clients(changed)
+        if found:
+            self._add_diagnoses(found)
+        self._state()
+
+    @on(StreamEnded)
+    def _ended(self, message: StreamEnded) -> None:
+        # not stopped: the standalone app closes on a source that could not be opened
+        if message.stream != self._sid:
+            return
+        self.running = False
+        self.ended = message
+        if message.error is not None:
+            self.notify(
+                message.error.message + (f"\n{message.error.fix}" if message.error.fix else ""),
+                title=message.error.title,
+                severity="error",
+                timeout=15,
+            )
+        self._state()
+
+    # ------------------------------------------------------------------ drawing
+    def _state(self) -> None:
+        """The one line always on screen: source, counts and the verdict so far."""
+        errors = self.errors
+        warnings = sum(1 for d in self.diagnoses if d.severity == "warning")
+        if self.running:
+            head = "● " + self.label
+        elif self.ended is not None and self.ended.error is not None:
+            head = f"✕ {self.label}: {self.ended.error.message}"
+        elif self.ended is not None:
+            head = "■ " + self.label + (" (stopped)" if self.ended.cancelled else " (finished)")
+        else:
+            head = "○ not watching"
+        parts = [head, f"{len(self.clients)} Pi(s)", f"{self.packets:,} packets"]
+        if errors:
+            first = next(d.code for d in self.diagnoses if d.severity == "error")
+            parts.append(f"✕ {errors} error(s): {first}")
+        elif self.clients and not self.running and self.ended is not None:
+            parts.append("✓ no error")
+        if warnings:
+            parts.append(f"▲ {warnings} warning(s)")
+        if self.paused:
+            parts.append("PAUSED")
+        state = self.query_one("#diag-state", Static)
+        state.update(" · ".join(parts))
+        state.set_class(bool(errors) or (self.ended is not None and bool(self.ended.error)), "-bad")
+        waiting = self.query_one("#waiting", Static)
+        waiting.display = not self.clients
+        if self.running and not self.clients:
+            waiting.update(
+                f"Watching {self.label}: power on your Pi now. A Pi 4 or 5 asks for an address "
+                "about 3 s after power-on, a Pi 3's boot ROM after 5–10 s."
+            )
+        elif not self.clients:
+            waiting.update("No Pi in this capture.")
+
+    def _update_clients(self, changed: dict[str, ClientSnapshot]) -> None:
+        table = self.query_one("#clients", DataTable)
+        for mac, client in changed.items():
+            cells = monitor_text.client_cells(client)
+            if mac in self.clients:
+                for (key, _), value in zip(COLUMNS, cells, strict=True):
+                    table.update_cell(mac, key, value)
+            else:
+                table.add_row(*cells, key=mac)
+            self.clients[mac] = client
+        if self.selected is None:
+            self.selected = next(iter(self.clients))
+        if self.selected in changed:
+            self._show_timeline()
+
+    def _show_timeline(self) -> None:
+        client = self.clients.get(self.selected or "")
+        box = self.query_one("#timeline-box")
+        if client is None:
+            self.query_one("#timeline", Static).update("")
+            box.border_title = "Timeline"
+            return
+        box.border_title = f"Timeline of {client.mac}"
+        flagged = {d.file for d in self.diagnoses if d.mac == client.mac and d.file}
+        self.query_one("#timeline", Static).update(monitor_text.timeline(client, flagged))
+
+    def _add_diagnoses(self, found: list[DiagnosisEvent]) -> None:
+        options = self.query_one("#diagnoses", OptionList)
+        if not self.diagnoses:
+            options.clear_options()
+        start = len(self.diagnoses)
+        self.diagnoses.extend(found)
+        options.add_options(
+            Option(monitor_text.diagnosis(d), id=f"d{start + n}") for n, d in enumerate(found)
+        )
+        options.border_title = f"Diagnoses ({len(self.diagnoses)})"
+        if any(d.mac == self.selected for d in found):
+            self._show_timeline()
+
+    def _show_diagnoses_empty(self) -> None:
+        empty = Text("No diagnosis yet: a healthy boot raises none.", style="dim")
+        self.query_one("#diagnoses", OptionList).add_option(Option(empty, disabled=True))
+
+    # ------------------------------------------------------------------ interaction
+    @on(DataTable.RowHighlighted, "#clients")
+    def _pi_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        mac = event.row_key.value
+        if mac is not None and mac != self.selected:
+            self.selected = mac
+            self._show_timeline()
+            if self.filtered:
+                self._apply_filter()
+
+    @on(PacketList.Highlighted)
+    def _packet_highlighted(self, event: PacketList.Highlighted) -> None:
+        event.stop()
+        detail = self.query_one("#detail", Static)
+        detail.update(monitor_text.packet_detail(event.packet) if event.packet else "")
+
+    @on(OptionList.OptionSelected, "#diagnoses")
+    def _diagnosis_chosen(self, event: OptionList.OptionSelected) -> None:
+        """Enter on a diagnosis: its Pi's timeline, and its first evidence packet."""
+        option_id = event.option.id or ""
+        if not option_id.startswith("d"):
+            return
+        d = self.diagnoses[int(option_id[1:])]
+        if d.mac in self.clients:
+            table = self.query_one("#clients", DataTable)
+            table.move_cursor(row=table.get_row_index(d.mac))
+        if not d.evidence:
+            return
+        packets = self.query_one(PacketList)
+        if self.paused:
+            self.action_pause()
+        if not packets.select_index(d.evidence[0]) and self.filtered:
+            self.action_filter()
+            packets.select_index(d.evidence[0])
+        if packets.current is None or packets.current.i != d.evidence[0]:
+            self.notify(
+                f"packet {d.evidence[0]} is no longer in the list (it keeps the newest "
+                f"{packets.packets.size:,}); in Wireshark: frame.number == {d.evidence[0] + 1}",
+                severity="warning",
+            )
+            return
+        self.action_tab("packets")
+        packets.focus()
+
+    def action_tab(self, tab: str) -> None:
+        """1 / 2: the Boot or the Packets tab."""
+        self.query_one("#diag-tabs", TabbedContent).active = tab
+        target = "#clients" if tab == "boot" else "#packet-list"
+        self.query_one(target).focus()
+
+    def action_pause(self) -> None:
+        """Freeze the packet list (the monitor keeps watching and diagnosing) / resume."""
+        self.paused = not self.paused
+        self.query_one(PacketList).set_paused(self.paused)
+        self._state()
+
+    def action_filter(self) -> None:
+        """Show only the selected Pi's packets / all packets."""
+        if not self.filtered and self.selected is None:
+            self.notify("No Pi yet: the filter shows one Pi's packets", severity="warning")
+            return
+        self.filtered = not self.filtered
+        self._apply_filter()
+
+    def _apply_filter(self) -> None:
+        packets = self.query_one(PacketList)
+        if not self.filtered:
+            packets.set_filter(None)
+            return
+        mac = self.selected
+        packets.set_filter(lambda p: p.mac == mac)
+
+    def action_save(self) -> None:
+        """Write the packets the list shows to a pcap file (asks where)."""
+        from wizard.screens.path_modal import PathModal
+
+        rows = self.query_one(PacketList).rows
+        if not len(rows):
+            self.notify("No packets to save yet", severity="warning")
+            return
+        default = self._save_dir / "firecore-monitor.pcap"
+        title = f"Save the {len(rows):,} packets shown (pcap, or .pcapng)"
+        self.app.push_screen(PathModal(title, "File", str(default), "Save"), self.save_to)
+
+    def save_to(self, path: Path | None) -> None:
+        """Write the rows shown to ``path`` in a worker (``Loaded("save", count)``)."""
+        if path is None:
+            return
+        from steps.wire.pcap import write_records
+
+        records = [
+            (p.ts_ns, p.linktype, p.frame, len(p.frame))
+            for p in self.query_one(PacketList).rows
+            if p.frame
+        ]
+        self.query_one(StepRunner).load("save", lambda cancel: (path, write_records(path, records)))
+
+    @on(Loaded)
+    def _saved(self, message: Loaded) -> None:
+        if message.key == "save":
+            message.stop()
+            path, count = message.value
+            self.notify(f"Wrote {count:,} packets to {path}", title="Saved")
+
+    @on(LoadFailed)
+    def _save_failed(self, message: LoadFailed) -> None:
+        if message.key == "save":
+            message.stop()
+            self.notify(message.error.message, title=message.error.title, severity="error")

@@ -24,14 +24,7 @@ from steps.errors import FirecoreError
 from steps.monitor import MonitorStep
 from wizard.messages import StreamEnded
 from wizard.screens.help import HelpScreen
-from wizard.widgets.diagnostics_view import DiagnosticsView
-
-
-def source_label(step: MonitorStep) -> str:
-    """What the state line calls the source: ``live on eth0``, ``stdin``, ``boot.pcap``."""
-    if step.interface is not None:
-        return f"live on {step.interface}"
-    return "stdin" if step.pcap == "-" else str(step.pcap)
+from wizard.widgets.diagnostics_view import DiagnosticsView, source_label
 
 
 class MonitorScreen(Screen[None]):
@@ -104,7 +97,7 @@ class MonitorApp(App[int]):
         view = self.view
         if message.error is not None and not view.packets:
             self.error = message.error
-            self.exit(2)
+            self.exit(2, return_code=2)
 
     def action_help(self) -> None:
         """F1: keys and panes."""
@@ -117,7 +110,8 @@ class MonitorApp(App[int]):
         """Stop the monitor and exit with its verdict."""
         view = self.view if isinstance(self.screen, MonitorScreen) else None
         errors = view.errors if view is not None else 0
-        self.exit(1 if errors else 0)
+        code = 1 if errors else 0
+        self.exit(code, return_code=code)
 
 
 def run_monitor_app(step: MonitorStep) -> int:

@@ -16,7 +16,7 @@ from textual.binding import Binding
 
 from steps.errors import FirecoreError
 from wizard.screens.base import PaletteCommand, WizardScreen
-from wizard.widgets.diagnostics_view import DiagnosticsView
+from wizard.widgets.diagnostics_view import DiagnosticsView, source_label
 
 
 class DiagnosticsScreen(WizardScreen):
@@ -88,8 +88,7 @@ segment (switches do not flood unicast).
         except FirecoreError as exc:
             self.wizard.show_error(exc)
             return
-        label = f"live on {step.interface}" if step.interface else str(step.pcap)
-        view.watch_source(step, label)
+        view.watch_source(step, source_label(step))
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
         view = self.query_one(DiagnosticsView)

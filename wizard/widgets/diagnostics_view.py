@@ -26,10 +26,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical, VerticalScroll
+from textual.timer import Timer
 from textual.widgets import DataTable, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
 from steps.events import LogLine
+from steps.monitor import MonitorStep
 from steps.wire.monitor_events import (
     ClientEvent,
     ClientSnapshot,
@@ -44,6 +46,9 @@ from wizard.widgets import monitor_text
 from wizard.widgets.packet_list import RING_SIZE, PacketList
 from wizard.widgets.step_runner import StepRunner
 
+#: Shortest time between two redraws of the timeline while its Pi changes (seconds).
+TIMELINE_GAP = 0.2
+
 #: Column keys of the clients table, in order, with their headings.
 COLUMNS = (
     ("mac", "Pi (MAC)"),
@@ -53,6 +58,13 @@ COLUMNS = (
     ("stage", "stage"),
     ("file", "current file"),
 )
+
+
+def source_label(step: MonitorStep) -> str:
+    """What the state line calls a monitor's source: ``live on eth0``, ``stdin``, ``boot.pcap``."""
+    if step.interface is not None:
+        return f"live on {step.interface}"
+    return "stdin" if step.pcap == "-" else Path(step.pcap or "").name
 
 
 class MonitorSource(Protocol):
@@ -68,7 +80,9 @@ class DiagnosticsView(Vertical):
 
     DEFAULT_CSS = """
     DiagnosticsView { height: 1fr; }
-    DiagnosticsView #diag-state { height: 1; padding: 0 1; background: $panel; }
+    DiagnosticsView #diag-state {
+        height: 1; padding: 0 1; background: $panel; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     DiagnosticsView #diag-state.-bad { color: $text-error; }
     DiagnosticsView #diag-tabs { height: 1fr; }
     DiagnosticsView #diag-tabs > ContentSwitcher { height: 1fr; }
@@ -77,6 +91,10 @@ class DiagnosticsView(Vertical):
     DiagnosticsView #clients { height: auto; max-height: 7; }
     DiagnosticsView #boot-panes { layout: horizontal; height: 1fr; }
     DiagnosticsView.-stacked #boot-panes { layout: vertical; }
+    DiagnosticsView.-stacked #diagnoses { height: auto; max-height: 60%; min-height: 4; }
+    DiagnosticsView.-stacked #timeline-box { min-height: 4; }
+    /* narrow: the columns past the stage are cut (the timeline shows the file being read) */
+    DiagnosticsView.-stacked #clients { scrollbar-size-horizontal: 0; }
     DiagnosticsView #diagnoses, DiagnosticsView #timeline-box {
         width: 1fr; height: 1fr; border: round $foreground 30%;
     }
@@ -123,6 +141,10 @@ class DiagnosticsView(Vertical):
         """Packet events received (the list keeps only the newest ``ring``)."""
         self.selected: str | None = None
         """The Pi whose timeline is shown."""
+        self._cells: dict[str, tuple[object, ...]] = {}
+        self._boot_start: dict[str, tuple[int, int]] = {}
+        """Pi → (its latest boot, the index of that boot's first packet)."""
+        self._timeline_due: Timer | None = None
         self.running = False
         self.ended: StreamEnded | None = None
         self.notice = ""
@@ -178,6 +200,8 @@ class DiagnosticsView(Vertical):
         self.ended = None
         self.notice = ""
         self.query_one("#clients", DataTable).clear()
+        self._cells.clear()
+        self._boot_start.clear()
         self.query_one("#diagnoses", OptionList).clear_options()
         self._show_diagnoses_empty()
         self.query_one("#timeline", Static).update("")
@@ -211,6 +235,9 @@ class DiagnosticsView(Vertical):
                 changed[event.client.mac] = event.client
             elif isinstance(event, StageEvent):
                 self.stages.append(event)
+                boot = self._boot_start.get(event.mac)
+                if event.i is not None and (boot is None or event.boot > boot[0]):
+                    self._boot_start[event.mac] = (event.boot, event.i)
             elif isinstance(event, DiagnosisEvent):
                 found.append(event)
             elif isinstance(event, SummaryEvent):
@@ -258,18 +285,20 @@ class DiagnosticsView(Vertical):
             head = "■ " + self.label + (" (stopped)" if self.ended.cancelled else " (finished)")
         else:
             head = "○ not watching"
-        parts = [head, f"{len(self.clients)} Pi(s)", f"{self.packets:,} packets"]
+        verdict: list[str] = []
         if errors:
             first = next(d.code for d in self.diagnoses if d.severity == "error")
-            parts.append(f"✕ {errors} error(s): {first}")
+            verdict.append(f"✕ {errors} error{'s' if errors > 1 else ''}: {first}")
         elif self.clients and not self.running and self.ended is not None:
-            parts.append("✓ no error")
+            verdict.append("✓ no error")
         if warnings:
-            parts.append(f"▲ {warnings} warning(s)")
+            verdict.append(f"▲ {warnings} warning{'s' if warnings > 1 else ''}")
+        # the verdict first: it must stay readable however narrow the terminal
         if self.paused:
-            parts.append("PAUSED")
+            verdict.append("PAUSED")
+        parts = [*verdict, head, f"{len(self.clients)} Pi(s)", f"{self.packets:,} packets"]
         state = self.query_one("#diag-state", Static)
-        state.update(" · ".join(parts))
+        state.update(" · ".join(parts), layout=False)  # one line: no layout per batch
         state.set_class(bool(errors) or (self.ended is not None and bool(self.ended.error)), "-bad")
         waiting = self.query_one("#waiting", Static)
         waiting.display = not self.clients
@@ -278,25 +307,36 @@ class DiagnosticsView(Vertical):
                 f"Watching {self.label}: power on your Pi now. A Pi 4 or 5 asks for an address "
                 "about 3 s after power-on, a Pi 3's boot ROM after 5–10 s."
             )
+        elif self.ended is not None and self.ended.error is not None:
+            error = self.ended.error
+            waiting.update(error.message + (f"\nfix: {error.fix}" if error.fix else ""))
         elif not self.clients:
-            waiting.update("No Pi in this capture.")
+            waiting.update("No Pi in this capture." if self.ended else "Not watching.")
 
     def _update_clients(self, changed: dict[str, ClientSnapshot]) -> None:
         table = self.query_one("#clients", DataTable)
         for mac, client in changed.items():
             cells = monitor_text.client_cells(client)
-            if mac in self.clients:
-                for (key, _), value in zip(COLUMNS, cells, strict=True):
-                    table.update_cell(mac, key, value)
-            else:
+            shown = self._cells.get(mac)
+            if shown is None:
                 table.add_row(*cells, key=mac)
+            else:
+                for (key, _), old, new in zip(COLUMNS, shown, cells, strict=True):
+                    if str(old) != str(new):
+                        table.update_cell(mac, key, new)
+            self._cells[mac] = cells
             self.clients[mac] = client
         if self.selected is None:
             self.selected = next(iter(self.clients))
-        if self.selected in changed:
             self._show_timeline()
+        elif self.selected in changed and self._timeline_due is None:
+            # a big Text: redrawn a few times a second at most, however fast snapshots come
+            self._timeline_due = self.set_timer(TIMELINE_GAP, self._show_timeline)
 
     def _show_timeline(self) -> None:
+        if self._timeline_due is not None:
+            self._timeline_due.stop()
+            self._timeline_due = None
         client = self.clients.get(self.selected or "")
         box = self.query_one("#timeline-box")
         if client is None:
@@ -305,7 +345,9 @@ class DiagnosticsView(Vertical):
             return
         box.border_title = f"Timeline of {client.mac}"
         flagged = {d.file for d in self.diagnoses if d.mac == client.mac and d.file}
-        self.query_one("#timeline", Static).update(monitor_text.timeline(client, flagged))
+        boot = self._boot_start.get(client.mac)
+        since = boot[1] if boot is not None and boot[0] == client.boots else None
+        self.query_one("#timeline", Static).update(monitor_text.timeline(client, flagged, since))
 
     def _add_diagnoses(self, found: list[DiagnosisEvent]) -> None:
         options = self.query_one("#diagnoses", OptionList)

@@ -95,11 +95,14 @@ def client_cells(client: ClientSnapshot) -> tuple[str | Text, ...]:
     )
 
 
-def timeline(client: ClientSnapshot, flagged: Collection[str] = ()) -> Text:
+def timeline(
+    client: ClientSnapshot, flagged: Collection[str] = (), since: int | None = None
+) -> Text:
     """The selected Pi: who it is, each stage's time since power-on, each file.
 
     A file that was not found is marked as a failure only when a diagnosis names it
-    (``flagged``): the firmware asks for several files it may lack (netboot.md §4).
+    (``flagged``): the firmware asks for several files it may lack (netboot.md §4). ``since``:
+    the first packet of the Pi's current boot (files requested before it are only counted).
     """
     out = Text()
     out.append(client.mac, style="bold")
@@ -131,9 +134,13 @@ def timeline(client: ClientSnapshot, flagged: Collection[str] = ()) -> Text:
     for stage in STAGES:
         if stage not in client.stages:
             out.append(f" ○ {stage}\n", style="dim")
-    if client.files:
-        out.append("\nFiles\n", style="bold")
-    for f in client.files:
+    # this boot's files (a Pi that starts over keeps its earlier ones in the summary)
+    files = [f for f in client.files if since is None or f.i >= since]
+    if files:
+        earlier = len(client.files) - len(files)
+        out.append("\nFiles", style="bold")
+        out.append(f" (and {earlier} of earlier boots)\n" if earlier else "\n", style="dim")
+    for f in files:
         mark, style = _FILE_MARK.get(f.status, ("?", ""))
         if f.status in ("not-found", "probe") and f.name not in flagged:
             mark, style = "·", "dim"  # a probe or a file the firmware may lack (bootsig.bin)
@@ -152,9 +159,11 @@ def diagnosis(d: DiagnosisEvent) -> Text:
     mark, style = _SEVERITY[d.severity]
     out = Text()
     out.append(f"{mark} {d.code}", style=style)
-    where = d.mac or "the segment"
-    at = f" at {d.stage}" if d.stage else ""
-    out.append(f"  {where}{at}, {d.t:.1f} s\n", style="dim")
+    where = [d.mac or "the segment"]
+    if d.stage:
+        where.append(f"at {d.stage}")
+    where.append(f"{d.t:.1f} s")
+    out.append("  " + " · ".join(where) + "\n", style="dim")
     out.append(d.message + "\n")
     if d.severity != "info":
         out.append("fix: ", style="bold")

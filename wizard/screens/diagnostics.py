@@ -29,10 +29,10 @@ class DiagnosticsScreen(WizardScreen):
 
 **Power on your Pi now.** This screen captures DHCP, ARP and TFTP on the boot interface
 (`network.interface`) and follows every Pi that boots there: the **clients** table (MAC, model,
-serial, address, stage, the file being read), the selected Pi's **timeline** (each stage with its
-time since power-on, each file with its result), the **diagnoses** (a stable code, what was seen,
-the fix, the packets that show it) and the **packets** themselves with every decoded field and
-the captured bytes.
+serial, stage — *↻2* is a second boot attempt —, the file being read, address), the selected
+Pi's **timeline** (each stage with its time since power-on, each file with its result), the
+**diagnoses** (a stable code, what was seen, the fix, the packets that show it) and the
+**packets** themselves with every decoded field and the captured bytes.
 
 A healthy boot reads *firmware 1.2 s, kernel 4.0 s, initramfs 9.8 s, app up 23 s* and raises no
 diagnosis. `firecore-wizard monitor --json` gives the same codes for the same capture.

@@ -49,14 +49,16 @@ from wizard.widgets.step_runner import StepRunner
 #: Shortest time between two redraws of the timeline while its Pi changes (seconds).
 TIMELINE_GAP = 0.2
 
-#: Column keys of the clients table, in order, with their headings.
+#: Column keys of the clients table, in order, with their headings and widths: fixed, so rows
+#: never jitter as stages and bars change; what a narrow screen cuts (the address) matters least
+#: while a Pi boots.
 COLUMNS = (
-    ("mac", "Pi (MAC)"),
-    ("model", "model"),
-    ("serial", "serial"),
-    ("ip", "IP"),
-    ("stage", "stage"),
-    ("file", "current file"),
+    ("mac", "Pi (MAC)", 17),
+    ("model", "model", 6),
+    ("serial", "serial", 8),
+    ("stage", "stage", 13),
+    ("file", "current file", 22),
+    ("ip", "IP", 15),
 )
 
 
@@ -171,8 +173,8 @@ class DiagnosticsView(Vertical):
 
     def on_mount(self) -> None:
         table = self.query_one("#clients", DataTable)
-        for key, heading in COLUMNS:
-            table.add_column(heading, key=key)
+        for key, heading, width in COLUMNS:
+            table.add_column(heading, key=key, width=width)
         self.query_one("#diagnoses", OptionList).border_title = "Diagnoses"
         self.query_one("#timeline-box").border_title = "Timeline"
         self.query_one("#detail-box").border_title = "Packet"
@@ -263,6 +265,8 @@ class DiagnosticsView(Vertical):
             return
         self.running = False
         self.ended = message
+        if self._timeline_due is not None:
+            self._show_timeline()  # the final snapshot, now
         if message.error is not None:
             self.notify(
                 message.error.message + (f"\n{message.error.fix}" if message.error.fix else ""),
@@ -321,7 +325,7 @@ class DiagnosticsView(Vertical):
             if shown is None:
                 table.add_row(*cells, key=mac)
             else:
-                for (key, _), old, new in zip(COLUMNS, shown, cells, strict=True):
+                for (key, _, _), old, new in zip(COLUMNS, shown, cells, strict=True):
                     if str(old) != str(new):
                         table.update_cell(mac, key, new)
             self._cells[mac] = cells

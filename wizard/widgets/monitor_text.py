@@ -64,11 +64,15 @@ def headline(client: ClientSnapshot) -> str:
     return ", ".join(parts)
 
 
-def progress_cell(current: FileResult | None, width: int = 8) -> Text:
-    """A text bar of the file being read: ``██████░░  75% kernel7.img`` ("" when idle)."""
+def _short(name: str, width: int) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def progress_cell(current: FileResult | None, width: int = 8, name_width: int = 8) -> Text:
+    """A text bar of the file being read: ``██████░░  75% kernel7…`` ("" when idle)."""
     if current is None:
         return Text("")
-    name = current.name.rsplit("/", 1)[-1]
+    name = _short(current.name.rsplit("/", 1)[-1], name_width)
     if current.tsize:
         frac = max(0.0, min(1.0, current.bytes / current.tsize))
         full = int(frac * width)
@@ -80,18 +84,18 @@ def progress_cell(current: FileResult | None, width: int = 8) -> Text:
 
 
 def client_cells(client: ClientSnapshot) -> tuple[str | Text, ...]:
-    """One row of the clients table: MAC, model, serial, IP, stage, current file."""
+    """One row of the clients table: MAC, model, serial, stage, current file, IP."""
     stage = client.stage or "—"
     if client.boots > 1:
-        stage += f" (boot {client.boots})"
+        stage += f" ↻{client.boots}"  # the boot attempt (a Pi that starts over)
     mark = Text(client.mac, style="bold red" if client.codes else "")
     return (
         mark,
         model_text(client),
         client.serial or "?",
-        client.ip or "—",
         stage,
         progress_cell(client.current),
+        client.ip or "—",
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from textual import events, on
+from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -24,13 +24,14 @@ from steps.errors import FirecoreError
 from steps.monitor import MonitorStep
 from wizard.messages import StreamEnded
 from wizard.screens.help import HelpScreen
-from wizard.widgets.diagnostics_view import DiagnosticsView, source_label
+from wizard.widgets.diagnostics_view import KEYS_HELP, DiagnosticsView, source_label
 
 
 class MonitorScreen(Screen[None]):
     """Header, the Diagnostics view, the footer."""
 
-    HELP = """\
+    HELP = (
+        """\
 # firecore-wizard monitor
 
 The clients table follows every Pi that boots on the wire; the timeline shows the selected Pi's
@@ -38,16 +39,12 @@ stages with their time since power-on and each file it read; the diagnoses name 
 with the fix and the packets that show it; the Packets tab lists the newest packets with every
 decoded field and the captured bytes.
 
-| key | does |
-|---|---|
-| 1 / 2 | the Boot tab / the Packets tab |
-| ↑ ↓ | choose a Pi (Boot) or a packet (Packets); End follows the newest again |
-| Enter on a diagnosis | its Pi, and its first evidence packet |
-| F5 or p | pause / resume the packet list (the monitor keeps diagnosing) |
-| F6 or f | only the selected Pi's packets / all |
-| F7 or w | save the packets shown to a pcap file |
+"""
+        + KEYS_HELP
+        + """\
 | q | quit (exit code 1 if an error was diagnosed) |
 """
+    )
 
     def __init__(self, step: MonitorStep, save_dir: Path | None = None) -> None:
         super().__init__()
@@ -82,10 +79,6 @@ class MonitorApp(App[int]):
 
     def on_mount(self) -> None:
         self.push_screen(MonitorScreen(self.step, self.save_dir))
-
-    def on_resize(self, event: events.Resize) -> None:
-        self.set_class(event.size.width < 100, "-narrow")
-        self.set_class(event.size.height < 30, "-short")
 
     @property
     def view(self) -> DiagnosticsView:

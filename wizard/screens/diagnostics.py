@@ -16,7 +16,7 @@ from textual.binding import Binding
 
 from steps.errors import FirecoreError
 from wizard.screens.base import PaletteCommand, WizardScreen
-from wizard.widgets.diagnostics_view import DiagnosticsView, source_label
+from wizard.widgets.diagnostics_view import KEYS_HELP, DiagnosticsView, source_label
 
 
 class DiagnosticsScreen(WizardScreen):
@@ -24,7 +24,8 @@ class DiagnosticsScreen(WizardScreen):
 
     NAME = "diagnostics"
     BODY_SCROLLS = False
-    HELP = """\
+    HELP = (
+        """\
 # Diagnostics
 
 **Power on your Pi now.** This screen captures DHCP, ARP and TFTP on the boot interface
@@ -37,14 +38,9 @@ Pi's **timeline** (each stage with its time since power-on, each file with its r
 A healthy boot reads *firmware 1.2 s, kernel 4.0 s, initramfs 9.8 s, app up 23 s* and raises no
 diagnosis. `firecore-wizard monitor --json` gives the same codes for the same capture.
 
-| key | does |
-|---|---|
-| 1 / 2 | the Boot tab / the Packets tab |
-| ↑ ↓ | choose a Pi (Boot) or a packet (Packets); End follows the newest again |
-| Enter on a diagnosis | its Pi, and its first evidence packet |
-| F5 or p | pause / resume the packet list (the monitor keeps diagnosing) |
-| F6 or f | only the selected Pi's packets / all |
-| F7 or w | save the packets shown to a pcap file (Wireshark opens it) |
+"""
+        + KEYS_HELP
+        + """\
 | F8 | open a capture file instead of capturing live |
 | F9 | capture live again |
 
@@ -53,6 +49,7 @@ The list keeps the newest 5,000 packets; for a whole session run
 never appears may not be set to netboot (`firecore-wizard prepare`), or the capture is on another
 segment (switches do not flood unicast).
 """
+    )
     BINDINGS = [
         Binding("f8", "open_capture", "Open capture"),
         Binding("f9", "live", "Live", show=False),

@@ -46,6 +46,18 @@ from wizard.widgets import monitor_text
 from wizard.widgets.packet_list import RING_SIZE, PacketList
 from wizard.widgets.step_runner import StepRunner
 
+#: The view's keys, for the help of the screens that show it (they add their own rows).
+KEYS_HELP = """\
+| key | does |
+|---|---|
+| 1 / 2 | the Boot tab / the Packets tab |
+| ↑ ↓ | choose a Pi (Boot) or a packet (Packets); End follows the newest again |
+| Enter on a diagnosis | its Pi, and its first evidence packet |
+| F5 or p | pause / resume the packet list (the monitor keeps diagnosing) |
+| F6 or f | only the selected Pi's packets / all |
+| F7 or w | save the packets shown to a pcap file (Wireshark opens it) |
+"""
+
 #: Shortest time between two redraws of the timeline while its Pi changes (seconds).
 TIMELINE_GAP = 0.2
 

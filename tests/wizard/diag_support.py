@@ -22,6 +22,8 @@ from tests.support.synthetic import PI3_FILES, Pi, Wire
 
 PI3 = Pi.pi3(7)
 PI4 = Pi.pi4(3)
+"""The scene's Pis (their MACs, serials, addresses); each scene builds its own copies, since a
+``Pi`` counts the ports it has used and a capture must not depend on the ones built before."""
 
 
 def boot_with_pauses(wire: Wire, pi: Pi) -> None:
@@ -43,16 +45,17 @@ def boot_with_pauses(wire: Wire, pi: Pi) -> None:
 def scene_records() -> list[Record]:
     """The Pi 3's good boot, then a Pi 4 that stops at a missing start4.elf."""
     wire = Wire()
-    boot_with_pauses(wire, PI3)
+    pi3, pi4 = Pi.pi3(7), Pi.pi4(3)
+    boot_with_pauses(wire, pi3)
     wire.wait(2.0)
-    wire.dhcp_round(PI4)
+    wire.dhcp_round(pi4)
     wire.wait(0.3)
-    wire.arp(PI4)
+    wire.arp(pi4)
     opts = {"tsize": "0", "blksize": "1468"}
-    wire.transfer(PI4, "config.txt", 332, options=opts)
-    wire.transfer(PI4, "start4.elf", None, options=opts)
+    wire.transfer(pi4, "config.txt", 332, options=opts)
+    wire.transfer(pi4, "start4.elf", None, options=opts)
     wire.wait(10.0)  # the Pi 4 gives up; the capture goes on a little
-    wire.arp(PI4)
+    wire.arp(pi4)
     return wire.records
 
 

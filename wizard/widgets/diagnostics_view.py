@@ -17,6 +17,7 @@ stack instead of standing side by side.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -58,8 +59,15 @@ KEYS_HELP = """\
 | F7 or w | save the packets shown to a pcap file (Wireshark opens it) |
 """
 
-#: Shortest time between two redraws of the timeline while its Pi changes (seconds).
-TIMELINE_GAP = 0.2
+#: Shortest time between two batches of the monitor's events drawn (seconds): the runner hands
+#: them over every 50 ms; drawing every 100 ms halves the screen's redraws under a flood and
+#: leaves the main thread (and the monitor's thread, which shares the interpreter) more time.
+FRAME_GAP = 0.1
+
+#: Shortest time between two redraws of the clients table and the timeline (seconds): Pis'
+#: snapshots can come faster than anyone reads them (a file replays at full speed), and each
+#: redraw of these panes costs more than a batch of packets.
+PANES_GAP = 0.2
 
 #: Column keys of the clients table, in order, with their headings and widths: fixed, so rows
 #: never jitter as stages and bars change; what a narrow screen cuts (the address) matters least
@@ -158,7 +166,15 @@ class DiagnosticsView(Vertical):
         self._cells: dict[str, tuple[object, ...]] = {}
         self._boot_start: dict[str, tuple[int, int]] = {}
         """Pi → (its latest boot, the index of that boot's first packet)."""
-        self._timeline_due: Timer | None = None
+        self._panes_due: Timer | None = None
+        self._shown: dict[str, tuple[str, bool]] = {}
+        self._timeline_shape = (0, 0)
+        self._pending: list[Any] = []
+        """Events streamed but not drawn yet (taken at most every ``FRAME_GAP``)."""
+        self._consume_due: Timer | None = None
+        self._consumed_at = 0.0
+        self._dirty: dict[str, ClientSnapshot] = {}
+        """Snapshots not drawn yet (the panes are redrawn at most every ``PANES_GAP``)."""
         self.running = False
         self.ended: StreamEnded | None = None
         self.notice = ""
@@ -216,10 +232,12 @@ class DiagnosticsView(Vertical):
         self.query_one("#clients", DataTable).clear()
         self._cells.clear()
         self._boot_start.clear()
+        self._dirty.clear()
         self.query_one("#diagnoses", OptionList).clear_options()
         self._show_diagnoses_empty()
         self.query_one("#timeline", Static).update("")
         self.query_one(PacketList).clear()
+        self._pending = []
         self.running = True
         self._sid = self.query_one(StepRunner).stream("monitor", source.watch)
         self._state()
@@ -235,14 +253,29 @@ class DiagnosticsView(Vertical):
         return sum(1 for d in self.diagnoses if d.severity == "error")
 
     @on(Streamed)
-    def _batch(self, message: Streamed) -> None:
+    def _streamed(self, message: Streamed) -> None:
         message.stop()
         if message.stream != self._sid:
             return  # a run that was replaced
+        self._pending.extend(message.items)
+        if self._consume_due is None:
+            wait = self._consumed_at + FRAME_GAP - time.perf_counter()
+            if wait > 0:
+                self._consume_due = self.set_timer(wait, self._consume)
+            else:
+                self._consume()
+
+    def _consume(self) -> None:
+        """Take what arrived since the last time, as one batch: one redraw however many."""
+        if self._consume_due is not None:
+            self._consume_due.stop()
+            self._consume_due = None
+        self._consumed_at = time.perf_counter()
+        items, self._pending = self._pending, []
         packets: list[PacketEvent] = []
         changed: dict[str, ClientSnapshot] = {}
         found: list[DiagnosisEvent] = []
-        for event in message.items:
+        for event in items:
             if isinstance(event, PacketEvent):
                 packets.append(event)
             elif isinstance(event, ClientEvent):
@@ -265,7 +298,12 @@ class DiagnosticsView(Vertical):
         self.packets += len(packets)
         self.query_one(PacketList).add(packets)
         if changed:
-            self._update_clients(changed)
+            self.clients.update(changed)
+            self._dirty.update(changed)
+            if self.selected is None:
+                self.selected = next(iter(self.clients))
+            # a new Pi shows at once; changes of known ones a few times a second at most
+            self._draw_panes(soon=all(mac in self._cells for mac in changed))
         if found:
             self._add_diagnoses(found)
         self._state()
@@ -275,10 +313,10 @@ class DiagnosticsView(Vertical):
         # not stopped: the standalone app closes on a source that could not be opened
         if message.stream != self._sid:
             return
+        self._consume()  # what came before the end
         self.running = False
         self.ended = message
-        if self._timeline_due is not None:
-            self._show_timeline()  # the final snapshot, now
+        self._draw_panes()  # the final snapshots, now
         if message.error is not None:
             self.notify(
                 message.error.message + (f"\n{message.error.fix}" if message.error.fix else ""),
@@ -313,25 +351,45 @@ class DiagnosticsView(Vertical):
         if self.paused:
             verdict.append("PAUSED")
         parts = [*verdict, head, f"{len(self.clients)} Pi(s)", f"{self.packets:,} packets"]
-        state = self.query_one("#diag-state", Static)
-        state.update(" · ".join(parts), layout=False)  # one line: no layout per batch
-        state.set_class(bool(errors) or (self.ended is not None and bool(self.ended.error)), "-bad")
-        waiting = self.query_one("#waiting", Static)
-        waiting.display = not self.clients
-        if self.running and not self.clients:
-            waiting.update(
+        bad = bool(errors) or (self.ended is not None and self.ended.error is not None)
+        # touch widgets only when what they show changed: a style change costs a CSS pass
+        self._put("#diag-state", " · ".join(parts), bad=bad)
+        if self.clients:
+            text = ""
+        elif self.running:
+            text = (
                 f"Watching {self.label}: power on your Pi now. A Pi 4 or 5 asks for an address "
                 "about 3 s after power-on, a Pi 3's boot ROM after 5–10 s."
             )
         elif self.ended is not None and self.ended.error is not None:
             error = self.ended.error
-            waiting.update(error.message + (f"\nfix: {error.fix}" if error.fix else ""))
-        elif not self.clients:
-            waiting.update("No Pi in this capture." if self.ended else "Not watching.")
+            text = error.message + (f"\nfix: {error.fix}" if error.fix else "")
+        else:
+            text = "No Pi in this capture." if self.ended else "Not watching."
+        self._put("#waiting", text)
 
-    def _update_clients(self, changed: dict[str, ClientSnapshot]) -> None:
+    def _put(self, selector: str, text: str, *, bad: bool = False) -> None:
+        """Show ``text`` in a one-line Static (hidden when empty) if it is not shown already."""
+        if self._shown.get(selector) == (text, bad):
+            return
+        self._shown[selector] = (text, bad)
+        widget = self.query_one(selector, Static)
+        widget.display = bool(text)
+        widget.set_class(bad, "-bad")
+        widget.update(text, layout=selector != "#diag-state")  # the state line is one line
+
+    def _draw_panes(self, *, soon: bool = False) -> None:
+        """Draw the snapshots not drawn yet (``soon``: within ``PANES_GAP``, not now)."""
+        if soon:
+            if self._panes_due is None:
+                self._panes_due = self.set_timer(PANES_GAP, self._draw_panes)
+            return
+        if self._panes_due is not None:
+            self._panes_due.stop()
+            self._panes_due = None
+        dirty, self._dirty = self._dirty, {}
         table = self.query_one("#clients", DataTable)
-        for mac, client in changed.items():
+        for mac, client in dirty.items():
             cells = monitor_text.client_cells(client)
             shown = self._cells.get(mac)
             if shown is None:
@@ -341,18 +399,10 @@ class DiagnosticsView(Vertical):
                     if str(old) != str(new):
                         table.update_cell(mac, key, new)
             self._cells[mac] = cells
-            self.clients[mac] = client
-        if self.selected is None:
-            self.selected = next(iter(self.clients))
+        if self.selected in dirty:
             self._show_timeline()
-        elif self.selected in changed and self._timeline_due is None:
-            # a big Text: redrawn a few times a second at most, however fast snapshots come
-            self._timeline_due = self.set_timer(TIMELINE_GAP, self._show_timeline)
 
     def _show_timeline(self) -> None:
-        if self._timeline_due is not None:
-            self._timeline_due.stop()
-            self._timeline_due = None
         client = self.clients.get(self.selected or "")
         box = self.query_one("#timeline-box")
         if client is None:
@@ -363,7 +413,12 @@ class DiagnosticsView(Vertical):
         flagged = {d.file for d in self.diagnoses if d.mac == client.mac and d.file}
         boot = self._boot_start.get(client.mac)
         since = boot[1] if boot is not None and boot[0] == client.boots else None
-        self.query_one("#timeline", Static).update(monitor_text.timeline(client, flagged, since))
+        text = monitor_text.timeline(client, flagged, since)
+        lines = text.plain.splitlines()
+        shape = (len(lines), max((len(line) for line in lines), default=0))
+        # a layout pass only when the text's size changed (bytes of a running file do not)
+        self.query_one("#timeline", Static).update(text, layout=shape != self._timeline_shape)
+        self._timeline_shape = shape
 
     def _add_diagnoses(self, found: list[DiagnosisEvent]) -> None:
         options = self.query_one("#diagnoses", OptionList)
@@ -375,8 +430,10 @@ class DiagnosticsView(Vertical):
             Option(monitor_text.diagnosis(d), id=f"d{start + n}") for n, d in enumerate(found)
         )
         options.border_title = f"Diagnoses ({len(self.diagnoses)})"
-        if any(d.mac == self.selected for d in found):
-            self._show_timeline()
+        selected = self.clients.get(self.selected or "")
+        if selected is not None and any(d.mac == selected.mac for d in found):
+            self._dirty[selected.mac] = selected  # its timeline marks the file named
+            self._draw_panes(soon=True)
 
     def _show_diagnoses_empty(self) -> None:
         empty = Text("No diagnosis yet: a healthy boot raises none.", style="dim")

@@ -214,8 +214,12 @@ class PacketList(ScrollView, can_focus=True):
         if self.only is not None:
             shown += " (one Pi)"
         state = " — PAUSED" if self.paused else ""
-        self.border_title = f"Packets {shown} of {self.packets.total:,}{state}"
-        self.border_subtitle = f"keeps the newest {self.packets.size:,}"
+        title = f"Packets {shown} of {self.packets.total:,}{state}"
+        if title != self.border_title:
+            self.border_title = title
+        subtitle = f"keeps the newest {self.packets.size:,}"
+        if subtitle != self.border_subtitle:
+            self.border_subtitle = subtitle
 
     # ------------------------------------------------------------------ cursor
     @property

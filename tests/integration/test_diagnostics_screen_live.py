@@ -77,7 +77,8 @@ async def test_a_capture_from_the_lab_shows_what_monitor_json_says(tmp_path: Pat
     ]
     assert [c for c, s, *_ in shown if s == "error"] == ["initramfs-missing"]
     assert stages == [(x["mac"], x["stage"]) for x in lines if x["type"] == "stage"]
-    assert rows == len(lines[-1]["clients"]) == 1
+    (summary,) = [x for x in lines if x["type"] == "summary"]
+    assert rows == len(summary["clients"]) == 1
     assert app.return_value == rc == 1
 
 

@@ -77,7 +77,7 @@ async def test_the_screen_names_the_same_codes_as_monitor_json(
         (x["mac"], x["stage"], x["since_power_on"]) for x in lines if x["type"] == "stage"
     ]
     assert packets == sum(1 for x in lines if x["type"] == "packet")
-    summary = lines[-1]
+    (summary,) = [x for x in lines if x["type"] == "summary"]
     assert {c["mac"]: c["stage"] for c in summary["clients"]} == {
         mac: c.stage for mac, c in clients.items()
     }

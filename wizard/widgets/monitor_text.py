@@ -118,7 +118,8 @@ def timeline(
     out.append("  " + " · ".join(what) + "\n")
     where = []
     if client.ip:
-        where.append(f"address {client.ip}" + (f" from {client.ip_from}" if client.ip_from else ""))
+        known = client.ip_from not in (None, "", "?")  # "?": the monitor missed the offer
+        where.append(f"address {client.ip}" + (f" from {client.ip_from}" if known else ""))
     if client.tftp_server:
         where.append(f"boot server {client.tftp_server}")
     if client.boots > 1:

@@ -103,15 +103,14 @@ class Services:
         return adapters.status_step(answers, wait)
 
     def monitor_step(self, answers: Answers, pcap: Path | None = None) -> MonitorStep:
-        """The packet monitor as ``monitor`` runs it: live on ``network.interface``, or ``pcap``."""
+        """The packet monitor the answers call for (``MonitorStep.for_answers``: live on
+        ``network.interface``, on the router over ssh in router mode), or reading ``pcap``."""
         fixed = self.fixed_steps.get("monitor")
         if fixed is not None and pcap is None:
             return fixed  # type: ignore[return-value]
         from steps.monitor import MonitorStep
 
-        if pcap is not None:
-            return MonitorStep(pcap=pcap)
-        return MonitorStep(interface=answers.network.interface)
+        return MonitorStep.for_answers(answers, pcap)
 
     # ---- steps
     def steps(self, names: Sequence[str], answers: Answers) -> list[Step]:

@@ -1,8 +1,8 @@
 """Screen — Diagnostics: power on your Pi now and watch it boot, packet by packet.
 
-Opens a live capture on the interface the Network screen chose (``network.interface``), the
-same ``MonitorStep`` as ``firecore-wizard monitor --interface``, and shows it in a
-``DiagnosticsView``. Capturing needs root (or CAP_NET_RAW); without it, or to look at a capture
+Opens a live capture on the interface the Network screen chose (``network.interface``; in router
+mode, on the router's interface over ssh), the same ``MonitorStep`` as ``firecore-wizard
+monitor``, and shows it in a ``DiagnosticsView``. Capturing needs root (or CAP_NET_RAW); without it, or to look at a capture
 taken elsewhere, open a pcap/pcapng file instead (F8).
 """
 

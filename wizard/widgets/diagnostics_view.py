@@ -83,7 +83,10 @@ COLUMNS = (
 
 
 def source_label(step: MonitorStep) -> str:
-    """What the state line calls a monitor's source: ``live on eth0``, ``stdin``, ``boot.pcap``."""
+    """What the state line calls a monitor's source: ``live on eth0``, ``live on
+    router:br-lan`` (over ssh), ``stdin``, ``boot.pcap``."""
+    if step.interface is not None and step.ssh is not None:
+        return f"live on {step.ssh.target.host}:{step.interface}"
     if step.interface is not None:
         return f"live on {step.interface}"
     return "stdin" if step.pcap == "-" else Path(step.pcap or "").name

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from textual import events
 from textual.keys import _character_to_key
 from textual.pilot import Pilot
-from textual.widgets import Collapsible, Input, TextArea
+from textual.widgets import Collapsible, Input, TabbedContent, TextArea
 
 from steps.answers import Answers
 from steps.errors import AnswersError
@@ -33,8 +33,9 @@ from wizard.app import make_app
 from wizard.state import WizardState, get_key
 from wizard.widgets.answer_field import AnswerField, from_text
 
-#: Screens with answer fields, and the size they are typed at.
-FORM_SCREENS = ("release", "extensions", "app", "build", "network")
+#: Screens with answer fields (``screen#tab`` for a tab other than the first), and the size
+#: they are typed at.
+FORM_SCREENS = ("release", "extensions", "app", "build", "network", "network#tab-router")
 SIZE = (80, 24)
 
 
@@ -129,15 +130,23 @@ def keys_of(edit: str | list[str]) -> list[str]:
 
 
 def fields_in_focus_order(screen: Any) -> list[AnswerField]:
-    """The screen's single-line answer fields in the order Tab visits them."""
+    """The screen's single-line answer fields in the order Tab visits them (those on the tabs
+    not shown are not visited)."""
     chain = screen.focus_chain
-    found = [f for f in screen.query(AnswerField) if isinstance(f.query_one("#editor"), Input)]
+    found = [
+        f
+        for f in screen.query(AnswerField)
+        if isinstance(f.query_one("#editor"), Input) and f.query_one("#editor") in chain
+    ]
     return sorted(found, key=lambda f: chain.index(f.query_one("#editor")))
 
 
 async def open_form(pilot: Pilot[Any], name: str) -> list[AnswerField]:
     app: Any = pilot.app
+    name, _, tab = name.partition("#")
     await wait_for(pilot, lambda: app.current == name and current(app).is_mounted)
+    if tab:
+        current(app).query_one(TabbedContent).active = tab
     for collapsible in current(app).query(Collapsible):
         collapsible.collapsed = False
     await pilot.pause()
@@ -159,7 +168,7 @@ def expected_answers(
 async def type_into_every_field(
     answers: Answers, name: str, plan: list[list[str | list[str]]]
 ) -> None:
-    app = make_app(answers, services=FakeServices(), start=name)
+    app = make_app(answers, services=FakeServices(), start=name.partition("#")[0])
     async with app.run_test(size=SIZE) as pilot:
         fields = await open_form(pilot, name)
         start = app.state.answers

@@ -93,6 +93,14 @@ def diff_text(preview: DnsmasqPreview) -> Text:
     return out
 
 
+#: What the Checks tab says in router mode (the router is the DHCP server; nothing to probe here).
+ROUTER_CHECKS = (
+    "router mode: the checks look for a second DHCP or proxy server beside our own dnsmasq; "
+    "here the router is the DHCP server, so there is nothing to check on this host. Apply "
+    "checks the router's dnsmasq comes back."
+)
+
+
 class NetworkScreen(WizardScreen):
     """Where the Pis boot from and how dnsmasq serves them."""
 
@@ -214,6 +222,8 @@ See docs/router.md.
 
     def _checks_note(self) -> str:
         probe = self.state.answers.network
+        if probe.mode == "router":
+            return ROUTER_CHECKS
         return (
             "The checks have not run: press F6 to run them (Apply runs them too).\n"
             "They look for other DHCP and proxy-DHCP servers, programs holding udp/67 or "
@@ -245,11 +255,7 @@ See docs/router.md.
     def _run_checks(self) -> None:
         answers = self.state.answers
         if answers.network.mode == "router":
-            self.query_one("#findings", Static).update(
-                "router mode: the checks look for a second DHCP or proxy server beside our own "
-                "dnsmasq; here the router is the DHCP server, so there is nothing to check on "
-                "this host. Apply checks the router's dnsmasq comes back."
-            )
+            self.query_one("#findings", Static).update(ROUTER_CHECKS)
             return
         self.query_one("#findings", Static).update("checking…")
         self.query_one(StepRunner).load(
@@ -338,6 +344,8 @@ See docs/router.md.
     def _mode(self, event: Select.Changed) -> None:
         if isinstance(event.value, str) and event.value != self.state.answers.network.mode:
             self.set_answer("network.mode", event.value)
+            self._findings = None
+            self.query_one("#findings", Static).update(self._checks_note())
             self.action_refresh()
 
     @on(Select.Changed, "#router-kind")

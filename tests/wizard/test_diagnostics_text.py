@@ -103,3 +103,16 @@ def test_a_packet_in_detail_with_its_bytes() -> None:
     assert lines[-3:] == monitor_text.hexdump(frame)
     assert monitor_text.hexdump(b"AB\x00")[0] == "0000  41 42 00" + " " * 39 + "  AB."
     assert monitor_text.hexdump(bytes(40), limit=16)[-1] == "… 24 more bytes"
+
+
+def test_the_state_line_names_the_source() -> None:
+    from steps.answers import parse_ssh_host
+    from steps.host.sshrun import Ssh
+    from steps.monitor import MonitorStep
+    from wizard.widgets.diagnostics_view import source_label
+
+    router = Ssh(parse_ssh_host("root@192.168.1.1"), None)
+    assert source_label(MonitorStep(interface="eth0")) == "live on eth0"
+    assert source_label(MonitorStep(interface="br-lan", ssh=router)) == "live on 192.168.1.1:br-lan"
+    assert source_label(MonitorStep(pcap="-")) == "stdin"
+    assert source_label(MonitorStep(pcap="/tmp/x/boot.pcap")) == "boot.pcap"

@@ -2,8 +2,8 @@
 
 Opens a live capture on the interface the Network screen chose (``network.interface``; in router
 mode, on the router's interface over ssh), the same ``MonitorStep`` as ``firecore-wizard
-monitor``, and shows it in a ``DiagnosticsView``. Capturing needs root (or CAP_NET_RAW); without it, or to look at a capture
-taken elsewhere, open a pcap/pcapng file instead (F8).
+monitor``, and shows it in a ``DiagnosticsView``. Capturing needs root (or CAP_NET_RAW); without
+it, or to look at a capture taken elsewhere, open a pcap/pcapng file instead (F8).
 """
 
 from __future__ import annotations

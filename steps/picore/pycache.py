@@ -105,22 +105,19 @@ def compile_bundle(
         return Bytecode((), "no Python sources to compile")
     wheels = [f for f in sources if "/site-packages/" in f.path]
     own = [f for f in sources if "/site-packages/" not in f.path]
-    out: list[OverlayFile] = []
+    built: dict[str, bytes] = {}
     skipped: list[str] = []
     if wheels:
-        key = _group_key(exe, python, wheels)
-        final = cache / "pyc" / key
-        if not (final / "skipped.json").is_file():
-            with replacing_dir(final) as stage:
-                found = _compile(exe, python, wheels, stage, cancel)
-                (stage / "skipped.json").write_text(json.dumps(found))
-        skipped += json.loads((final / "skipped.json").read_text())
-        out += _collect(wheels, python, final, set(skipped), in_memory=False)
+        done, missed = _cached_group(exe, python, wheels, cache, cancel)
+        built.update(done)
+        skipped += missed
     if own:
         with tempfile.TemporaryDirectory(prefix="firecore-pyc-") as tmp:
-            found = _compile(exe, python, own, Path(tmp), cancel)
-            skipped += found
-            out += _collect(own, python, Path(tmp), set(found), in_memory=True)
+            done, missed = _compile(exe, python, own, Path(tmp), cancel)
+        built.update(done)
+        skipped += missed
+    out = [OverlayFile(rel, 0o644, data=data) for rel, data in sorted(built.items())]
+    out += [OverlayFile(d, 0o755, is_dir=True) for d in sorted({os.path.dirname(r) for r in built})]
     compiled = sum(1 for f in out if not f.is_dir)
     note = f"{compiled} .pyc compiled for CPython {python} ({exe})"
     if skipped:
@@ -152,14 +149,60 @@ def _source_bytes(f: OverlayFile) -> bytes:
     return f.source.read_bytes()
 
 
+def _cached_group(
+    exe: str,
+    python: str,
+    files: Sequence[OverlayFile],
+    cache: Path,
+    cancel: threading.Event | None,
+) -> tuple[dict[str, bytes], list[str]]:
+    """The group's bytecode from the cache, compiled there first when missing or damaged.
+
+    ``group.json`` records each file's sha256 when it is compiled; a cached file that no longer
+    matches (a damaged disk, a hand edit) sends the whole group back to the compiler.
+    """
+    final = cache / "pyc" / _group_key(exe, python, files)
+    cached = _read_group(final, {pyc_path(f.path, python): "/" + f.path for f in files})
+    if cached is not None:
+        return cached
+    with replacing_dir(final) as stage:  # replaces a damaged group too
+        done, skipped = _compile(exe, python, files, stage, cancel)
+        sums = {rel: hashlib.sha256(data).hexdigest() for rel, data in done.items()}
+        record = {"skipped": skipped, "sha256": sums}
+        (stage / "group.json").write_text(json.dumps(record, indent=1, sort_keys=True))
+    return done, skipped
+
+
+def _read_group(final: Path, expected: dict[str, str]) -> tuple[dict[str, bytes], list[str]] | None:
+    """A cached group whose every file still has the sha256 recorded for it, else None.
+
+    ``expected`` maps each pyc path of the group to its source's Pi path: the record must name
+    exactly those (compiled or skipped), and nothing else is read.
+    """
+    try:
+        meta = json.loads((final / "group.json").read_text())
+        named = set(meta["sha256"]) | {r for r, src in expected.items() if src in meta["skipped"]}
+        if named != set(expected):
+            return None
+        done = {rel: (final / rel).read_bytes() for rel in meta["sha256"]}
+        if all(hashlib.sha256(done[r]).hexdigest() == h for r, h in meta["sha256"].items()):
+            return done, list(meta["skipped"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
 def _compile(
     exe: str,
     python: str,
     files: Sequence[OverlayFile],
     dest: Path,
     cancel: threading.Event | None,
-) -> list[str]:
-    """Compile ``files`` (sorted) in one fresh interpreter into ``dest``; the skipped paths."""
+) -> tuple[dict[str, bytes], list[str]]:
+    """Compile ``files`` (sorted) in one fresh interpreter into ``dest``.
+
+    Returns the bytecode by overlay path and the Pi paths of the sources left as they are.
+    """
     jobs = []
     with tempfile.TemporaryDirectory(prefix="firecore-pysrc-") as tmp:
         for index, f in enumerate(sorted(files, key=lambda x: x.path)):
@@ -170,7 +213,7 @@ def _compile(
             jobs.append([str(source), "/" + f.path, str(dest / pyc_path(f.path, python))])
         script = Path(tmp) / "compile.py"
         script.write_text(_COMPILER)
-        done = proc.run(
+        run = proc.run(
             exe,
             "-I",
             script,
@@ -179,24 +222,10 @@ def _compile(
             cancel=cancel,
             fix="set app.precompile to false to ship sources only",
         )
-    skipped: list[str] = json.loads(done.text or "[]")
-    return skipped
-
-
-def _collect(
-    files: Sequence[OverlayFile], python: str, root: Path, skipped: set[str], *, in_memory: bool
-) -> list[OverlayFile]:
-    out: list[OverlayFile] = []
-    dirs: set[str] = set()
-    for f in files:
-        if "/" + f.path in skipped:
-            continue
-        rel = pyc_path(f.path, python)
-        built = root / rel
-        if in_memory:
-            out.append(OverlayFile(rel, 0o644, data=built.read_bytes()))
-        else:
-            out.append(OverlayFile(rel, 0o644, source=built))
-        dirs.add(os.path.dirname(rel))
-    out += [OverlayFile(d, 0o755, is_dir=True) for d in sorted(dirs)]
-    return out
+    skipped: list[str] = json.loads(run.text or "[]")
+    done = {
+        pyc_path(f.path, python): (dest / pyc_path(f.path, python)).read_bytes()
+        for f in files
+        if "/" + f.path not in skipped
+    }
+    return done, skipped

@@ -109,3 +109,13 @@ def test_without_an_interpreter_of_the_pis_version_the_build_says_so(tmp_path: P
     assert "python3.99" in code.note and "every boot" in code.note
     assert pyc_path("opt/firecore/agent/a.py", "3.99").endswith("__pycache__/a.cpython-399.pyc")
     assert TAG in pyc_path("x/a.py", PY)
+
+
+def test_a_damaged_cached_group_is_compiled_again(tmp_path: Path) -> None:
+    files = sources(tmp_path)
+    first = {f.path: f.data for f in compile_bundle(files, PY, tmp_path / "cache").files}
+    cached = next((tmp_path / "cache" / "pyc").rglob("dep.*.pyc"))
+    cached.write_bytes(b"not bytecode")
+    again = {f.path: f.data for f in compile_bundle(files, PY, tmp_path / "cache").files}
+    assert again == first
+    assert cached.read_bytes() == first[pyc_path("opt/firecore/site-packages/dep.py", PY)]

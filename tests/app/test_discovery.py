@@ -28,7 +28,7 @@ from tests.app.test_boot_script import BOOT_SH, read, wait_for, world  # noqa: F
 from tests.conftest import ROOT
 from tests.support import json_lines
 from tests.support.lab import Host, Lab, stop_process
-from tests.support.pifiles import pi_files
+from tests.support.pifiles import pi_files, write_overlay_files
 from tests.support.wheelhouse import service_wheels
 
 BUILD = "e2e0b1d0"
@@ -40,16 +40,7 @@ def materialize(bundle: AppBundle, root: Path) -> Path:
     site-packages is left empty: its wheels are stand-ins; the host's venv provides the real
     fastapi/uvicorn/zeroconf to the host Python that plays the Pi's python3.11.
     """
-    for f in bundle.files:
-        if f.path.startswith("opt/firecore/site-packages/"):
-            continue
-        dest = root / f.path
-        if f.is_dir:
-            dest.mkdir(parents=True, exist_ok=True)
-            continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(f.data if f.data is not None else f.source.read_bytes())  # type: ignore[union-attr]
-        dest.chmod(f.mode)
+    write_overlay_files(root, bundle.files, skip="opt/firecore/site-packages/")
     return root / "opt" / "firecore"
 
 

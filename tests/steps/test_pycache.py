@@ -9,6 +9,7 @@ from pathlib import Path
 
 from steps.artifacts import OverlayFile
 from steps.picore.pycache import compile_bundle, pyc_path
+from tests.support.pifiles import write_overlay_files
 
 PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 TAG = f"cpython-{sys.version_info[0]}{sys.version_info[1]}"
@@ -27,16 +28,6 @@ def sources(tmp: Path) -> list[OverlayFile]:
         OverlayFile("opt/firecore/app.env", 0o644, data=b"A='1'\n"),
         OverlayFile("opt/firecore/agent/made.py", 0o644, data=b"VALUE = 42\n"),
     ]
-
-
-def unpack(root: Path, files: list[OverlayFile]) -> None:
-    for f in files:
-        dest = root / f.path
-        if f.is_dir:
-            dest.mkdir(parents=True, exist_ok=True)
-            continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(f.data if f.data is not None else f.source.read_bytes())  # type: ignore[union-attr]
 
 
 def test_every_source_gets_an_unchecked_hash_pyc_naming_its_path_on_the_pi(tmp_path: Path) -> None:
@@ -58,7 +49,7 @@ def test_the_pi_imports_the_bytecode_without_reading_the_source(tmp_path: Path) 
     files = sources(tmp_path)
     code = compile_bundle(files, PY, tmp_path / "cache")
     root = tmp_path / "pi"
-    unpack(root, [*files, *code.files])
+    write_overlay_files(root, [*files, *code.files])
     # the source changes after the build: an unchecked pyc is still what runs
     (root / "opt/firecore/agent/greet.py").write_text("raise SystemExit('source was read')\n")
     script = (

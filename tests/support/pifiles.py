@@ -1,9 +1,13 @@
-"""A fake Raspberry Pi's /proc, /sys, tce.installed and build.json for the app's tests."""
+"""A fake Raspberry Pi's /proc, /sys, tce.installed and build.json for the app's tests, and
+overlay files written out as the Pi would see them."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
+
+from steps.artifacts import OverlayFile
 
 SERIAL_LINE = "Serial\t\t: 00000000abcdef12\n"
 
@@ -45,3 +49,18 @@ def pi_files(root: Path) -> dict[str, str]:
         "FIRECORE_LOG_DIR": str(root / "log"),
         "FIRECORE_NETBOOT_FILE": str(root / "run" / "netboot.json"),
     }
+
+
+def write_overlay_files(root: Path, files: Iterable[OverlayFile], *, skip: str = "") -> None:
+    """Write overlay ``files`` under ``root`` as the kernel would unpack them under ``/``
+    (those whose path starts with ``skip``, when given, are left out)."""
+    for f in files:
+        if skip and f.path.startswith(skip):
+            continue
+        dest = root / f.path
+        if f.is_dir:
+            dest.mkdir(parents=True, exist_ok=True)
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(f.data if f.data is not None else f.source.read_bytes())  # type: ignore[union-attr]
+        dest.chmod(f.mode)

@@ -6,7 +6,7 @@ import importlib
 import sys
 
 #: benchmark modules, each with ``main() -> int``.
-BENCHMARKS: list[str] = ["remaster", "boot_load", "monitor"]
+BENCHMARKS: list[str] = ["remaster", "boot_load", "monitor", "diagnostics_screen"]
 
 
 def main() -> int:

@@ -4,8 +4,8 @@ One table drives the stepper sidebar, the navigation loop, the command palette's
 entries and the help text, so adding a screen is one line. Screen classes are named as
 "module:Class" strings and imported only when the screen is first shown (startup stays fast).
 
-``Diagnostics`` (the live packet monitor) comes in a later issue: its row is already in the table
-with ``screen=None``, so the stepper shows where it will go without a placeholder screen.
+A row with ``screen=None`` keeps a place in the stepper for a screen a later issue adds (shown,
+never opened).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ FLOW: tuple[ScreenSpec, ...] = (
         fact=True,
     ),
     ScreenSpec("status", "Status", "wizard.screens.status:StatusScreen"),
-    ScreenSpec("diagnostics", "Diagnostics", None),
+    ScreenSpec("diagnostics", "Diagnostics", "wizard.screens.diagnostics:DiagnosticsScreen"),
     ScreenSpec("summary", "Summary", "wizard.screens.summary:SummaryScreen"),
 )
 

@@ -79,3 +79,22 @@ class LoadFailed(Message):
 
     key: str
     error: FirecoreError
+
+
+@dataclass(eq=False)
+class Streamed(Message):
+    """Items a stream (``StepRunner.stream``) yielded since the last batch, in order."""
+
+    stream: int
+    """The id ``StepRunner.stream`` returned."""
+    items: list[Any]
+
+
+@dataclass(eq=False)
+class StreamEnded(Message):
+    """A stream's producer returned, failed (``error``) or was cancelled; no item follows."""
+
+    key: str
+    stream: int
+    error: FirecoreError | None = None
+    cancelled: bool = False

@@ -14,6 +14,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from steps.answers import Answers
 from steps.base import Step
@@ -31,6 +33,9 @@ from wizard.views import (
     ReleaseListing,
     TftpState,
 )
+
+if TYPE_CHECKING:
+    from steps.monitor import MonitorStep
 
 
 # ---------------------------------------------------------------------------- the gateway
@@ -96,6 +101,16 @@ class Services:
         if "status" in self.fixed_steps:
             return self.fixed_steps["status"]
         return adapters.status_step(answers, wait)
+
+    def monitor_step(self, answers: Answers, pcap: Path | None = None) -> MonitorStep:
+        """The packet monitor the answers call for (``MonitorStep.for_answers``: live on
+        ``network.interface``, on the router over ssh in router mode), or reading ``pcap``."""
+        fixed = self.fixed_steps.get("monitor")
+        if fixed is not None and pcap is None:
+            return fixed  # type: ignore[return-value]
+        from steps.monitor import MonitorStep
+
+        return MonitorStep.for_answers(answers, pcap)
 
     # ---- steps
     def steps(self, names: Sequence[str], answers: Answers) -> list[Step]:

@@ -4,7 +4,8 @@ Welcome → Release (the mirror's listing; pick 15.0.0 armhf) → Extensions (se
 whose w1-KERNEL dependency expands per board) → App (a local wheelhouse: offline) → Build (the
 real release, extensions, app and remaster steps) → Network (`dnsmasq_service = "none"`, nothing
 applied: no root needed) → Prepare (the Pi 3B card from this build) → Deploy (the real deploy
-step into a temporary TFTP root) → Status → Summary (Save answers) → Finish.
+step into a temporary TFTP root) → Status → Diagnostics (watching lo; without root it says why
+not) → Summary (Save answers) → Finish.
 
 Then the saved file is run the way ``firecore-wizard --answers FILE`` runs it (the headless
 runner, same plan classes) for the build steps, and the two boot trees are compared byte for
@@ -172,8 +173,10 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         assert str(releases.get_row_at(0)[0]) == "▶ live"
         await pilot.press("ctrl+n")
 
-        # 9. Status (nothing on this LAN) → 10. Summary: save, finish
+        # 9. Status (nothing on this LAN) → 10. Diagnostics (watching lo: no Pi) → 11. Summary
         await wait_for(pilot, lambda: app.current == "status" and app.screen.query("#scan"))
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: app.current == "diagnostics" and app.screen.query("#waiting"))
         await pilot.press("ctrl+n")
         await wait_for(pilot, lambda: app.current == "summary" and app.screen.query("#save-path"))
         report = str(app.screen.query_one("#report", Static).render())

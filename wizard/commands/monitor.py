@@ -6,10 +6,12 @@ pcapng) or ``--pcap -`` (a stream on stdin, decoded as it arrives:
 ``--ssh root@router --interface br-lan``, which runs that tcpdump itself with a filter for the
 boot traffic (``steps.host.remotecapture``) and says how to install tcpdump where it is missing.
 With ``--json``, or when stdout is not a terminal, it prints DESIGN.md's monitor JSON lines; on a
-terminal, human lines (the Diagnostics screen will take this place). Exit code: 0 when no
-error-severity diagnosis was raised, 1 when one was (or the capture is damaged: its good part is
-still reported), 2 for bad usage or an input that is not a capture, 130 on Ctrl-C (after the
-summary).
+terminal, the Diagnostics screen (``wizard.monitor_app``; with ``--pcap -`` it reads keys from
+the terminal, ``/dev/tty``, as ``less`` does), or human lines when no keyboard can be had. Exit
+code: 0 when no error-severity diagnosis was raised, 1 when one was (or the capture is damaged:
+its good part is still reported), 2 for bad usage or an input that is not a capture, 130 on
+Ctrl-C (after the summary). This module never imports Textual itself: the JSON and human paths
+stay light, and the import-linter's headless contract checks it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
+
+from steps.errors import UsageError
 
 if TYPE_CHECKING:
     from steps.host.sshrun import Ssh
@@ -103,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     from wizard.render import MonitorRenderer
 
     ssh = _ssh(args)
+    json_lines = args.json or not sys.stdout.isatty()
+    screen, stdin = (False, None) if json_lines else _keyboard(args.pcap)
     step = MonitorStep(
         interface=args.interface,
         pcap=args.pcap,
@@ -110,8 +116,12 @@ def run(args: argparse.Namespace) -> int:
         mac=args.mac,
         duration=args.duration,
         ssh=ssh,
+        stdin=stdin,
     )
-    json_lines = args.json or not sys.stdout.isatty()
+    if screen:
+        from wizard.monitor_app import run_monitor_app
+
+        return run_monitor_app(step)
     renderer = MonitorRenderer(sys.stdout, sys.stderr, json_lines=json_lines)
     cancel = threading.Event()
     try:
@@ -126,3 +136,29 @@ def run(args: argparse.Namespace) -> int:
     if cancel.is_set():
         raise Cancelled()
     return int(ExitCode.STEP_FAILED if renderer.errors else ExitCode.OK)
+
+
+def _keyboard(pcap: str | None) -> tuple[bool, BinaryIO | None]:
+    """Whether the screen can read keys; and the capture stream, when stdin carries it.
+
+    With ``--pcap -`` stdin is the capture: the stream moves to a descriptor of its own and the
+    terminal (``/dev/tty``) takes descriptor 0, where the screen reads keys.
+    """
+    if sys.stdin is not None and sys.stdin.isatty():
+        if pcap == "-":
+            raise UsageError(
+                "--pcap - reads a capture from stdin, and stdin is this terminal",
+                fix="pipe a capture in: ssh root@router tcpdump -U -w - -i br-lan | "
+                "firecore-wizard monitor --pcap -",
+            )
+        return True, None
+    if pcap != "-":
+        return False, None
+    try:
+        tty = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False, None
+    stream = os.fdopen(os.dup(0), "rb", buffering=0)
+    os.dup2(tty, 0)
+    os.close(tty)
+    return True, stream

@@ -3,7 +3,9 @@
 ``StepRunner.start`` drives a list of steps in one thread worker with one ``StepContext`` — the
 same shape the headless runner uses — whose cancel flag is the worker's ``cancelled_event``; the
 thread only ever calls ``post_message``. ``StepRunner.load`` runs a plain lookup (a listing, the
-preflight, a scan) the same way and posts ``Loaded``/``LoadFailed``.
+preflight, a scan) the same way and posts ``Loaded``/``LoadFailed``. ``StepRunner.stream`` drives
+an endless producer (the packet monitor) and hands what it yields to the screen in batches
+(``Streamed``), never one message per item.
 
 Leaving a screen unmounts its runner, which cancels its workers: the step sees the flag at its
 next check, raises ``Cancelled`` and removes its staging files. Runs are serialised by one lock,
@@ -17,7 +19,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -42,6 +44,8 @@ from wizard.messages import (
     StepEvent,
     StepFinished,
     StepStarted,
+    Streamed,
+    StreamEnded,
 )
 from wizard.widgets.log_view import LogView, line_for
 from wizard.widgets.progress_panel import ProgressPanel
@@ -53,6 +57,9 @@ RUN_LOCK = threading.Lock()
 DRAIN_GAP = 0.05
 #: Most queued messages handled in one batch.
 BATCH = 5000
+#: A stream's producer waits while this many of its items are not drawn yet (backpressure: a
+#: file replays at the speed the screen takes it; a live capture's kernel buffer absorbs it).
+STREAM_HIGH = 20_000
 
 
 def internal_error(exc: BaseException) -> FirecoreError:
@@ -90,6 +97,9 @@ class StepRunner(Vertical):
         self._awake = threading.Event()
         self._last_drain = 0.0
         self._drain_timer: Timer | None = None
+        self._streams: dict[int, deque[Any]] = {}
+        self._stream_ids = 0
+        self._taken = threading.Event()
         self.results: list[Result] = []
         """Result events of the current/last run, in order."""
 
@@ -142,6 +152,27 @@ class StepRunner(Vertical):
             description=f"load {key}",
         )
 
+    def stream(self, key: str, fn: Callable[[threading.Event], Iterable[Any]]) -> int:
+        """Iterate ``fn(cancel)`` in a thread; the items reach the screen as ``Streamed`` batches.
+
+        One ``Streamed`` per drain (at most every ``DRAIN_GAP``) however fast the producer, then
+        one ``StreamEnded``; both bubble up from the runner and carry the id returned here. A new
+        stream with the same key cancels the previous one; unmounting the runner cancels it too
+        (``fn`` sees the flag, as a step does).
+        """
+        self._stream_ids += 1
+        sid = self._stream_ids
+        self._streams[sid] = deque()
+        self.run_worker(
+            partial(self._stream, key, sid, fn),
+            thread=True,
+            group=f"stream:{key}",
+            exclusive=True,
+            exit_on_error=False,
+            description=f"stream {key}",
+        )
+        return sid
+
     def on_unmount(self) -> None:
         # Textual cancels a node's workers on unmount too; being explicit documents the contract.
         self.workers.cancel_node(self)
@@ -158,6 +189,39 @@ class StepRunner(Vertical):
         if not self._awake.is_set():
             self._awake.set()
             self.post_message(self._Wake())
+
+    def _stream(self, key: str, sid: int, fn: Callable[[threading.Event], Iterable[Any]]) -> None:
+        cancel = get_current_worker().cancelled_event
+        queue = self._streams[sid]
+        error: FirecoreError | None = None
+        items: Iterator[Any] = iter(())
+        try:
+            items = iter(fn(cancel))
+            for item in items:
+                queue.append(item)
+                if not self._awake.is_set():
+                    self._awake.set()
+                    self.post_message(self._Wake())
+                while len(queue) >= STREAM_HIGH and not cancel.is_set():
+                    self._taken.wait(0.05)
+                    self._taken.clear()
+                if cancel.is_set():
+                    break
+        except Cancelled:
+            pass
+        except FirecoreError as exc:
+            error = exc
+        except Exception as exc:
+            error = internal_error(exc)
+        close = getattr(items, "close", None)
+        if close is not None:  # a generator's cleanup (a capture socket) runs now, in this thread
+            try:
+                close()
+            except FirecoreError as exc:
+                error = error or exc
+            except Exception as exc:
+                error = error or internal_error(exc)
+        self._emit(StreamEnded(key, sid, error=error, cancelled=cancel.is_set()))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="steps", description="steps")
     def _run_steps(
@@ -233,6 +297,7 @@ class StepRunner(Vertical):
         self._drain_timer = None
         self._last_drain = time.perf_counter()
         self._awake.clear()
+        self._drain_streams()
         batch: list[Message] = []
         while self._inbox and len(batch) < BATCH:
             batch.append(self._inbox.popleft())
@@ -240,6 +305,13 @@ class StepRunner(Vertical):
         if self._inbox and not self._awake.is_set():
             self._awake.set()
             self.post_message(self._Wake())
+
+    def _drain_streams(self) -> None:
+        for sid, queue in list(self._streams.items()):
+            if queue:
+                items = [queue.popleft() for _ in range(len(queue))]
+                self._taken.set()
+                self.post_message(Streamed(sid, items))
 
     def _handle_batch(self, batch: list[Message]) -> None:
         # Only the last Progress of a phase in a batch is drawn (what can_replace does for
@@ -250,6 +322,12 @@ class StepRunner(Vertical):
                 last[(message.event.step, message.event.phase)] = index
         lines: list[str] = []
         for index, message in enumerate(batch):
+            if isinstance(message, StreamEnded):
+                # its last items first (queued before it, maybe after this drain began)
+                self._drain_streams()
+                self._streams.pop(message.stream, None)
+                self.post_message(message)
+                continue
             if isinstance(message, StepEvent):
                 event = message.event
                 if isinstance(event, Progress):

@@ -181,7 +181,9 @@ class Client:
             self.serial, self.serial_source = serial, source
 
 
-def _file_result(x: TransferState, *, final: bool, end_ns: int, stall: float) -> FileResult:
+def _file_result(
+    x: TransferState, *, final: bool, end_ns: int, stall: float, t0: int | None
+) -> FileResult:
     """A transfer as a summary row; at the end an open one is ``timeout`` if it had stalled
     (or was never answered for a while), else ``incomplete`` (the capture stopped during it)."""
     status = x.status
@@ -204,6 +206,7 @@ def _file_result(x: TransferState, *, final: bool, end_ns: int, stall: float) ->
         requests=x.requests,
         transfer=x.id,
         i=x.first_i,
+        t=round((x.first_ns - (x.first_ns if t0 is None else t0)) / _NS, 6),
         error_code=x.error_code,
         error_msg=x.error_msg,
     )
@@ -322,11 +325,14 @@ class Timeline:
             boots=c.boot,
             power_on_t=self._t(c.power_on_ns),
             current=(
-                _file_result(cur, final=False, end_ns=self.now_ns, stall=stall)
+                _file_result(cur, final=False, end_ns=self.now_ns, stall=stall, t0=self.t0)
                 if cur is not None and cur.status is None and not final
                 else None
             ),
-            files=[_file_result(x, final=final, end_ns=self.now_ns, stall=stall) for x in c.files],
+            files=[
+                _file_result(x, final=final, end_ns=self.now_ns, stall=stall, t0=self.t0)
+                for x in c.files
+            ],
             codes=list(c.codes),
         )
 

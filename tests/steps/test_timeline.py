@@ -83,6 +83,11 @@ def test_good_boots_of_both_models_raise_nothing_and_reach_every_stage() -> None
         "probe",
         "complete",
     ]
+    # each file says when it was asked for: in request order, the kernel after the firmware
+    times = [f.t for f in clients[pi4.mac].files]
+    assert times == sorted(times) and times[0] > 0
+    when = {f.name: f.t for f in clients[pi4.mac].files if f.status == "complete"}
+    assert when["kernel6647v8.img"] > when["start4.elf"]
     stage_events = [e for e in events if isinstance(e, StageEvent) and e.mac == pi3.mac]
     assert sorted(e.stage for e in stage_events) == sorted(STAGES)
     assert all(e.i is not None for e in stage_events)

@@ -28,7 +28,7 @@ from steps.base import StepContext
 from steps.demo.server import MirrorServer
 from steps.plan import build_plan
 from tests.support.wheelhouse import service_wheels
-from tests.wizard.conftest import wait_for
+from tests.wizard.conftest import focus, wait_for
 from wizard.app import make_app
 from wizard.exit_codes import ExitCode
 from wizard.headless import run_steps
@@ -85,7 +85,7 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         await wait_for(pilot, lambda: f"✓ {mirror_server.url} answered" in str(status.render()))
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
         index = next(i for i, r in enumerate(rows) if r[:2] == ["15.0.0", "armhf"])
-        table.focus()
+        await focus(pilot, table)
         table.move_cursor(row=index)
         await pilot.press("enter")
         await pilot.pause()
@@ -99,10 +99,10 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         await wait_for(pilot, lambda: app.current == "extensions" and app.screen.query("#index"))
         index_table = app.screen.query_one("#index", DataTable)
         await wait_for(pilot, lambda: index_table.row_count > 10)
-        app.screen.query_one("#search", Input).focus()
+        await focus(pilot, app.screen.query_one("#search", Input))
         await pilot.press(*"myapp")
         await wait_for(pilot, lambda: index_table.row_count == 1)
-        index_table.focus()
+        await focus(pilot, index_table)
         await pilot.press("enter")
         closure = app.screen.query_one("#closure", DataTable)
         await wait_for(
@@ -125,7 +125,7 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         _field(app, "app.wheelhouse").set_text(str(tmp_path / "wheelhouse"))
         _field(app, "app.hostname").set_text("walkthrough")
         checks = app.screen.query_one("#checks", Static)
-        await wait_for(pilot, lambda: "✓ wheels" in str(checks.render()), limit=60)
+        await wait_for(pilot, lambda: "✓ wheels" in str(checks.render()))
         await wait_for(pilot, lambda: not app.screen.query_one("#next", Button).disabled)
         await pilot.press("ctrl+n")
 
@@ -135,7 +135,7 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         _field(app, "build.cache").set_text(str(tmp_path / "cache"))
         await pilot.press("f5")
         runner = app.screen.query_one(StepRunner)
-        await wait_for(pilot, lambda: built(runner), limit=120)
+        await wait_for(pilot, lambda: built(runner))
         state = str(app.screen.query_one("#build-state", Static).render())
         assert state.startswith("✓ DEMO "), state
         await pilot.press("ctrl+n")
@@ -165,7 +165,7 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         await wait_for(pilot, lambda: app.current == "deploy" and app.screen.query("#deploy"))
         await pilot.press("f5")
         deployed = app.screen.query_one("#deploy-state", Static)
-        await wait_for(pilot, lambda: str(deployed.render()).startswith(("✓", "✕")), limit=60)
+        await wait_for(pilot, lambda: str(deployed.render()).startswith(("✓", "✕")))
         assert str(deployed.render()).startswith("✓"), str(deployed.render())
         releases = app.screen.query_one("#releases", DataTable)
         await wait_for(pilot, lambda: releases.row_count == 1)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from steps.answers import Answers, default_answers, parse_answers, resolve_path
+from steps.answers import Answers, default_answers, document_fields, parse_answers, resolve_path
 from steps.base import Results
 from steps.errors import AnswersError, UsageError
 
@@ -48,6 +48,7 @@ def get_key(answers: Answers, key: str) -> Any:
 
 def field_doc(key: str) -> str:
     """The attribute docstring of a key (shown as help next to its field)."""
+    document_fields()
     section, _, name = key.partition(".")
     sub = Answers.model_fields[section].annotation
     fields = getattr(sub, "model_fields", {})

@@ -159,6 +159,8 @@ def split_credentials(mirror: str) -> tuple[str, httpx.BasicAuth | None]:
     parts = urlsplit(mirror)
     if parts.username is None and parts.password is None:
         return mirror, None
+    import httpx  # only a mirror with credentials needs it before the first request
+
     auth = httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
     return redact_url(mirror), auth
 

@@ -63,8 +63,9 @@ async def test_welcome_resume_loads_a_file_and_reports_a_bad_one(
         app.screen.query_one("#resume-path", Input).value = str(good)
         app.screen.query_one("#resume", Button).press()
         # release is set by the file → done; the first screen still to do is Extensions
-        await wait_for(pilot, lambda: app.current == "extensions")
-        await wait_for(pilot, lambda: app.state.answers.release.version == "12.0")
+        # (the screen composed, so the app is not closed in the middle of mounting it)
+        await wait_for(pilot, lambda: app.current == "extensions" and app.screen.query("#back"))
+        assert app.state.answers.release.version == "12.0"
         assert app.state.given == {"release"}
 
 

@@ -28,7 +28,7 @@ from steps.base import StepContext
 from steps.demo.server import MirrorServer
 from steps.plan import build_plan
 from tests.support.wheelhouse import service_wheels
-from tests.wizard.conftest import focus, wait_for
+from tests.wizard.conftest import current, focus, wait_for
 from wizard.app import make_app
 from wizard.exit_codes import ExitCode
 from wizard.headless import run_steps
@@ -74,6 +74,7 @@ async def test_first_time_user_walkthrough_and_headless_replay(
     async with app.run_test(size=(120, 40)) as pilot:
         # 1. Welcome
         await wait_for(pilot, lambda: app.current == "welcome" and app.screen.query("#next"))
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
 
         # 2. Release: point at the mirror, refresh, choose 15.0.0 armhf from the listing
@@ -93,6 +94,7 @@ async def test_first_time_user_walkthrough_and_headless_replay(
             "15.0.0",
             "armhf",
         )
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
 
         # 3. Extensions: search and add myapp.tcz; the closure shows why w1 is included
@@ -117,6 +119,7 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         }
         assert why["w1-6.6.47-piCore-v7.tcz"] == "myapp.tcz → w1-6.6.47-piCore-v7.tcz"
         assert app.state.answers.extensions.names == ["openssh.tcz", "python3.11.tcz", "myapp.tcz"]
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
 
         # 4. App: offline wheelhouse, no extra packages, our hostname; checks run for real
@@ -126,7 +129,7 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         _field(app, "app.hostname").set_text("walkthrough")
         checks = app.screen.query_one("#checks", Static)
         await wait_for(pilot, lambda: "✓ wheels" in str(checks.render()))
-        await wait_for(pilot, lambda: not app.screen.query_one("#next", Button).disabled)
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
 
         # 5. Build with the real steps
@@ -138,6 +141,7 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         await wait_for(pilot, lambda: built(runner))
         state = str(app.screen.query_one("#build-state", Static).render())
         assert state.startswith("✓ DEMO "), state
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
 
         # 6. Network: nothing applied (no root); the service mode and paths are answers
@@ -147,6 +151,7 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         _field(app, "network.dnsmasq_conf").set_text(str(tmp_path / "dnsmasq.d" / "firecore.conf"))
         _field(app, "network.state_dir").set_text(str(tmp_path / "state"))
         await pilot.pause()
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
 
         # 7. Prepare: the Pi 3B card from this build (the real prepare step)
@@ -154,11 +159,12 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         _field(app, "prepare.output").set_text(str(tmp_path / "cards"))
         assert str(app.screen.query_one("#model", Select).value) == "pi3b"
         await pilot.press("f5")
-        await wait_for(pilot, lambda: "pi3b" in app.state.prepared, limit=60)
+        await wait_for(pilot, lambda: "pi3b" in app.state.prepared)
         card = Path(app.state.prepared["pi3b"]["image"])
         assert card.parent == tmp_path / "cards" and card.name.startswith("firecore-pi3b-otp-")
         assert "Write the card" in str(app.screen.query_one("#card", Static).render())
         assert not app.screen.query_one("#write", Button).disabled
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
 
         # 8. Deploy the build into the temporary TFTP root with the real deploy step
@@ -170,10 +176,12 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         releases = app.screen.query_one("#releases", DataTable)
         await wait_for(pilot, lambda: releases.row_count == 1)
         assert str(releases.get_row_at(0)[0]) == "▶ live"
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
 
         # 9. Status (nothing on this LAN) → 10. Summary: save, finish
         await wait_for(pilot, lambda: app.current == "status" and app.screen.query("#scan"))
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
         await wait_for(pilot, lambda: app.current == "summary" and app.screen.query("#save-path"))
         report = str(app.screen.query_one("#report", Static).render())
@@ -183,6 +191,7 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         app.screen.query_one("#save-path", Input).value = str(saved)
         await pilot.press("f5")
         await wait_for(pilot, saved.exists)
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
     assert app.return_code == 0
 

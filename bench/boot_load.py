@@ -16,7 +16,7 @@ Reported: one Pi 3 and one Pi 4 alone, then 100 (50 of each) at once with ``netw
 = 100`` (tftp-max 200) and, for comparison, with the default fleet of 25 (dnsmasq's own limit of
 50 transfers), each with the most transfers dnsmasq had open at once (its sockets, sampled from
 /proc): with the default, half the class waits in dnsmasq's queue and gets in only through its
-retry timer — short for these virtual Pis, 2 s per RRQ for a Pi 4 (netboot.md §5), undocumented
+retry timer — short for these virtual Pis, 2 s per RRQ for a Pi 4 (netboot.md §6), undocumented
 for a Pi 3 ROM. Needs root.
 """
 

@@ -39,8 +39,8 @@ Severity = Literal["error", "warning", "info"]
 SERVICE_PORTS = {67: "DHCP", 69: "TFTP"}
 #: Seconds the probe keeps listening after a DHCP server offered an address. A proxy hands out no
 #: address, so it answers without the ping a DHCP server may send first (dnsmasq waits ~3 s,
-#: netboot.md §6): by the time the server's offer is in, a proxy's has had as long, plus this.
-#: One second is also about how long a Pi 3 ROM listens per DISCOVER (netboot.md §4): a proxy
+#: netboot.md §7.3): by the time the server's offer is in, a proxy's has had as long, plus this.
+#: One second is also about how long a Pi 3 ROM listens per DISCOVER (netboot.md §3.4): a proxy
 #: slower than that loses the race for a Pi 3 anyway.
 PROXY_SETTLE = 1.0
 

@@ -8,9 +8,10 @@ timed from the first statement the interpreter runs:
 - the wizard painting the Welcome screen (``tests.support.startup``: import ``wizard.app``, build
   the app as the CLI does, run headless, stop at the first refresh).
 
-Target: the wizard's first frame ≤ 2× the bare app's (what Textual itself costs is not ours to
-cut). Heavy modules loaded before the first frame are a test failure
-(``tests/wizard/test_startup``), not a benchmark figure.
+Target: the wizard's first frame ≤ 3× the bare app's — the 1 s budget the old startup test
+asserted was about that on the dev machine (bare app ~0.3 s idle); what Textual itself costs is
+not ours to cut, the answers model (pydantic) and ten screens' CSS are. Heavy modules loaded
+before the first frame are a test failure (``tests/wizard/test_startup``), not a figure here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import textwrap
 from tests.support.startup import first_frame
 
 RUNS = 7
-TARGET = 2.0
+TARGET = 3.0
 
 BARE_APP = textwrap.dedent(
     """

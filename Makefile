@@ -11,7 +11,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_TOOLS := sfdisk:fdisk mcopy:mtools mke2fs:e2fsprogs mksquashfs:squashfs-tools cpio:cpio \
 	dnsmasq:dnsmasq-base tcpdump:tcpdump tshark:tshark ip:iproute2 ethtool:ethtool \
 	qemu-system-arm:qemu-system-arm qemu-system-aarch64:qemu-system-arm zip:zip unzip:unzip mkfs.vfat:dosfstools curl:curl \
-	nft:nftables iptables:iptables busybox:busybox-static
+	nft:nftables iptables:iptables busybox:busybox-static \
+	ssh:openssh-client dropbear:dropbear-bin
 PYTEST_ARGS ?=
 
 .PHONY: help setup system-packages venv run test check lint bench demo clean
@@ -65,6 +66,7 @@ lint: venv
 	$(VENV)/bin/lint-imports
 
 bench: setup
+	$(PY) -m pip install -q -e '.[dev,bench]'
 	$(PY) -m bench
 
 clean:

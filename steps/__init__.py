@@ -8,13 +8,16 @@ contract in pyproject.toml keeps it so, and ``textual``/``rich``/``wizard`` are 
   stand-alone ``selftest``, ``status``, ``prepare`` (the card that makes a Pi
   netboot-ready) and ``write_image`` (a card image onto an SD card, verified). Each is a thin
   ``Step`` whose ``run(ctx)`` yields events; ``plan`` lists them for a set of answers.
+  ``monitor`` (the Diagnostics step: the packet monitor's sources and its live ``/health``
+  check) sits one layer above them.
 - ``demo/`` — a realistic fake piCore mirror built with the real tools, and its HTTP server
   (tests and ``--demo``).
 - ``host/`` — the serving machine: what it needs (``hostcheck``), interfaces, firewall,
   preflight, dnsmasq config and service, the TFTP root (releases, atomic switch), the
   rehearsal namespaces, and its block devices (``blockdev``: is writing a card there safe).
 - ``wire/`` — what crosses the wire when a Pi boots: frames, DHCP and TFTP codecs, raw sockets,
-  the virtual Pi, the diagnosis codes and the JSON-lines shapes.
+  the virtual Pi, the diagnosis codes and the JSON-lines shapes; the packet monitor's capture
+  files, live capture, decoder, per-Pi timeline and events.
 - ``picore/`` — piCore as files: the release image, config.txt, cpio, the base rootfs, TCZs and
   their dependencies, the app bundle and its wheels, overlay.gz, card images (``sdcard``).
 - ``bootloader/`` — beside ``picore``: the Pi's own boot machinery (the Pi 4/5 EEPROM image and

@@ -27,6 +27,7 @@ import re
 import stat
 import tomllib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,6 +46,8 @@ from steps.textsafe import has_control, printable
 Arch = Literal["armv6", "armv7", "armv7l", "armhf", "aarch64"]
 Board = Literal["pi0", "pi02", "pi1", "pi2", "pi3", "pi4", "pi5"]
 ServiceMode = Literal["systemd", "process", "none"]
+NetworkMode = Literal["proxy", "router"]
+RouterKind = Literal["openwrt", "dnsmasq"]
 ExtensionMode = Literal["builtin", "extracted"]
 CardMode = Literal["once", "many"]
 
@@ -68,6 +71,14 @@ _PROFILE = re.compile(r"[A-Za-z0-9_-]{1,40}")
 _MIRROR = re.compile(r"https?://[^\s/@]+(@[^\s/@]+)?(/[^\s]*)?")
 _EXTENSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\.tcz")
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IPV4 = re.compile(r"(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}")
+# ssh://user@host[:port]/path — a plain user name, a host name or IPv4/[IPv6] address, an
+# absolute path of safe characters (it goes into remote shell commands and dnsmasq options).
+_TARGET = re.compile(
+    r"ssh://(?P<user>[A-Za-z_][A-Za-z0-9._-]{0,31})@"
+    r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])"
+    r"(?::(?P<port>[0-9]{1,5}))?(?P<path>/[A-Za-z0-9._/+-]*)"
+)
 # Characters that would let a value escape its line or field in a generated config file.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f\",#]")
 
@@ -164,6 +175,84 @@ def check_ssh_key(line: str) -> str:
     ):
         raise ValueError(f"{shown!r}: the comment must be plain text, and one key per entry")
     return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """A parsed ``ssh://user@host[:port]/path`` (deploy.target)."""
+
+    user: str
+    host: str
+    """Host name or address as written (an IPv6 address keeps its brackets)."""
+    port: int | None
+    path: str
+    """Absolute directory on the remote host, without a trailing slash."""
+
+    @property
+    def destination(self) -> str:
+        """``user@host`` as ssh takes it (brackets of an IPv6 address removed)."""
+        return f"{self.user}@{self.host.strip('[]')}"
+
+    @property
+    def ipv4(self) -> str | None:
+        """The host when it is an IPv4 address (usable as DHCP option 66), else None."""
+        return self.host if _IPV4.fullmatch(self.host) else None
+
+    @property
+    def origin(self) -> str:
+        """``ssh://user@host[:port]`` (the target without its path)."""
+        port = f":{self.port}" if self.port is not None else ""
+        return f"ssh://{self.user}@{self.host}{port}"
+
+    def __str__(self) -> str:
+        return f"{self.origin}{self.path}"
+
+
+def parse_target(value: str) -> SshTarget | None:
+    """``deploy.target`` parsed; None for "" (this host).
+
+    Raises:
+        ValueError: not an ``ssh://user@host[:port]/absolute/path`` this tool can use safely.
+    """
+    if not value:
+        return None
+    m = _TARGET.fullmatch(value)
+    if m is None:
+        raise ValueError(
+            f"{value[:80]!r} is not ssh://user@host[:port]/path (a plain user name, a host "
+            "name or address, an absolute path of letters, digits and . _ / + -)"
+        )
+    path = m.group("path").rstrip("/")
+    parts = path.split("/")[1:]
+    if not path or any(part in ("", ".", "..") for part in parts):
+        raise ValueError(
+            f"the path of {value!r} must be an absolute directory below / without '.', '..' "
+            "or '//', e.g. /mnt/sda1/firecore"
+        )
+    port = int(m.group("port")) if m.group("port") else None
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"port {port} of {value!r} is not between 1 and 65535")
+    return SshTarget(m.group("user"), m.group("host"), port, path)
+
+
+def parse_ssh_host(value: str) -> SshTarget:
+    """``user@host[:port]`` (``monitor --ssh``) as a target whose path is ``/``.
+
+    Raises:
+        ValueError: not a plain user, host and optional port.
+    """
+    m = _TARGET.fullmatch(f"ssh://{value}/")
+    if m is None or m.group("path") != "/":
+        raise ValueError(f"{value[:80]!r} is not user@host or user@host:port")
+    port = int(m.group("port")) if m.group("port") else None
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"port {port} is not between 1 and 65535")
+    return SshTarget(m.group("user"), m.group("host"), port, "/")
+
+
+def is_ipv4(value: str) -> bool:
+    """True for a dotted-quad IPv4 address."""
+    return _IPV4.fullmatch(value) is not None
 
 
 class _Model(BaseModel):
@@ -408,8 +497,23 @@ class NetworkAnswers(_Model):
     tftp-no-blocksize, tftp-lowercase, tftp-secure, log-dhcp, quiet-dhcp, quiet-tftp, log-async,
     dhcp-reply-delay; anything else is refused (nothing that runs a program or serves
     addresses)."""
+    mode: NetworkMode = "proxy"
+    """proxy: our dnsmasq on this host adds the boot menu beside the LAN's DHCP server and serves
+    TFTP; router: the LAN's DHCP server itself (an OpenWrt router, or another host's dnsmasq)
+    gives the Pis their boot options and serves TFTP from deploy.target (docs/router.md)."""
+    router_kind: RouterKind = "openwrt"
+    """Router mode: openwrt: a uci batch for the router's /etc/config/dhcp, applied over ssh;
+    dnsmasq: a drop-in for a plain dnsmasq DHCP server, installed at network.dnsmasq_conf on
+    the host of deploy.target (this host when deploy.target is empty)."""
+    router_address: str = ""
+    """Router mode: the DHCP server's IPv4 address on the Pis' LAN, sent as DHCP option 66 (an
+    address, never a name: the Pi's boot code has no DNS resolver); empty: the host of
+    deploy.target when that is an IPv4 address."""
+    router_interface: str = "br-lan"
+    """Router mode: the router's interface on the Pis' LAN, where the monitor captures over ssh
+    (OpenWrt's LAN bridge is br-lan)."""
 
-    @field_validator("interface")
+    @field_validator("interface", "router_interface")
     @classmethod
     def _iface(cls, value: str) -> str:
         if not _IFACE.fullmatch(value):
@@ -422,6 +526,16 @@ class NetworkAnswers(_Model):
         value = _check_path(value, allow_empty=False)
         if any(c.isspace() for c in value):
             raise ValueError("must not contain spaces (dnsmasq option values cannot quote them)")
+        return value
+
+    @field_validator("router_address")
+    @classmethod
+    def _router_address(cls, value: str) -> str:
+        if value and not is_ipv4(value):
+            raise ValueError(
+                f"{value[:60]!r} is not an IPv4 address like 192.168.1.1 (option 66 must be an "
+                "address: the Pi's boot code cannot resolve names)"
+            )
         return value
 
     @field_validator("dnsmasq_extra")
@@ -610,6 +724,24 @@ class DeployAnswers(_Model):
     """Named per-device profiles used by deploy.devices."""
     keep: int = Field(default=3, ge=1, le=100)
     """How many release directories to keep in the TFTP root (for rollback)."""
+    target: str = ""
+    """Where releases are published: empty: network.tftp_root on this host;
+    "ssh://user@host[:port]/path": that directory on another machine (an OpenWrt router's USB
+    stick, a NAS, another Linux box), over ssh with busybox tools only."""
+    ssh_config: str = ""
+    """An ssh_config(5) file given to ssh with -F for deploy.target (host key, identity, port,
+    jump host); empty: ssh's own defaults (~/.ssh/config)."""
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        parse_target(value)
+        return value
+
+    @field_validator("ssh_config")
+    @classmethod
+    def _ssh_config(cls, value: str) -> str:
+        return _check_path(value, allow_empty=True)
 
     @field_validator("devices")
     @classmethod
@@ -709,9 +841,14 @@ def document_fields() -> None:
 def answers_json_schema() -> dict[str, Any]:
     """The JSON Schema of the answers file, every field with its documentation."""
     document_fields()
-    for model in (ReleaseAnswers, ExtensionsAnswers, AppAnswers, BuildAnswers, NetworkAnswers,
-                  Profile, DeployAnswers, Answers):  # fmt: skip
-        model.model_rebuild(force=True)  # the schema was built before the docs were filled in
+    # the schemas were built before the docs were filled in: rebuild the inner models first
+    pending: list[type[_Model]] = list(_Model.__subclasses__())
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        if model is not Answers:
+            model.model_rebuild(force=True)
+    Answers.model_rebuild(force=True)
     return Answers.model_json_schema()
 
 
@@ -775,6 +912,8 @@ def answers_error(exc: ValidationError, root: type[BaseModel] | None = None) -> 
     if err["type"] == "missing" and key == "version":
         return AnswersError("version", "missing", fix="add `version = 1` at the top of the file")
     msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "too_short":  # pydantic's "List should have at least 1 item after …"
+        msg = "must not be empty (list at least one)"
     if err["type"] == "literal_error" and key != "version":
         msg = f"{printable(repr(err.get('input')), 80)} is not allowed; {msg}"
     elif err["type"] in _TYPE_ERRORS:
@@ -836,6 +975,7 @@ def check_answers(answers: Answers) -> None:
     Raises:
         AnswersError: naming the offending key path.
     """
+    _check_router(answers)
     profiles = answers.deploy.profiles
     for serial, profile in answers.deploy.devices.items():
         if profile not in profiles:
@@ -845,6 +985,44 @@ def check_answers(answers: Answers) -> None:
                 f"profile {profile!r} is not in deploy.profiles ({known})",
                 fix=f"add a [deploy.profiles.{profile}] table or use a defined profile",
             )
+
+
+def router_address(answers: Answers) -> str | None:
+    """The DHCP server's IPv4 address in router mode: network.router_address, else the host of
+    deploy.target when it is an IPv4 address; None when neither gives one."""
+    if answers.network.router_address:
+        return answers.network.router_address
+    target = parse_target(answers.deploy.target)
+    return target.ipv4 if target is not None else None
+
+
+def _check_router(answers: Answers) -> None:
+    net = answers.network
+    if net.mode != "router":
+        return
+    target = parse_target(answers.deploy.target)
+    if target is None and net.router_kind == "openwrt":
+        raise AnswersError(
+            "deploy.target",
+            "router mode with an OpenWrt router needs the router as deploy.target: its dnsmasq "
+            "serves TFTP from the router's own storage",
+            fix='set deploy.target = "ssh://root@192.168.1.1/mnt/sda1/firecore" (your router, '
+            "a directory on its USB stick)",
+        )
+    if target is None and net.dnsmasq_service == "process":
+        raise AnswersError(
+            "network.dnsmasq_service",
+            "router mode on this host adds a drop-in to the dnsmasq that serves the LAN's DHCP; "
+            "process mode would start a dnsmasq with nothing but the drop-in",
+            fix='set network.dnsmasq_service = "systemd" (or "none" to write the file only)',
+        )
+    if target is not None and router_address(answers) is None:
+        raise AnswersError(
+            "network.router_address",
+            f"router mode needs the router's IPv4 address for option 66, and {target.host!r} "
+            "(deploy.target) is a name",
+            fix='set network.router_address = "192.168.1.1" (the router\'s LAN address)',
+        )
 
 
 def parse_answers(data: dict[str, Any]) -> Answers:

@@ -202,3 +202,10 @@ class DeployResult(_Data):
     previous: str | None
     devices: Mapping[str, str] = field(default_factory=dict)
     """Serial → profile of the per-device trees created."""
+    host: str = ""
+    """"" for this host; ``ssh://user@host`` when the TFTP root is deploy.target's."""
+
+    @property
+    def where(self) -> str:
+        """The TFTP root as a user reads it: a path, or ``ssh://user@host/path``."""
+        return f"{self.host}{self.tftp_root}"

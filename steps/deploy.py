@@ -19,16 +19,25 @@ import os
 import shutil
 import stat
 from collections.abc import Generator, Iterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from steps.answers import Answers, resolve_path
 from steps.artifacts import BuildResult, DeployResult
 from steps.base import StepContext
-from steps.errors import DeployError, UsageError
+from steps.errors import DeployError
 from steps.events import Event, LogLine, Planned, Progress, Result
 from steps.fsutil import KnownDigests, disk_error, staging_dir
+from steps.host.releases import (
+    deploy_record,
+    device_tree,
+    prune_ids,
+    rollback_target,
+    same_build,
+    scan_build,
+)
+from steps.host.remotedeploy import RemoteDeploy
+from steps.host.sshrun import ssh_for
 from steps.host.tftproot import (
     CURRENT,
     DIR_MODE,
@@ -57,92 +66,25 @@ NAME = "deploy"
 def rollback(answers: Answers, to: str | None = None) -> DeployResult:
     """Switch ``current`` back to the release that was live before it (or to ``to``).
 
+    Works on this host's TFTP root or, with deploy.target, on the remote one.
+
     Raises:
         DeployError: nothing deployed yet, no earlier release, or ``to`` does not exist.
     """
+    ssh = ssh_for(answers)
+    if ssh is not None:
+        return RemoteDeploy(ssh).rollback(to)
     root = tftp_root(answers)
     with deploy_lock(root):
         releases = list_releases(root)
-        ids = [r.id for r in releases]
         live = current_release(root)
-        if live is None:
-            raise DeployError(
-                f"nothing is deployed in {root} (no {CURRENT} symlink)",
-                fix="deploy first: firecore-wizard --answers FILE",
-            )
-        if to is not None:
-            if to not in ids:
-                known = ", ".join(ids) or "none"
-                raise UsageError(
-                    f"release {to!r} is not in {root / RELEASES} (releases: {known})",
-                    fix="pick one from `firecore-wizard deploy --list`",
-                )
-            target = to
-        else:
-            info = next(r for r in releases if r.id == live)
-            older = [i for i in ids if i < live]
-            if info.previous in ids and info.previous != live:
-                target = info.previous
-            elif older:
-                target = older[-1]
-            else:
-                raise DeployError(
-                    f"{live} is the oldest release in {root}: there is nothing to roll back to",
-                    fix="deploy a build instead",
-                )
+        target = rollback_target(releases, live, to, str(root))
         switch_current(root, target)
         info = next(r for r in releases if r.id == target)
         return DeployResult(root, target, live, dict(info.devices))
 
 
 # ----------------------------------------------------------------------------- the step
-
-
-def _scan_build(out: Path, files: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """The build tree's directories and files (relative), checked against its manifest.
-
-    Raises:
-        DeployError: a symlink leaves the tree, a special file, a file missing from the
-            manifest or a manifest file missing from the tree.
-    """
-    dirs: list[str] = []
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(out):
-        base = Path(dirpath)
-        for name in sorted(dirnames):
-            p = base / name
-            if p.is_symlink():
-                raise DeployError(
-                    f"{p} is a symlink; the boot tree must hold plain files and directories",
-                    fix="run the remaster step again to rebuild build.output",
-                )
-            dirs.append(p.relative_to(out).as_posix())
-        for name in filenames:
-            p = base / name
-            rel = p.relative_to(out).as_posix()
-            if rel == MANIFEST:
-                continue
-            if p.is_symlink() and not inside(p, out):
-                raise DeployError(
-                    f"{p} is a symlink that points outside the boot tree ({os.readlink(p)})",
-                    fix="replace it with the file itself, or rebuild with the remaster step",
-                )
-            if not p.is_file():
-                raise DeployError(f"{p} is not a regular file", fix="remove it from build.output")
-            if rel not in files:
-                raise DeployError(
-                    f"{p} is not in the build manifest (build.output was changed after the build)",
-                    fix="run the remaster step again (or remove the extra file)",
-                )
-            found.append(rel)
-    missing = sorted(set(files) - set(found))
-    if missing:
-        raise DeployError(
-            f"{out / missing[0]} is listed in the build manifest but missing"
-            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
-            fix="run the remaster step again",
-        )
-    return sorted(dirs), sorted(found)
 
 
 def tftp_size_findings(manifest: Mapping[str, Any]) -> list[SizeFinding]:
@@ -159,19 +101,6 @@ def tftp_size_findings(manifest: Mapping[str, Any]) -> list[SizeFinding]:
         if isinstance(info, dict):
             reads[board] = [str(info.get("kernel", "")), *info.get("initramfs", []), *extra]
     return size_findings(sizes, reads)
-
-
-def _device_files(
-    shared: list[str], files: Mapping[str, Any], profile: str
-) -> dict[str, str] | None:
-    """Per-device tree: relative path in ``<serial>/`` → source path in the release."""
-    prefix = f"{PROFILES_DIR}/{profile}/"
-    own = {rel[len(prefix) :]: rel for rel in files if rel.startswith(prefix)}
-    if not own:
-        return None
-    tree = {rel: rel for rel in shared if not rel.startswith(f"{PROFILES_DIR}/")}
-    tree.update(own)
-    return tree
 
 
 class DeployStep:
@@ -199,9 +128,13 @@ class DeployStep:
         files: dict[str, Any] = manifest["files"]
         build_id = str(manifest.get("build_id", ""))
         devices = dict(answers.deploy.devices)
-        yield from self._check_parents(root)
         for finding in tftp_size_findings(manifest):
             yield LogLine(NAME, finding.message(), "warning")
+        ssh = ssh_for(answers)
+        if ssh is not None:
+            yield from RemoteDeploy(ssh).publish(ctx, out, manifest, devices)
+            return
+        yield from self._check_parents(root)
 
         if ctx.dry_run:
             yield from self._plan(ctx, root, out, manifest, devices)
@@ -212,13 +145,13 @@ class DeployStep:
                 yield LogLine(NAME, f"removed {leftover} (left by an interrupted deploy)")
             live = current_release(root)
             live_manifest = read_manifest(root / RELEASES / live / MANIFEST) if live else None
-            if live and live_manifest and self._same(live_manifest, manifest, devices):
+            if live and live_manifest and same_build(live_manifest, manifest, devices):
                 yield LogLine(NAME, f"release {live} already serves build {build_id}: no change")
                 result = DeployResult(root, live, live_manifest["deploy"].get("previous"), devices)
                 ctx.results.put(result)
                 yield Result(NAME, f"{root / CURRENT} → {live} (unchanged)", result.to_data())
                 return
-            dirs, shared = _scan_build(out, files)
+            dirs, shared = scan_build(out, files)
             release_id = new_release_id(build_id)
             while (root / RELEASES / release_id).exists():  # pragma: no cover - same µs
                 release_id = new_release_id(build_id)
@@ -232,16 +165,15 @@ class DeployStep:
                         ctx, out, stage, dirs, shared, files, live, live_manifest
                     )
                     device_entries = yield from self._devices(ctx, stage, shared, files, devices)
-                    record = dict(manifest)
-                    record["files"] = {**files, **device_entries}
-                    record["deploy"] = {
-                        "release": release_id,
-                        "deployed": datetime.now(UTC).isoformat(timespec="seconds"),
-                        "source": str(out),
-                        "devices": devices,
-                        "previous": live,
-                        "linked": deployed,
-                    }
+                    record = deploy_record(
+                        manifest,
+                        device_entries,
+                        release_id=release_id,
+                        source=str(out),
+                        devices=devices,
+                        previous=live,
+                        linked=deployed,
+                    )
                     mpath = stage / MANIFEST
                     mpath.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
                     os.chmod(mpath, FILE_MODE)
@@ -267,18 +199,6 @@ class DeployStep:
         )
 
     # ------------------------------------------------------------------ helpers
-
-    @staticmethod
-    def _same(
-        live: Mapping[str, Any], manifest: Mapping[str, Any], devices: dict[str, str]
-    ) -> bool:
-        info = live.get("deploy")
-        if not isinstance(info, dict) or info.get("devices") != devices:
-            return False
-        if live.get("build_id") != manifest.get("build_id"):
-            return False
-        live_files = live.get("files", {})
-        return all(live_files.get(k) == v for k, v in manifest["files"].items())
 
     def _check_parents(self, root: Path) -> Iterator[Event]:
         """Warn when dnsmasq (which drops to an unprivileged user) cannot reach the root."""
@@ -375,13 +295,7 @@ class DeployStep:
         entries: dict[str, Any] = {}
         for serial, profile in sorted(devices.items()):
             ctx.check_cancel()
-            tree = _device_files(shared, files, profile)
-            if tree is None:
-                raise DeployError(
-                    f"the build has no profile {profile!r} (deploy.devices.{serial}); "
-                    f"profiles are built from deploy.profiles",
-                    fix="run the remaster step again after changing deploy.profiles",
-                )
+            tree = device_tree(shared, files, serial, profile)
             base = stage / serial
             for rel, src in sorted(tree.items()):
                 dest = base / rel
@@ -397,12 +311,10 @@ class DeployStep:
     def _prune(root: Path, keep: int) -> list[str]:
         """Remove releases beyond the ``keep`` newest, never the live one or its rollback target."""
         releases = list_releases(root)
-        live = next((r for r in releases if r.current), None)
-        protect = {live.id, live.previous} if live else set()
-        newest = {r.id for r in releases[-keep:]}
+        doomed = set(prune_ids(releases, keep))
         removed = []
         for r in releases:
-            if r.id in newest or r.id in protect:
+            if r.id not in doomed:
                 continue
             if r.path.is_symlink() or not inside(r.path, root / RELEASES):
                 continue  # not a release we made: never removed
@@ -426,10 +338,10 @@ class DeployStep:
         build_id = str(manifest.get("build_id", ""))
         live = current_release(root)
         live_manifest = read_manifest(root / RELEASES / live / MANIFEST) if live else None
-        if live and live_manifest and self._same(live_manifest, manifest, dict(devices)):
+        if live and live_manifest and same_build(live_manifest, manifest, dict(devices)):
             yield LogLine(NAME, f"release {live} already serves build {build_id}: no change")
             return
-        _dirs, shared = _scan_build(out, files)
+        _dirs, shared = scan_build(out, files)
         release_id = new_release_id(build_id)
         final = root / RELEASES / release_id
         live_files = (live_manifest or {}).get("files", {})
@@ -437,11 +349,7 @@ class DeployStep:
             how = "hard link (unchanged)" if live_files.get(rel) == files[rel] else "copy"
             yield Planned(NAME, "write", str(final / rel), f"{how}, sha256 checked")
         for serial, profile in sorted(devices.items()):
-            if _device_files(shared, files, profile) is None:
-                raise DeployError(
-                    f"the build has no profile {profile!r} (deploy.devices.{serial})",
-                    fix="run the remaster step again after changing deploy.profiles",
-                )
+            device_tree(shared, files, serial, profile)
             yield Planned(
                 NAME, "write", str(final / serial) + "/", f"profile {profile}, hard links"
             )

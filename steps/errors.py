@@ -136,3 +136,9 @@ class DeployError(StepError):
     """Publishing to the TFTP root failed."""
 
     title = "Deploy failed"
+
+
+class RemoteError(StepError):
+    """A remote host (deploy.target, the router) could not be reached or refused a command."""
+
+    title = "Remote host"

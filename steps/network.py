@@ -46,6 +46,8 @@ from steps.host.dnsmasq import (
 from steps.host.dnsmasq_service import process_state, restart, systemd_main_pid, udp_ports_of
 from steps.host.netif import Interface, Snapshot, missing_interface, read_snapshot, recommend
 from steps.host.preflight import Finding, run_preflight
+from steps.host.routerapply import apply as apply_router
+from steps.host.routerapply import preview
 from steps.relay import Background
 
 _PHASES = 7
@@ -218,6 +220,8 @@ class NetworkStep:
 
     def start_early(self, ctx: StepContext) -> None:
         """Begin preflight and ``dnsmasq --test`` in threads (see the module docstring)."""
+        if ctx.answers.network.mode == "router":
+            return  # the router's DHCP server answers the Pis: nothing here to probe
         try:
             snapshot = read_snapshot()
             iface = snapshot.get(ctx.answers.network.interface)
@@ -231,6 +235,9 @@ class NetworkStep:
 
     def run(self, ctx: StepContext) -> Iterator[Event]:
         """See the module docstring for the order; raises NetworkError on the first blocker."""
+        if ctx.answers.network.mode == "router":
+            yield from self._router(ctx)
+            return
         a = ctx.answers
         net = a.network
         step = self.name
@@ -368,6 +375,51 @@ class NetworkStep:
             {**data, **result.to_data()},
         )
 
+    def _router(self, ctx: StepContext) -> Iterator[Event]:
+        """Router mode: the DHCP server gets the boot options (steps.host.routerapply)."""
+        a = ctx.answers
+        step = self.name
+        kind = a.network.router_kind
+        yield Progress(step, "network", 0, 4, "steps", "read the DHCP server's config")
+        pv = preview(a, cancel=ctx.cancel)
+        yield LogLine(step, f"router mode ({kind}): the DHCP server's config is {pv.where}")
+        yield Progress(step, "network", 1, 4, "steps", "diff")
+        diff = pv.diff
+        for line in diff:
+            yield LogLine(step, line, "stdout")
+        if not diff:
+            yield LogLine(step, f"{pv.where} already gives Pis their boot options")
+        if kind == "dnsmasq":
+            yield LogLine(step, "dnsmasq --test -C <router-mode drop-in>", "cmd")
+            yield LogLine(step, check_conf(pv.generated, cancel=ctx.cancel), "stderr")
+        data = {
+            "mode": "router",
+            "router_kind": kind,
+            "where": pv.where,
+            "generated": pv.generated,
+            "diff": diff,
+        }
+        ctx.check_cancel()
+        if ctx.dry_run:
+            if diff:
+                yield Planned(step, "write", pv.where, f"{len(diff)} diff lines, backup first")
+                yield Planned(step, "restart", "dnsmasq on the DHCP server")
+            yield Result(step, f"would change {pv.where}", {**data, "dry_run": True})
+            return
+        if not diff:
+            yield Result(step, f"{pv.where} unchanged (router mode)", {**data, "changed": False})
+            return
+        yield Progress(step, "network", 2, 4, "steps", "apply")
+        applied = yield from apply_router(a, pv, step=step, cancel=ctx.cancel)
+        yield Progress(step, "network", 4, 4, "steps", "done")
+        yield Result(
+            step,
+            f"{pv.where}: router mode applied, dnsmasq"
+            + (f" (PID {applied.pid})" if applied.pid else "")
+            + " is serving again",
+            {**data, "changed": True, "pid": applied.pid, "backup": applied.router_backup},
+        )
+
     def _plan(
         self,
         ctx: StepContext,
@@ -389,7 +441,13 @@ class NetworkStep:
         else:
             yield Planned(step, "keep", os.fspath(conf_path), "unchanged")
         if net.dnsmasq_service == "process":
-            yield Planned(step, "start", "dnsmasq", "background process, stops ours first")
+            # as _serve decides: our dnsmasq already serving an unchanged config is left alone
+            state = process_state(ctx.answers)
+            serving = state.ours and state.pid is not None and {67, 69} <= udp_ports_of(state.pid)
+            if not diff and serving:
+                yield Planned(step, "keep", "dnsmasq", f"PID {state.pid} already serves it")
+            else:
+                yield Planned(step, "start", "dnsmasq", "background process, stops ours first")
         elif net.dnsmasq_service == "systemd":
             yield Planned(step, "restart", "dnsmasq.service")
 

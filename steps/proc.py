@@ -12,6 +12,7 @@ import contextlib
 import os
 import queue
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ PACKAGES: dict[str, str] = {
     "nft": "nftables",
     "iptables": "iptables",
     "qemu-system-arm": "qemu-system-arm",
+    "ssh": "openssh-client",
 }
 
 _POLL = 0.05
@@ -241,6 +243,39 @@ def stream(
     code = int(proc.exit_code)
     if code not in ok_codes:
         raise CommandError(program, argv, code, "".join(stderr_tail), fix=fix)
+
+
+def spawn(
+    program: str,
+    *args: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    fix: str = "",
+) -> subprocess.Popen[bytes]:
+    """Start a program with pipes on stdin, stdout and stderr, for callers that stream data
+    through it (a tar stream into ssh, a capture out of it). The caller owns the process.
+
+    Raises:
+        CommandError: the program is not installed.
+    """
+    argv = [os.fspath(a) for a in args]
+    found = which(program) or locate(program)
+    if found is None:
+        package = PACKAGES.get(program, program)
+        raise CommandError(
+            program,
+            argv,
+            None,
+            f"{program}: not found on PATH",
+            fix=fix or f"install it: `apt-get install {package}` (or run `make setup`)",
+        )
+    return subprocess.Popen(
+        [os.fspath(found), *argv],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(env),
+        start_new_session=True,
+    )
 
 
 def which(program: str) -> Path | None:

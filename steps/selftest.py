@@ -21,9 +21,11 @@ from typing import Any
 
 from steps.answers import Answers, resolve_path
 from steps.base import StepContext
-from steps.errors import StepError, UsageError
+from steps.errors import FirecoreError, StepError, UsageError
 from steps.events import Event, LogLine, Progress, Result
 from steps.host.rehearsal import Rehearsal
+from steps.host.remotedeploy import RemoteDeploy
+from steps.host.sshrun import ssh_for
 from steps.wire.diagnosis import fix_for
 from steps.wire.jsonlines import stage_json, stage_line, summary_json
 from steps.wire.virtualpi import (
@@ -63,18 +65,27 @@ def deployed_manifest(answers: Answers) -> Path | None:
     return path if path.is_file() else None
 
 
-def find_manifest(
-    answers: Answers, given: Path | None = None
-) -> tuple[Path, dict[str, Any]] | None:
-    """The manifest to compare every file with: ``given``, else the one deployed on this host.
+def find_manifest(answers: Answers, given: Path | None = None) -> tuple[str, dict[str, Any]] | None:
+    """The manifest to compare every file with: ``given``, else the deployed one — on this host,
+    or on deploy.target's host when that is remote (read over ssh; unreachable: None).
 
-    Returns its path and contents, or None when there is none to compare with.
+    Returns where it is and its contents, or None when there is none to compare with.
 
     Raises:
         UsageError: ``given`` (or the deployed one) is missing or not a manifest.
     """
-    path = given or deployed_manifest(answers)
-    return (path, load_manifest(path)) if path is not None else None
+    if given is not None:
+        return str(given), load_manifest(given)
+    ssh = ssh_for(answers)
+    if ssh is not None:
+        try:
+            manifest = RemoteDeploy(ssh).live_manifest()
+        except FirecoreError:
+            return None
+        where = f"{ssh.target}/current/manifest.json"
+        return (where, manifest) if manifest is not None else None
+    path = deployed_manifest(answers)
+    return (str(path), load_manifest(path)) if path is not None else None
 
 
 def boot_stages(

@@ -547,3 +547,20 @@ def test_demo_mirror_command(
     assert "not empty" in capsys.readouterr().err
     assert [p.name for p in other.iterdir()] == ["keep.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mirror", "other"]
+
+
+def test_headless_demo_refuses_a_release_the_demo_mirror_lacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An answers file naming 99.9 must not silently build and deploy the demo's 15.0.0."""
+    from wizard.cli import main
+
+    answers = tmp_path / "a.toml"
+    answers.write_text(
+        f'version = 1\n[release]\nversion = "9.9"\n[build]\ncache = "{tmp_path / "cache"}"\n'
+        f'output = "{tmp_path / "out"}"\n'
+    )
+    assert main(["--answers", str(answers), "--demo", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "release.version/arch 9.9 armhf is not on the demo mirror" in err
+    assert "run without --demo" in err

@@ -204,6 +204,14 @@ def dnsmasq_preview(answers: Answers) -> DnsmasqPreview:
     return DnsmasqPreview(answers.network.dnsmasq_conf, text, read_installed(answers))
 
 
+def router_preview(answers: Answers) -> DnsmasqPreview:
+    """Router mode: the DHCP server's config now (read over ssh) and as router mode leaves it."""
+    from steps.host.routerapply import preview
+
+    pv = preview(answers)
+    return DnsmasqPreview(pv.where, pv.after, pv.before or None)
+
+
 def preflight(answers: Answers, cancel: threading.Event) -> list[Finding]:
     """The network step's preflight for the chosen interface (no changes made)."""
     from steps import network
@@ -214,14 +222,15 @@ def preflight(answers: Answers, cancel: threading.Event) -> list[Finding]:
 
 def tftp_state(answers: Answers) -> TftpState:
     """Release directories in the TFTP root (newest first) and which one is live."""
+    from steps.host.remotedeploy import RemoteDeploy
+    from steps.host.sshrun import ssh_for
     from steps.host.tftproot import list_releases, tftp_root
 
-    root = tftp_root(answers)
-    rows = [
-        TftpRelease(r.id, r.current, r.build_id, None, r.demo)
-        for r in reversed(list_releases(root))
-    ]
-    return TftpState(str(root), tuple(rows), "" if rows else "nothing deployed yet")
+    ssh = ssh_for(answers)
+    where = str(ssh.target) if ssh else str(tftp_root(answers))
+    releases = RemoteDeploy(ssh).releases() if ssh else list_releases(tftp_root(answers))
+    rows = [TftpRelease(r.id, r.current, r.build_id, None, r.demo) for r in reversed(releases)]
+    return TftpState(where, tuple(rows), "" if rows else "nothing deployed yet")
 
 
 def rollback(answers: Answers) -> str:

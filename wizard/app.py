@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 
 from steps.answers import Answers, default_answers
 from steps.base import Step
@@ -38,6 +39,11 @@ class FirecoreWizard(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "firecore-wizard"
     BINDINGS = [
+        # Focus moves as soon as the key is read, like every other key's destination: as a
+        # plain binding Tab would first bubble up from the focused field, and characters typed
+        # right after it would still go to the field it leaves (wizard/widgets/editors.py).
+        Binding("tab", "focus_next", "Next field", show=False, priority=True),
+        Binding("shift+tab", "focus_previous", "Previous field", show=False, priority=True),
         Binding("f1", "help", "Help"),
         Binding("ctrl+t", "toggle_theme", "Theme"),
         Binding("ctrl+s", "save_answers", "Save"),
@@ -52,8 +58,10 @@ class FirecoreWizard(App[int]):
         clock: Callable[[], float] = time.monotonic,
         start: str | None = None,
         theme: str = DARK,
+        demo: bool = False,
     ) -> None:
         super().__init__()
+        self._demo = demo
         self.state = state
         self.services = services
         self.clock = clock
@@ -61,9 +69,30 @@ class FirecoreWizard(App[int]):
         self._start = start or (first_open(state) if state.answers_path else "welcome")
         self._theme_name = theme
         self._quitting = False
+        self.farewell = ""
+        """A line printed on the terminal after the wizard exits (Finish: dnsmasq keeps running)."""
 
     def on_mount(self) -> None:
         self.theme = self._theme_name
+        if self._demo:
+            from wizard.screens.demo_start import DemoStartScreen
+
+            preparing = DemoStartScreen(self.state.answers)
+            self.push_screen(preparing, lambda answers: self._demo_ready(preparing, answers))
+            return
+        self._navigate(self._start)
+
+    def _demo_ready(self, preparing: Any, answers: Answers | None) -> None:
+        if answers is not None:
+            self.state.use_demo(answers)
+            for note in preparing.notes:
+                warn = "WARNING" in note
+                self.notify(
+                    note.removeprefix("DEMO: ").strip(),
+                    title="Demo",
+                    severity="warning" if warn else "information",
+                    timeout=12 if warn else 6,
+                )
         self._navigate(self._start)
 
     def on_resize(self, event: events.Resize) -> None:
@@ -94,21 +123,64 @@ class FirecoreWizard(App[int]):
 
     # ------------------------------------------------------------------ app-wide actions
     async def action_quit(self) -> None:
-        """Quit; a running step is cancelled first and given a moment to clean up.
+        """Quit; unsaved answers are confirmed first, a running step is stopped cleanly.
 
         The step removes its staging directory when it sees the cancel flag, so the previous
-        output is left exactly as it was (a second ctrl+q does not wait).
+        output is left exactly as it was. The screen stays as it is meanwhile (only the step
+        workers are cancelled, never the navigation), and a second ctrl+q does not wait.
         """
-        from wizard.widgets.step_runner import RUN_LOCK
-
         if self._quitting:
             self.exit(0)
             return
+        if self.state.unsaved() and not isinstance(self.screen, ModalScreen):
+            from wizard.screens.confirm import ConfirmModal
+
+            where = self.state.answers_path or default_answers_path()
+            modal = ConfirmModal(
+                "Quit without saving?",
+                f"The answers changed since they were last saved ({where}). ctrl+s saves them; "
+                "quitting now loses the changes.",
+                "Quit without saving",
+            )
+            self.push_screen(modal, self._quit_confirmed)
+            return
+        await self._quit_now()
+
+    async def _quit_confirmed(self, ok: bool | None) -> None:
+        if ok:
+            await self._quit_now()
+
+    async def _quit_now(self) -> None:
+        from wizard.widgets.step_runner import RUN_LOCK
+
         self._quitting = True
-        self.workers.cancel_all()
-        if await asyncio.to_thread(RUN_LOCK.acquire, timeout=QUIT_GRACE):
-            RUN_LOCK.release()
+        steps = [w for w in self.workers if w.group == "steps" and not w.is_finished]
+        if steps:
+            self.notify(
+                "Stopping the running step; the previous output stays as it was…",
+                title="Quitting",
+                timeout=QUIT_GRACE,
+            )
+            for worker in steps:
+                worker.cancel()
+            if await asyncio.to_thread(RUN_LOCK.acquire, timeout=QUIT_GRACE):
+                RUN_LOCK.release()
         self.exit(0)
+
+    def action_help_quit(self) -> None:
+        """ctrl+c: stop the step running on this screen (as Cancel does); else say how to quit."""
+        from wizard.widgets.step_runner import StepRunner
+
+        running = [r for r in self.screen.query(StepRunner) if r.running]
+        if not running:
+            super().action_help_quit()
+            return
+        for runner in running:
+            runner.cancel()
+        self.notify(
+            "Cancelling: the step stops at its next safe point (ctrl+q quits the wizard)",
+            title="ctrl+c",
+        )
 
     def action_toggle_theme(self) -> None:
         """Switch between the light and the dark theme."""
@@ -125,10 +197,18 @@ class FirecoreWizard(App[int]):
 
     def action_save_answers(self) -> None:
         """Ask where to save, then write the answers (and the 0600 secrets file)."""
+        from wizard.screens.base import WizardScreen
         from wizard.screens.path_modal import PathModal
 
-        default = self.state.answers_path or default_answers_path()
-        self.push_screen(PathModal("Save answers", "Save to", str(default), "Save"), self._save_to)
+        def ask() -> None:
+            default = self.state.answers_path or default_answers_path()
+            modal = PathModal("Save answers", "Save to", str(default), "Save")
+            self.push_screen(modal, self._save_to)
+
+        if isinstance(self.screen, WizardScreen):
+            self.screen.after_typing(ask)  # save what was typed, settled
+        else:
+            ask()
 
     def _save_to(self, path: Path | None) -> None:
         if path is None:
@@ -149,11 +229,13 @@ class FirecoreWizard(App[int]):
             self.state.try_set("app.secrets_file", str(path.with_suffix(".secrets.toml")))
         try:
             self.state.write_secrets()
-            atomic_write(path, dump_answers(self.state.answers))
+            # without the demo's per-run values (its mirror port, its wheelhouse)
+            atomic_write(path, dump_answers(self.state.answers_for_file()))
         except OSError as exc:
             raise disk_error(path, exc) from None
         self.state.answers_path = path
         self.state.saved_to = path
+        self.state.mark_saved()
         return path
 
     def action_open_answers(self) -> None:
@@ -228,6 +310,7 @@ def make_app(
     clock: Callable[[], float] | None = None,
     start: str | None = None,
     theme: str = DARK,
+    demo: bool = False,
 ) -> FirecoreWizard:
     """The wizard, pre-filled from ``answers`` (loaded from ``answers_path`` by the CLI).
 
@@ -240,6 +323,7 @@ def make_app(
         clock: monotonic clock for ETAs (tests freeze it).
         start: open this screen first instead of Welcome / the first unfinished one.
         theme: initial Textual theme.
+        demo: generate and serve the demo mirror first (with its own first frame).
     """
     if start is not None and start not in {s.name for s in FLOW if s.screen is not None}:
         raise UsageError(f"no wizard screen called {start!r}")
@@ -247,7 +331,10 @@ def make_app(
     if answers_path is not None:
         state.given = sections_in_file(answers_path)
         state.read_token()
+    state.mark_saved()  # what the session starts from is not "unsaved changes"
     services = services or Services()
     if steps is not None:
         services.fixed_steps = {step.name: step for step in steps}
-    return FirecoreWizard(state, services, clock=clock or time.monotonic, start=start, theme=theme)
+    return FirecoreWizard(
+        state, services, clock=clock or time.monotonic, start=start, theme=theme, demo=demo
+    )

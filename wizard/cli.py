@@ -31,6 +31,7 @@ SUBCOMMANDS: dict[str, str] = {
     "status": "wizard.commands.status",
     "prepare": "wizard.commands.prepare",
     "write-image": "wizard.commands.write_image",
+    "monitor": "wizard.commands.monitor",
     "demo-mirror": "wizard.commands.demo",
 }
 
@@ -220,17 +221,20 @@ def _run_main(ns: argparse.Namespace) -> int:
     answers = load_answers(ns.answers) if ns.answers else None
     if ns.offer_demo and not ns.demo:
         ns.demo = _ask_for_demo((answers or default_answers()).release.mirrors)
-    if ns.demo:
+    headless = answers is not None and not ns.interactive and (ns.answers or ns.dry_run or ns.json)
+    if ns.demo and headless:
         from wizard.commands.demo import start_demo
 
-        answers = start_demo(answers or default_answers())
-    if answers is not None and not ns.interactive and (ns.answers or ns.dry_run or ns.json):
+        answers = start_demo(answers or default_answers(), strict=True)
+    if headless:
         from wizard.headless_run import run_headless
 
+        assert answers is not None
         return run_headless(answers, json_lines=ns.json, dry_run=ns.dry_run)
     if ns.json or ns.dry_run:
         raise UsageError("--json and --dry-run need --answers FILE (they are headless options)")
-    return _run_tui(answers, ns.answers)
+    # the wizard starts the demo mirror itself, with its first frame at once (wizard.app)
+    return _run_tui(answers, ns.answers, demo=ns.demo)
 
 
 def _ask_for_demo(mirrors: list[str]) -> bool:
@@ -239,11 +243,17 @@ def _ask_for_demo(mirrors: list[str]) -> bool:
 
     if answering_mirror(mirrors) is not None:
         return False
-    sys.stderr.write(
-        "No piCore mirror answered (" + ", ".join(map(redact_url, mirrors)) + ").\n"
-        "The demo mirror is a small generated piCore release served on 127.0.0.1: it lets you\n"
-        "walk the whole flow offline, but what you build from it does not boot a real Pi.\n"
+    import shutil
+    import textwrap
+
+    width = min(shutil.get_terminal_size().columns, 80) - 1
+    asked = ", ".join(map(redact_url, mirrors))
+    text = (
+        f"No piCore mirror answered ({asked}). The demo mirror is a small generated piCore "
+        "release served on 127.0.0.1: it lets you walk the whole flow offline, but what you "
+        "build from it does not boot a real Pi."
     )
+    sys.stderr.write(textwrap.fill(text, width=width, break_on_hyphens=False) + "\n")
     if not sys.stdin.isatty():
         sys.stderr.write("Not a terminal: going on without the demo mirror.\n")
         return False
@@ -251,11 +261,13 @@ def _ask_for_demo(mirrors: list[str]) -> bool:
     return reply in ("", "y", "yes")
 
 
-def _run_tui(answers: object, path: Path | None) -> int:
+def _run_tui(answers: object, path: Path | None, *, demo: bool = False) -> int:
     try:
         from wizard.app import make_app
     except ImportError as exc:  # the TUI is an optional part of a partial install
         raise UsageError(f"the interactive wizard is not available: {exc}") from None
-    app = make_app(answers=answers, answers_path=path)  # type: ignore[arg-type]
+    app = make_app(answers=answers, answers_path=path, demo=demo)  # type: ignore[arg-type]
     result = app.run()
+    if app.farewell:
+        sys.stderr.write(app.farewell + "\n")
     return int(result or 0)

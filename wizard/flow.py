@@ -29,9 +29,13 @@ class ScreenSpec:
     screen: str | None
     """"module:Class" of the screen; None for a place kept for a later issue."""
     sections: tuple[str, ...] = ()
-    """Answers sections this screen fills (a loaded file that sets them marks it done)."""
+    """Answers sections this screen fills (a loaded file that sets them fills it in)."""
     requires: tuple[str, ...] = ()
-    """Screens that must be done before this one can be opened."""
+    """Screens that must be done (or, if not ``strict``, passed with Next) before this one."""
+    fact: bool = False
+    """Done is a fact about the world (``steps.done``): a loaded file or Next never makes it so."""
+    strict: bool = False
+    """Screens that require this one need it done; having passed it with Next is not enough."""
 
     def load(self) -> type[Any]:
         """Import the screen class."""
@@ -57,11 +61,20 @@ FLOW: tuple[ScreenSpec, ...] = (
         "wizard.screens.build:BuildScreen",
         ("build",),
         ("release", "extensions", "app"),
+        fact=True,
+        strict=True,
     ),
-    ScreenSpec("network", "Network", "wizard.screens.network:NetworkScreen", ("network",)),
+    ScreenSpec(
+        "network", "Network", "wizard.screens.network:NetworkScreen", ("network",), fact=True
+    ),
     ScreenSpec("prepare", "Prepare", "wizard.screens.prepare:PrepareScreen", ("prepare",)),
     ScreenSpec(
-        "deploy", "Deploy", "wizard.screens.deploy:DeployScreen", ("deploy",), ("build", "network")
+        "deploy",
+        "Deploy",
+        "wizard.screens.deploy:DeployScreen",
+        ("deploy",),
+        ("build", "network"),
+        fact=True,
     ),
     ScreenSpec("status", "Status", "wizard.screens.status:StatusScreen"),
     ScreenSpec("diagnostics", "Diagnostics", None),
@@ -77,22 +90,34 @@ def spec(name: str) -> ScreenSpec:
 
 
 def is_done(state: WizardState, name: str) -> bool:
-    """Whether a screen's part of the job is complete (so the screens after it may open)."""
+    """Whether a screen's part of the job is complete (its ✓ in the stepper).
+
+    Build, Network and Deploy are done only when the world says so for the current answers
+    (a tree built from them, their dnsmasq config installed, that tree live in the TFTP root):
+    a resumed file or a change of answers never shows ✓ for work that does not match. Form
+    screens are done once filled in: set by a loaded file, or left with Next.
+    """
     entry = spec(name)
     if entry.screen is None:
         return False
+    if entry.fact:
+        facts = state.facts()
+        return bool(getattr(facts, name).done)
     if name in state.confirmed:
         return True
-    if name == "build":
-        return state.output_built()
     if name == "welcome":
         return state.answers_path is not None
     return bool(entry.sections) and set(entry.sections) <= state.given
 
 
+def passed(state: WizardState, name: str) -> bool:
+    """Done, or (unless ``strict``) left with Next in this session: the screens after may open."""
+    return is_done(state, name) or (name in state.confirmed and not spec(name).strict)
+
+
 def missing(state: WizardState, name: str) -> list[str]:
     """Titles of the screens that must be done before ``name`` opens (empty: it may open)."""
-    return [spec(req).title for req in spec(name).requires if not is_done(state, req)]
+    return [spec(req).title for req in spec(name).requires if not passed(state, req)]
 
 
 def status(state: WizardState, name: str, current: str | None) -> Status:
@@ -107,13 +132,15 @@ def status(state: WizardState, name: str, current: str | None) -> Status:
 
 
 def first_open(state: WizardState) -> str:
-    """Where a pre-filled session starts: the first screen that still needs the user."""
+    """Where a pre-filled session starts: the first screen whose part is not done yet."""
     for entry in FLOW:
-        if entry.screen is None or entry.name == "welcome":
+        if entry.screen is None or entry.name in ("welcome", "summary"):
             continue
+        if entry.name == "status":
+            break  # status is a look at the Pis, never a part of the job left to do
         if not is_done(state, entry.name):
             return entry.name
-    return "summary"
+    return "status"
 
 
 def neighbour(name: str, step: int) -> str | None:

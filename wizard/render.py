@@ -47,6 +47,17 @@ def progress_text(event: Progress) -> str:
     return f"{event.done:g}{total} {event.unit}"
 
 
+def result_mark(event: Result) -> str:
+    """✓ for a result that is a success, ✕ for a failure (``ok`` false: a self-test that did
+    not boot), · for a look that found nothing (no Pi answered a status scan)."""
+    data = event.data if isinstance(event.data, dict) else {}
+    if data.get("ok") is False:
+        return "✕"
+    if data.get("pis") == []:
+        return "·"
+    return "✓"
+
+
 class Renderer:
     """Base renderer: plain lines on ``err``, data on ``out``."""
 
@@ -97,7 +108,7 @@ class Renderer:
         elif isinstance(event, Planned):
             self.data(f"  {plan_text(event)}")
         elif isinstance(event, Result):
-            self.data(f"  ✓ {event.summary}" if event.summary else "")
+            self.data(f"  {result_mark(event)} {event.summary}" if event.summary else "")
 
     def progress(self, event: Progress) -> None:
         key = (event.step, event.phase)
@@ -218,3 +229,124 @@ def make_renderer(
     if err.isatty():
         return RichRenderer(out, err, json_lines=json_lines)
     return Renderer(out, err, json_lines=json_lines)
+
+
+# ----------------------------------------------------------------------------- the monitor
+
+
+class MonitorRenderer:
+    """``firecore-wizard monitor`` output: DESIGN.md's JSON lines, or human lines.
+
+    JSON: one object per packet, stage, diagnosis and the summary, on ``out`` (``ClientEvent``
+    snapshots are for screens and are not printed). Human: each DHCP/ARP packet, each TFTP
+    request and error, and each file as it ends (not every DATA/ACK), the stages with their time
+    since power-on, the diagnoses with their fix and evidence, then a summary per Pi; notices
+    go to ``err``. Human lines pass through ``printable``: file names, menu texts and error
+    messages come from the network.
+    """
+
+    def __init__(self, out: TextIO, err: TextIO, *, json_lines: bool) -> None:
+        self.out = out
+        self.err = err
+        self.json_lines = json_lines
+        self._files_seen: set[int] = set()
+        self.errors = 0
+        """Error-severity diagnoses printed so far."""
+
+    def event(self, event: object) -> None:
+        """Render one event of ``MonitorStep.watch``."""
+        from steps.wire.monitor_events import (
+            ClientEvent,
+            DiagnosisEvent,
+            PacketEvent,
+            StageEvent,
+            SummaryEvent,
+        )
+
+        if isinstance(event, DiagnosisEvent) and event.severity == "error":
+            self.errors += 1
+        if isinstance(event, LogLine):
+            prefix = "WARNING " if event.stream == "warning" else ""
+            self.err.write(printable_lines(f"{prefix}{event.text}") + "\n")
+            self.err.flush()
+            return
+        if self.json_lines:
+            if isinstance(event, PacketEvent | StageEvent | DiagnosisEvent | SummaryEvent):
+                obj = event.to_json()
+                self.out.write(json.dumps(obj) + "\n")
+                self.out.flush()
+                note_json(obj)
+            return
+        lines: list[str] = []
+        if isinstance(event, PacketEvent):
+            if event.proto == "tftp" and getattr(event, "opcode", "") in ("DATA", "ACK", "OACK"):
+                return
+            lines.append(f"{event.t:9.3f}  {event.mac or '-':17}  {event.summary()}")
+        elif isinstance(event, StageEvent):
+            lines.append(
+                f"{event.t:9.3f}  {event.mac:17}  ▶ {event.stage} "
+                f"({event.since_power_on:.2f} s after power-on"
+                + (f", boot {event.boot}" if event.boot > 1 else "")
+                + ")"
+            )
+        elif isinstance(event, DiagnosisEvent):
+            where = event.mac or "segment"
+            lines.append(
+                f"{event.t:9.3f}  {where:17}  {event.severity.upper()} [{event.code}] "
+                f"{event.message}"
+            )
+            if event.severity != "info":
+                lines.append(f"{'':30}fix: {event.fix}")
+            if event.evidence:
+                shown = ", ".join(str(i) for i in event.evidence[:10])
+                lines.append(f"{'':30}evidence: packets {shown}")
+        elif isinstance(event, ClientEvent):
+            for f in event.client.files:
+                if f.status != "running" and f.transfer not in self._files_seen:
+                    self._files_seen.add(f.transfer)
+                    size = human_size(f.bytes) if f.bytes else "0 B"
+                    lines.append(
+                        f"{'':9}  {event.client.mac:17}  file {f.name}: {f.status}, "
+                        f"{size} in {f.duration:.2f} s"
+                    )
+        elif isinstance(event, SummaryEvent):
+            lines += self._summary(event)
+        if lines:
+            self.out.write(printable_lines("\n".join(lines)) + "\n")
+            self.out.flush()
+
+    def _summary(self, summary: Any) -> list[str]:
+        lines = [
+            "",
+            f"{summary.frames} frames, {summary.packets} DHCP/ARP/TFTP packets in "
+            f"{summary.duration:.1f} s; {len(summary.clients)} Pi(s)",
+        ]
+        for c in summary.clients:
+            what = " ".join(
+                x
+                for x in (
+                    c.model or "model ?",
+                    f"serial {c.serial}" if c.serial else "",
+                    f"ip {c.ip}" + (f" from {c.ip_from}" if c.ip_from else "") if c.ip else "",
+                    f"boot server {c.tftp_server}" if c.tftp_server else "",
+                )
+                if x
+            )
+            lines.append(f"  {c.mac}  {what}")
+            stages = ", ".join(f"{s} {t:.1f} s" for s, t in c.stages.items())
+            boots = f" ({c.boots} boots)" if c.boots > 1 else ""
+            lines.append(f"    stages{boots}: {stages or 'none'}")
+            counts: dict[str, int] = {}
+            for f in c.files:
+                counts[f.status] = counts.get(f.status, 0) + 1
+            if counts:
+                lines.append(
+                    "    files: " + ", ".join(f"{n} {status}" for status, n in counts.items())
+                )
+            if c.codes:
+                lines.append("    diagnoses: " + ", ".join(c.codes))
+        if summary.codes:
+            lines.append("diagnoses: " + ", ".join(f"{k} ×{n}" for k, n in summary.codes.items()))
+        elif summary.clients:
+            lines.append("no diagnosis: every Pi in the capture booted as far as it went")
+        return lines

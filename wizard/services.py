@@ -78,6 +78,10 @@ class Services:
         """The dnsmasq drop-in the network step would install, and the installed one."""
         return adapters.dnsmasq_preview(answers)
 
+    def router_preview(self, answers: Answers) -> DnsmasqPreview:
+        """Router mode: the DHCP server's config now and as router mode leaves it (over ssh)."""
+        return adapters.router_preview(answers)
+
     # ---- deploy / status
     def tftp_state(self, answers: Answers) -> TftpState:
         """Release directories in the TFTP root and which one is live."""

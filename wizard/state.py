@@ -7,10 +7,12 @@ headless run would refuse, and the error text is the same. A valid value replace
 (a new object: a worker that is still running keeps the answers it started with).
 
 Besides the answers, the state records which answers sections came from a loaded file (those
-screens start out done; the others are asked for), which screens the user confirmed, the shared
-``Results`` of every step run in this session, and what the later screens show (build, network,
-deploy, self-test, Pis seen). The bearer token is held here and only ever written to the 0600
-secrets file, never into the answers.
+form screens start out filled in), which screens the user confirmed, the shared ``Results`` of
+every step run in this session, and what the later screens show (build, network, deploy,
+self-test, Pis seen). Whether Build, Network and Deploy are done is never remembered: ``facts``
+reads it from the world (``steps.done``) for the current answers, and reads it again whenever
+the answers change or a step has run (``forget_facts``). The bearer token is held here and
+only ever written to the 0600 secrets file, never into the answers.
 """
 
 from __future__ import annotations
@@ -22,8 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from steps.answers import Answers, default_answers, document_fields, parse_answers, resolve_path
+from pydantic import BaseModel, ValidationError
+
+from steps.answers import (
+    Answers,
+    answers_error,
+    default_answers,
+    document_fields,
+    parse_answers,
+    resolve_path,
+)
 from steps.base import Results
+from steps.done import Done, what_is_done
 from steps.errors import AnswersError, UsageError
 
 #: The answers sections, in file order.
@@ -54,6 +66,31 @@ def field_doc(key: str) -> str:
     fields = getattr(sub, "model_fields", {})
     info = fields.get(name)
     return " ".join((info.description or "").split()) if info is not None else ""
+
+
+_SCRATCH: dict[str, BaseModel] = {}
+
+
+def check_value(key: str, value: Any) -> AnswersError | None:
+    """The cheap check of one key on its own (its field's rules only; nothing is applied).
+
+    Microseconds, so a field can run it on every keystroke; the rules that span keys and the
+    whole-model parse run when the value settles (``WizardState.try_set``).
+    """
+    section, _, name = key.partition(".")
+    model = Answers.model_fields[section].annotation
+    if not (isinstance(model, type) and issubclass(model, BaseModel)) or "." in name:
+        return None
+    scratch = _SCRATCH.get(section)
+    if scratch is None:
+        scratch = _SCRATCH[section] = model.model_construct()
+    try:
+        model.__pydantic_validator__.validate_assignment(scratch, name, value)
+    except ValidationError as exc:
+        inner = answers_error(exc)
+        message = inner.message.removeprefix(f"{inner.key}: ")
+        return AnswersError(f"{section}.{inner.key}", message, fix=inner.fix)
+    return None
 
 
 def _with_value(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
@@ -125,6 +162,10 @@ class WizardState:
     """The model chosen on the Prepare screen."""
     prepared: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Model → what prepare made for it in this session (``PreparedCard.to_data()``)."""
+    _facts: tuple[Answers, Done] | None = None
+    _saved: Answers | None = None
+    demo_values: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    """key → (the demo's per-run value, the user's own value): saved files keep the user's."""
 
     def try_set(self, key: str, value: Any) -> AnswersError | None:
         """Validate ``key = value`` with the answers-file rules; apply it if valid.
@@ -151,6 +192,8 @@ class WizardState:
         self.answers_path = path
         self.given = sections_in_file(path)
         self.confirmed.clear()
+        self.mark_saved()
+        self.forget_facts()
 
     def secrets_path(self) -> Path | None:
         """Where the token is kept (``app.secrets_file``), if set."""
@@ -184,8 +227,51 @@ class WizardState:
         atomic_write(path, tomlkit.dumps(doc), mode=0o600)
         return path
 
+    def use_demo(self, answers: Answers) -> None:
+        """Switch to answers pointed at the demo mirror, remembering what they replaced."""
+        for key in ("release.mirrors", "app.wheelhouse"):
+            mine, demo = get_key(self.answers, key), get_key(answers, key)
+            if mine != demo:
+                self.demo_values[key] = (demo, mine)
+        self.answers = answers
+        self.mark_saved()
+
+    def answers_for_file(self) -> Answers:
+        """The answers to write to a file: the demo's random port and wheelhouse left out.
+
+        The demo mirror's URL changes every run and its wheelhouse is a cache path, so a saved
+        file keeps the user's own mirrors and wheelhouse (unless they changed them since).
+        """
+        data = self.answers.model_dump(mode="python")
+        for key, (demo, mine) in self.demo_values.items():
+            if get_key(self.answers, key) == demo:
+                data = _with_value(data, key, mine)
+        return parse_answers(data) if self.demo_values else self.answers
+
+    def mark_saved(self) -> None:
+        """The current answers are what the file (or the session's start) holds."""
+        self._saved = self.answers
+
+    def unsaved(self) -> bool:
+        """The answers differ from what was last saved, loaded or started from."""
+        return self._saved is not None and self.answers != self._saved
+
+    def facts(self) -> Done:
+        """What is done in the world for the current answers (read once per answers object).
+
+        A few small files are read (manifest, dnsmasq drop-in, the ``current`` link): cheap,
+        and only after the answers changed (a settled value) or ``forget_facts``.
+        """
+        if self._facts is None or self._facts[0] is not self.answers:
+            self._facts = (self.answers, what_is_done(self.answers))
+        return self._facts[1]
+
+    def forget_facts(self) -> None:
+        """The world may have changed (a step ran, a file was opened): read it again."""
+        self._facts = None
+
     def output_built(self) -> bool:
-        """A boot tree with a manifest exists at ``build.output`` (built now or earlier)."""
+        """A boot tree with a manifest exists at ``build.output`` (from any answers)."""
         return (resolve_path(self.answers.build.output) / "manifest.json").is_file()
 
 

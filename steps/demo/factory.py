@@ -28,7 +28,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,7 +168,13 @@ def _stamp_dirs(root: Path) -> None:
             os.utime(dirpath, (t, t))
 
 
-def build_mirror(root: Path, specs: Sequence[ReleaseSpec] = DEFAULT_SPECS) -> Mirror:
+#: ``on_progress(what, done, total)``: a part of the mirror was built (for a progress bar).
+Progress = Callable[[str, int, int], None]
+
+
+def build_mirror(
+    root: Path, specs: Sequence[ReleaseSpec] = DEFAULT_SPECS, on_progress: Progress | None = None
+) -> Mirror:
     """Build the fake mirror into ``root`` (created; must not hold an older mirror).
 
     Raises:
@@ -180,9 +186,13 @@ def build_mirror(root: Path, specs: Sequence[ReleaseSpec] = DEFAULT_SPECS) -> Mi
         raise ValueError("two release specs publish the same path")
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".factory-", dir=root.parent))
+    plan = _repo_plan(specs)
+    total, done = len(plan) + len(specs), 0
+    report = on_progress or (lambda what, done, total: None)
     try:
         repos: dict[str, Repo] = {}
-        for path, (python, kernels, epoch, date) in _repo_plan(specs).items():
+        for path, (python, kernels, epoch, date) in plan.items():
+            report(f"extensions {path}", done, total)
             arch = path.split("/")[1]
             built = build_repo(
                 root / path, work / path.replace("/", "_"), package_specs(python, kernels, arch),
@@ -190,10 +200,14 @@ def build_mirror(root: Path, specs: Sequence[ReleaseSpec] = DEFAULT_SPECS) -> Mi
             )  # fmt: skip
             _stamp((root / path).iterdir(), epoch)
             repos[path] = Repo(path, python, tuple(kernels), built)
+            done += 1
         releases = []
         for spec in specs:
+            report(f"release {spec.filename}", done, total)
             rel = build_release(spec, root, work / spec.filename, repos[spec.repo].packages)
             releases.append(rel)
+            done += 1
+        report("done", done, total)
         extra = _extras(root, specs)
         for rel in releases:
             files = [rel.path, *rel.aliases]
@@ -260,7 +274,11 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def cached_mirror(cache_root: Path, specs: Sequence[ReleaseSpec] = DEFAULT_SPECS) -> Mirror:
+def cached_mirror(
+    cache_root: Path,
+    specs: Sequence[ReleaseSpec] = DEFAULT_SPECS,
+    on_progress: Progress | None = None,
+) -> Mirror:
     """The mirror for ``specs``, built once into ``cache_root/mirror-<key>/root``.
 
     Safe to call from several processes at once: one builds while the others wait on the lock,
@@ -276,7 +294,12 @@ def cached_mirror(cache_root: Path, specs: Sequence[ReleaseSpec] = DEFAULT_SPECS
             staging = Path(tempfile.mkdtemp(prefix=f".mirror-{key}.", dir=cache_root))
             os.chmod(staging, 0o755)
             try:
-                mirror = build_mirror(staging / "root", specs)
+                root = staging / "root"
+                mirror = (
+                    build_mirror(root, specs, on_progress)
+                    if on_progress
+                    else build_mirror(root, specs)
+                )
                 data = mirror.to_data()
                 data["root"] = "root"
                 (staging / "mirror.json").write_text(json.dumps(data, indent=1, sort_keys=True))

@@ -30,7 +30,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from steps import proc
 from steps.answers import Answers, dnsmasq_extra_problem, resolve_path
 from steps.errors import AnswersError, CommandError, NetworkError
 from steps.fsutil import atomic_write, backup, disk_error
@@ -427,6 +426,8 @@ def required_version(text: str) -> tuple[int, int]:
 
 def dnsmasq_program() -> str:
     """The dnsmasq binary: on PATH, or in /usr/sbin (not on a normal user's PATH)."""
+    from steps import proc  # here, not at the top: the wizard reads what is done at start-up
+
     return proc.locate("dnsmasq") or "dnsmasq"  # proc.run turns a miss into "install …"
 
 
@@ -440,6 +441,8 @@ def check_conf(text: str, *, cancel: threading.Event | None = None) -> str:
     with tempfile.TemporaryDirectory(prefix="firecore-dnsmasq-test-") as tmp:
         path = Path(tmp) / "firecore.conf"
         path.write_text(text, encoding="utf-8")
+        from steps import proc
+
         try:
             done = proc.run(dnsmasq_program(), "--test", "-C", str(path), cancel=cancel)
         except CommandError as exc:

@@ -6,6 +6,9 @@ The rehearsal instead builds a private LAN out of network namespaces — a "serv
 runs dnsmasq with the config the network step generates (same generator, same options; only the
 interface and state files differ), a "router" namespace with a plain DHCP server, and a "pi"
 namespace for the virtual Pi — and serves the REAL deployed TFTP root (``<tftp_root>/current``).
+In router mode the "router" namespace plays the LAN's DHCP server with the router-mode options
+(the same renderer as the real router's config, as a dnsmasq drop-in) and serves TFTP itself,
+and no proxy runs; a release deployed to a remote deploy.target is fetched from there first.
 So it proves the deployed tree and the generated config boot a Pi, before any hardware is
 plugged in; whether the LAN itself lets Pis reach this host is what ``selftest --interface`` from
 another machine checks.
@@ -26,7 +29,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,7 +106,8 @@ class Rehearsal:
                 "the rehearsal needs root (it creates network namespaces and raw sockets)",
                 fix="run it with sudo, or run `selftest --interface IFACE` from another machine",
             )
-        root = resolve_path(self.answers.network.tftp_root) / "current"
+        router = self.answers.network.mode == "router"
+        root = yield from self._served_tree()
         if not root.is_dir():
             raise UsageError(
                 f"nothing is deployed: {root} does not exist",
@@ -130,19 +134,59 @@ class Rehearsal:
             with contextlib.suppress(CommandError):
                 self._in(role, "ethtool", "-K", dev, "tx", "off")
         yield LogLine("selftest", f"private LAN {SUBNET}.0/24 in namespaces {self.prefix}-*")
-        yield from self._start_router()
-        yield from self._start_proxy(root)
+        if router:
+            yield from self._start_router(root)
+        else:
+            yield from self._start_router(None)
+            yield from self._start_proxy(root)
 
-    def _start_router(self) -> Iterator[Event]:
+    def _served_tree(self) -> Generator[Event, None, Path]:
+        """The deployed tree to serve: ``current`` here, or (router mode with a remote
+        deploy.target) a copy of the live release fetched from that host over ssh."""
+        from steps.host.remotedeploy import RemoteDeploy
+        from steps.host.routerconf import router_base
+        from steps.host.sshrun import ssh_for
+
+        if self.answers.network.mode != "router":
+            return resolve_path(self.answers.network.tftp_root) / "current"
+        ssh = ssh_for(self.answers)
+        if ssh is None:
+            return Path(router_base(self.answers)) / "current"
+        copy = self.tmp / "tftp" / "current"
+        copy.mkdir(parents=True)
+        for folder in (self.tmp, copy.parent, copy):
+            folder.chmod(0o755)  # dnsmasq drops to nobody: it must reach the copy
+        yield LogLine("selftest", f"fetching the live release from {ssh.target} over ssh")
+        RemoteDeploy(ssh).fetch_live(copy, cancel=self.cancel)
+        return copy
+
+    def _start_router(self, served: Path | None) -> Iterator[Event]:
+        """The private LAN's DHCP server; in router mode it also gives the boot options and
+        serves TFTP, from the drop-in router mode generates (same renderer, same options)."""
         d = _Daemon("router", self.tmp / "router.pid", self.tmp / "router.log")
         conf = self.tmp / "router.conf"
-        conf.write_text(
+        text = (
             "port=0\ninterface=eth0\nbind-interfaces\n"
             f"dhcp-range={SUBNET}.100,{SUBNET}.150,255.255.255.0,1h\n"
             f"no-ping\ndhcp-leasefile={self.tmp / 'router.leases'}\n"
             f"pid-file={d.pidfile}\nlog-facility={d.log}\n"
         )
-        yield from self._daemon(d, "rt", conf, "DHCP, IP range")
+        ready = "DHCP, IP range"
+        if served is not None:
+            from steps.host.routerconf import render_router_dnsmasq
+
+            rehearsed = self.answers.model_copy(deep=True)
+            rehearsed.network.router_kind = "dnsmasq"
+            rehearsed.network.router_address = ROUTER_IP
+            rehearsed.deploy.target = ""
+            rehearsed.network.tftp_root = str(served.parent)
+            dropin = self.tmp / "router-mode.conf"
+            dropin.write_text(render_router_dnsmasq(rehearsed))
+            text += f"conf-file={dropin}\n"
+            ready = READY
+            yield LogLine("selftest", f"the router's boot options (router mode) serving {served}")
+        conf.write_text(text)
+        yield from self._daemon(d, "rt", conf, ready)
 
     def _start_proxy(self, root: Path) -> Iterator[Event]:
         rehearsed = self.answers.model_copy(deep=True)

@@ -125,22 +125,28 @@ def list_releases(root: Path) -> list[ReleaseInfo]:
     for entry in sorted(base.iterdir()):
         if entry.name.startswith(".") or not entry.is_dir() or entry.is_symlink():
             continue
-        manifest = read_manifest(entry / MANIFEST) or {}
-        info = manifest.get("deploy") if isinstance(manifest.get("deploy"), dict) else {}
-        assert isinstance(info, dict)
-        out.append(
-            ReleaseInfo(
-                id=entry.name,
-                path=entry,
-                build_id=str(manifest.get("build_id", "")),
-                deployed=str(info.get("deployed", "")),
-                devices=dict(info.get("devices", {})),
-                previous=info.get("previous"),
-                current=entry.name == live,
-                demo=bool(manifest.get("demo", False)),
-            )
-        )
+        out.append(release_info(entry.name, entry, read_manifest(entry / MANIFEST), live))
     return out
+
+
+def release_info(
+    release_id: str, path: Path, manifest: Mapping[str, Any] | None, live: str | None
+) -> ReleaseInfo:
+    """A ReleaseInfo from a release's deployed manifest (here or on a remote root)."""
+    manifest = manifest or {}
+    info = manifest.get("deploy") if isinstance(manifest.get("deploy"), dict) else {}
+    assert isinstance(info, dict)
+    previous = info.get("previous")
+    return ReleaseInfo(
+        id=release_id,
+        path=path,
+        build_id=str(manifest.get("build_id", "")),
+        deployed=str(info.get("deployed", "")),
+        devices=dict(info.get("devices", {})),
+        previous=previous if isinstance(previous, str) else None,
+        current=release_id == live,
+        demo=bool(manifest.get("demo", False)),
+    )
 
 
 def tftp_root(answers: Answers) -> Path:

@@ -61,7 +61,37 @@ def interface_mac(iface: str, sock: socket.socket | None = None) -> str:
     return mac_str(res[18:24])
 
 
-def _mac_filter(mac: str) -> list[tuple[int, int, int, int]]:
+BpfProgram = list[tuple[int, int, int, int]]
+"""Classic BPF: (code, jump if true, jump if false, k) per instruction."""
+
+
+def attach_filter(sock: socket.socket, program: BpfProgram) -> None:
+    """Attach a classic BPF program to a packet socket (SO_ATTACH_FILTER): the kernel then
+    drops what it rejects before a single byte reaches Python."""
+    code = b"".join(struct.pack("HBBI", *ins) for ins in program)
+    buf = ctypes.create_string_buffer(code)
+    fprog = struct.pack("HL", len(program), ctypes.addressof(buf))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+def packet_socket(
+    kind: int = socket.SOCK_RAW, *, what: str = "sending raw Ethernet frames"
+) -> socket.socket:
+    """An AF_PACKET socket for every protocol.
+
+    Raises:
+        UsageError: no root / CAP_NET_RAW (one line naming the fix).
+    """
+    try:
+        return socket.socket(socket.AF_PACKET, kind, socket.htons(ETH_P_ALL))
+    except PermissionError:
+        raise UsageError(
+            f"{what} needs root (CAP_NET_RAW)",
+            fix="run it with sudo (or give the program CAP_NET_RAW)",
+        ) from None
+
+
+def _mac_filter(mac: str) -> BpfProgram:
     """BPF: accept frames whose destination is ``mac`` or ff:ff:ff:ff:ff:ff."""
     raw = mac_bytes(mac)
     hi = int.from_bytes(raw[:2], "big")
@@ -95,13 +125,7 @@ class RawLink:
             UsageError: not root (no CAP_NET_RAW) or no such interface.
         """
         self.iface = iface
-        try:
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        except PermissionError:
-            raise UsageError(
-                "sending raw Ethernet frames needs root (CAP_NET_RAW)",
-                fix="run it with sudo (or give the program CAP_NET_RAW)",
-            ) from None
+        sock = packet_socket()
         try:
             self.iface_mac = interface_mac(iface, sock)
             self.mac = (mac or self.iface_mac).lower()
@@ -112,7 +136,7 @@ class RawLink:
         self.sock = sock
         try:
             if not all_frames:
-                self._attach_filter(_mac_filter(self.mac))
+                attach_filter(sock, _mac_filter(self.mac))
             sock.bind((iface, ETH_P_ALL))
             if self.mac != self.iface_mac or all_frames:
                 ifindex = socket.if_nametoindex(iface)
@@ -128,12 +152,6 @@ class RawLink:
                 ) from None
             raise
         sock.setblocking(False)
-
-    def _attach_filter(self, program: list[tuple[int, int, int, int]]) -> None:
-        code = b"".join(struct.pack("HBBI", *ins) for ins in program)
-        buf = ctypes.create_string_buffer(code)
-        fprog = struct.pack("HL", len(program), ctypes.addressof(buf))
-        self.sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
     def send(self, frame: bytes) -> None:
         """Send one Ethernet frame (padded to the 60-byte minimum by the kernel/NIC)."""

@@ -81,7 +81,8 @@ class Stage:
     """One checked step of a boot."""
 
     stage: str
-    """"dhcp-offer", "proxy-offer", "lease", "arp", or "tftp:<file as requested>"."""
+    """"dhcp-offer", "proxy-offer" (router mode: "boot-offer"), "lease", "arp", or
+    "tftp:<file as requested>"."""
     ok: bool
     message: str
     code: str | None = None
@@ -328,7 +329,8 @@ class VirtualPi:
 
     # ------------------------------------------------------------------ DHCP
     def _offers(self, link: RawLink) -> tuple[dhcp.DhcpPacket, list[dhcp.Offer], int]:
-        """DISCOVER (repeated like the firmware) until both kinds of offer arrived.
+        """DISCOVER (repeated like the firmware) until both kinds of offer arrived (or, router
+        mode, one offer with both an address and option 43).
 
         After the first real offer and the first proxy offer, it listens ``settle`` seconds
         more, so a second proxy on the segment is seen too.
@@ -337,6 +339,9 @@ class VirtualPi:
         offers: list[dhcp.Offer] = []
 
         def both() -> bool:
+            # an address and the boot options: two offers (proxy mode) or one (router mode)
+            if any(o.offers_address and o.packet.pxe is not None for o in offers):
+                return True
             return any(o.is_proxy for o in offers) and any(o.offers_address for o in offers)
 
         sent = 0
@@ -391,7 +396,9 @@ class VirtualPi:
                 elapsed=time.monotonic() - t0,
                 required=False,
             )
-        proxy_stage, server = self._check_proxy(proxies)
+        # router mode: the DHCP server's own offer carries the boot menu (no proxy runs)
+        booting_offers = [o for o in real if o.packet.pxe is not None]
+        proxy_stage, server = self._check_proxy(proxies + booting_offers)
         yield proxy_stage
         if server is None:
             return
@@ -417,17 +424,22 @@ class VirtualPi:
         yield from self._tftp(net, server, report)
 
     def _check_proxy(self, proxies: list[dhcp.Offer]) -> tuple[Stage, str | None]:
+        """Check the offers that carry boot options: proxy offers, or (router mode) the DHCP
+        server's own offer with option 43. The stage is "proxy-offer" or "boot-offer"."""
         if not proxies:
             return (
                 Stage(
                     "proxy-offer",
                     False,
-                    "no proxy-DHCP offer (option 43) answered the DISCOVER: no boot server "
-                    "for a Pi on this segment" + _local_hint(self.iface),
+                    "no offer with boot options (option 43) answered the DISCOVER: neither a "
+                    "proxy-DHCP server nor the DHCP server names a boot server for a Pi on "
+                    "this segment" + _local_hint(self.iface),
                     code="no-proxy-offer",
                 ),
                 None,
             )
+        name = "proxy-offer" if any(o.is_proxy for o in proxies) else "boot-offer"
+        what = "proxy offer" if name == "proxy-offer" else "DHCP offer"
         booting = [
             o
             for o in proxies
@@ -439,9 +451,9 @@ class VirtualPi:
             seen = [o.packet.pxe.raw.hex() if o.packet.pxe else "no option 43" for o in proxies]
             return (
                 Stage(
-                    "proxy-offer",
+                    name,
                     False,
-                    f'proxy offer from {proxies[0].server} carries no "Raspberry Pi Boot" '
+                    f'{what} from {proxies[0].server} carries no "Raspberry Pi Boot" '
                     f"PXE menu entry (option 43: {seen[0]})",
                     code="bad-option-43",
                     data=data,
@@ -452,10 +464,11 @@ class VirtualPi:
         if len(servers) > 1:
             return (
                 Stage(
-                    "proxy-offer",
+                    name,
                     False,
-                    f"{len(servers)} proxies answer Pis: {', '.join(servers)}; a Pi boots from "
-                    "whichever it reads",
+                    f"{len(servers)} servers offer Pis a boot menu: {', '.join(servers)}; a Pi "
+                    "boots from "
+                    "whichever it reads first",
                     code="multiple-proxies",
                     data=data,
                 ),
@@ -469,9 +482,9 @@ class VirtualPi:
         if named is not None and named != server:
             return (
                 Stage(
-                    "proxy-offer",
+                    name,
                     False,
-                    f"the proxy offer names TFTP server {named!r} in option 66, but it was sent "
+                    f"the {what} names TFTP server {named!r} in option 66, but it was sent "
                     f"by {server}",
                     code="tftp-server-mismatch",
                     data=data,
@@ -481,9 +494,9 @@ class VirtualPi:
         if pkt.server_id and pkt.server_id != offer.src_ip:
             return (
                 Stage(
-                    "proxy-offer",
+                    name,
                     False,
-                    f"the proxy offer came from {offer.src_ip} but names server {pkt.server_id} "
+                    f"the {what} came from {offer.src_ip} but names server {pkt.server_id} "
                     "(option 54); Pi 3 and Pi 4/5 would use different TFTP servers",
                     code="tftp-server-mismatch",
                     data=data,
@@ -493,10 +506,11 @@ class VirtualPi:
         menu = ", ".join(repr(m.description) for m in pkt.pxe.menu) if pkt.pxe else ""
         return (
             Stage(
-                "proxy-offer",
+                name,
                 True,
-                f"{server} offers PXE menu {menu} after {offer.elapsed:.2f} s; TFTP server "
-                f"{server}",
+                f"{server} offers PXE menu {menu} after {offer.elapsed:.2f} s"
+                + ("" if offer.is_proxy else " in its DHCP offer (router mode)")
+                + f"; TFTP server {server}",
                 elapsed=offer.elapsed,
                 data=data,
             ),

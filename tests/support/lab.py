@@ -52,6 +52,8 @@ class Host:
     name: str
     ns: str
     iface: str = "eth0"
+    port: str = ""
+    """Its port on the lab switch (a veth in ``lab.switch``): capture there like a mirror port."""
     procs: list[subprocess.Popen[Any]] = field(default_factory=list)
 
     def cmd(self, argv: Sequence[str]) -> list[str]:
@@ -148,7 +150,7 @@ class Lab:
         subprocess.run(
             ["ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off"], capture_output=True
         )
-        host = Host(self, name, ns)
+        host = Host(self, name, ns, port=port)
         if cidr:
             host.add_address(cidr)
         self.hosts[name] = host

@@ -209,6 +209,12 @@ class FakeServices(Services):
         )
         return DnsmasqPreview(answers.network.dnsmasq_conf, new, self.installed_conf)
 
+    def router_preview(self, answers: Answers) -> DnsmasqPreview:
+        self._call("router_preview")
+        where = f"{answers.deploy.target or 'router'}:/etc/config/dhcp"
+        before = "config dnsmasq\n\toption domain 'lan'\n"
+        return DnsmasqPreview(where, before + "\toption enable_tftp '1'\n", before)
+
     def tftp_state(self, answers: Answers) -> TftpState:
         self._call("tftp_state")
         if self.tftp is not None:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from steps.answers import resolve_path
+from steps.answers import build_digest, resolve_path
 from steps.artifacts import BuildResult
 from steps.base import StepContext
 from steps.errors import Cancelled, FirecoreError
@@ -48,6 +48,7 @@ class FakeRemaster:
             (out / name).write_bytes(data)
         manifest = {
             "build_id": "3f2a9c1d",
+            "answers_digest": build_digest(ctx.answers),
             "files": {
                 n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}
                 for n, d in files.items()

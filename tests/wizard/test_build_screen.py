@@ -49,7 +49,7 @@ async def test_build_runs_the_four_steps_and_renders_their_events(
     app = make_app(wiz_answers, services=services, steps=[*_first_three(), remaster], start="build")
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.screen.query("#start"))
-        assert app.screen.query_one("#next", Button).disabled
+        await wait_for(pilot, lambda: app.screen.query_one("#next", Button).disabled)
         assert "build the boot tree first" in str(app.screen.query_one("#reason", Label).render())
         await pilot.press("f5")
         await wait_for(pilot, lambda: not app.screen.query_one(StepRunner).running)
@@ -68,7 +68,7 @@ async def test_build_runs_the_four_steps_and_renders_their_events(
         assert app.screen.query_one("#overall", ProgressBar).progress == 100
         state = str(app.screen.query_one("#build-state", Static).render())
         assert "✓ 2 files" in state and "build 3f2a9c1d" in state
-        assert not app.screen.query_one("#next", Button).disabled
+        await wait_for(pilot, lambda: not app.screen.query_one("#next", Button).disabled)
         await pilot.press("ctrl+n")
         await wait_for(pilot, lambda: app.current == "network")
     assert remaster.runs == 1
@@ -97,6 +97,7 @@ async def test_a_failure_shows_step_cause_fix_and_details_and_retry_runs_again(
         assert "Fix: the image's FAT partition is damaged: download the release again" in texts
         details = panel.query_one(Collapsible)
         assert details.collapsed
+        await wait_for(pilot, lambda: details.query(".details-text"))
         assert "sector size mismatch" in str(details.query_one(".details-text", Static).render())
         await click(pilot, "ErrorPanel CollapsibleTitle")
         await wait_for(pilot, lambda: not details.collapsed)

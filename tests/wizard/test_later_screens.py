@@ -49,6 +49,10 @@ async def test_network_shows_interfaces_conflicts_and_the_config_diff(
             "192.168.1.10/24",
             "wired",
         ]
+        # opening the screen probes nothing: the checks run when asked
+        assert "preflight" not in services.calls
+        assert "The checks have not run: press F6" in _text(app, "#findings")
+        await pilot.press("f6")
         await wait_for(pilot, lambda: "udp/67" in _text(app, "#findings"))
         findings = _text(app, "#findings")
         assert "✕ udp/67 is held by dhcpd (pid 812)\n  fix: stop it: systemctl stop" in findings
@@ -130,6 +134,8 @@ async def test_deploy_lists_releases_deploys_rolls_back_and_maps_devices(
             pilot, lambda: "current → 20250103T120000-3f2a9c1d" in _text(app, "#deploy-state")
         )
         await pilot.press("f6")
+        await wait_for(pilot, lambda: app.screen.query("ConfirmModal #ok"))
+        await pilot.click("ConfirmModal #ok")  # Rollback asks first
         await wait_for(pilot, lambda: "rolled back" in _text(app, "#deploy-state"))
         assert services.rolled_back == [wiz_answers.network.tftp_root]
         # devices: a bad serial is refused with the answers message; a profile then a mapping
@@ -183,13 +189,13 @@ async def test_selftest_shows_a_line_per_stage(
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         await pilot.press("f7")
-        await wait_for(pilot, lambda: "FAIL" in _text(app, "#stages"))
-        lines = _text(app, "#stages").splitlines()
-        assert lines[0].startswith("✓ dhcp-offer")
-        assert lines[5] == (
-            "✕ overlay.gz             [tftp-file-not-found] the server answered File not found"
+        await wait_for(pilot, lambda: "FAIL" in _text(app, "#verdict"))
+        assert _text(app, "#verdict") == (
+            "FAIL at overlay.gz [tftp-file-not-found]: the server answered File not found"
         )
-        assert lines[-1] == "FAIL: see the ✕ stages"
+        lines = _text(app, "#stages").splitlines()
+        assert lines[0].startswith("✓ dhcp-offer: offer from")
+        assert lines[5] == "✕ overlay.gz [tftp-file-not-found]: the server answered File not found"
         assert [s.stage for s in app.state.selftest][:3] == ["dhcp-offer", "proxy-offer", "lease"]
 
 
@@ -259,9 +265,9 @@ async def test_summary_warns_only_when_a_tree_shaping_answer_changed(
     (out / "manifest.json").write_text(json.dumps({"answers_digest": build_digest(wiz_answers)}))
     app = make_app(wiz_answers, services=services, start="summary")
     async with app.run_test(size=(100, 30)):
-        app.state.answers.network.interface = "eth1"  # does not shape the tree
+        assert app.state.try_set("network.interface", "eth1") is None  # not in the tree
         assert app.screen.stale_build() == ""  # type: ignore[attr-defined]
-        app.state.answers.app.port = 8080  # goes into the overlay's app.env
+        assert app.state.try_set("app.port", 8080) is None  # goes into the overlay's app.env
         assert "Build again" in app.screen.stale_build()  # type: ignore[attr-defined]
 
 
@@ -300,3 +306,28 @@ async def test_tftp_root_note_when_nothing_is_deployed(
         table = app.screen.query_one("#releases", DataTable)
         await wait_for(pilot, lambda: table.border_subtitle == "nothing deployed yet")
         assert table.row_count == 0
+
+
+async def test_network_router_mode_previews_the_router_and_asks_before_applying(
+    wiz_answers: Answers, services: FakeServices
+) -> None:
+    from wizard.screens.confirm import ConfirmModal
+
+    network = FakeStep("network", "Network", [LogLine("network", "applied on the router")])
+    wiz_answers.deploy.target = "ssh://root@192.168.1.1/mnt/sda1/firecore"
+    app = make_app(wiz_answers, services=services, steps=[network], start="network")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one("#interfaces", DataTable).row_count)
+        app.screen.query_one("#mode", Select).value = "router"
+        await wait_for(pilot, lambda: "+\toption enable_tftp '1'" in _text(app, "#preview"))
+        assert app.state.answers.network.mode == "router"
+        assert "router mode" in _text(app, "#findings")
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("escape")  # no: nothing runs
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmModal))
+        assert network.ran == []
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.click("#ok")
+        await wait_for(pilot, lambda: network.ran == ["network"])

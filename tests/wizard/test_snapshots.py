@@ -92,7 +92,13 @@ def loaded(selector: str, count: int = 1) -> Callable[[Pilot[Any]], Any]:
 
 @pytest.mark.parametrize("size", SIZES)
 def test_welcome(snap_compare: Any, size: tuple[int, int]) -> None:
-    assert snap_compare(app_for("welcome"), terminal_size=size, run_before=loaded("#host", 3))
+    async def run(pilot: Pilot[Any]) -> None:
+        await shown(pilot)
+        host = pilot.app.screen.query_one("#host", Static)
+        await wait_for(pilot, lambda: "✓ mcopy" in str(host.render()))
+        await settled(pilot)
+
+    assert snap_compare(app_for("welcome"), terminal_size=size, run_before=run)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -235,7 +241,8 @@ def test_network_with_conflicts(snap_compare: Any, size: tuple[int, int]) -> Non
     async def run(pilot: Pilot[Any]) -> None:
         await shown(pilot)
         findings = pilot.app.screen.query_one("#findings", Static)
-        await wait_for(pilot, lambda: "udp/67" in str(findings.render()))
+        await pilot.press("f6")  # the checks run when asked, never on opening the screen
+        await wait_for(pilot, lambda: "held by" in str(findings.render()))
         pilot.app.screen.query_one(TabbedContent).active = "tab-checks"
         await settled(pilot)
 
@@ -263,8 +270,8 @@ def test_deploy_with_selftest_result(snap_compare: Any, size: tuple[int, int]) -
     async def run(pilot: Pilot[Any]) -> None:
         await loaded("#releases", 2)(pilot)
         await pilot.press("f7")
-        stages = pilot.app.screen.query_one("#stages", Static)
-        await wait_for(pilot, lambda: "FAIL" in str(stages.render()))
+        verdict = pilot.app.screen.query_one("#verdict", Static)
+        await wait_for(pilot, lambda: "FAIL" in str(verdict.render()))
         await wait_for(
             pilot, lambda: not pilot.app.screen.query_one("#selftest-runner", StepRunner).running
         )

@@ -18,10 +18,11 @@ import argparse
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from steps.answers import Answers, Arch
-from steps.demo.factory import Mirror, build_mirror, cached_mirror
+from steps.demo.factory import Mirror, Progress, build_mirror, cached_mirror
 from steps.demo.server import MirrorServer
 from steps.demo.wheels import demo_wheelhouse
 from steps.errors import UsageError
@@ -37,26 +38,54 @@ DEFAULT_RELEASE: tuple[str, Arch] = ("15.0.0", "armhf")
 _servers: list[MirrorServer] = []
 
 
-def demo_answers(answers: Answers, mirror: Mirror, url: str) -> Answers:
-    """``answers`` pointed at the demo mirror at ``url``; every other answer kept."""
+def demo_answers(answers: Answers, mirror: Mirror, url: str, *, strict: bool = False) -> Answers:
+    """``answers`` pointed at the demo mirror at ``url``; every other answer kept.
+
+    A release the demo mirror lacks is refused with ``strict`` (a headless run must not build
+    something other than what its file asks for); otherwise the demo's default release is used
+    and ``start_demo`` says so.
+
+    Raises:
+        UsageError: ``strict`` and the answers' release is not on the demo mirror.
+    """
     out = answers.model_copy(deep=True)
     out.release.mirrors = [url]
     have = {(r.version, r.arch) for r in mirror.releases}
     if (out.release.version, out.release.arch) not in have:
+        if strict:
+            listed = ", ".join(f"{v} {a}" for v, a in sorted(have))
+            raise UsageError(
+                f"release.version/arch {out.release.version} {out.release.arch} is not on the "
+                f"demo mirror (it has {listed})",
+                fix="choose one of those in the answers file, or run without --demo",
+            )
         out.release.version, out.release.arch = DEFAULT_RELEASE
     return out
 
 
-def start_demo(answers: Answers) -> Answers:
+def start_demo(
+    answers: Answers,
+    *,
+    strict: bool = False,
+    say: Callable[[str], object] | None = None,
+    on_progress: Progress | None = None,
+) -> Answers:
     """Build (or reuse) and serve the demo mirror; answers that use it.
 
-    The server runs in a daemon thread until the process exits.
+    The server runs in a daemon thread until the process exits. ``say`` gets the DEMO notes
+    (stderr headless; the wizard shows them itself, since Textual owns the terminal).
     """
-    mirror = cached_mirror(cache_dir(answers) / "demo")
+    say = say or sys.stderr.write  # looked up now: tests and the wizard replace stderr
+    mirror = cached_mirror(cache_dir(answers) / "demo", on_progress=on_progress)
     server = MirrorServer(mirror.root).start()
     _servers.append(server)
-    out = demo_answers(answers, mirror, server.url)
-    sys.stderr.write(
+    out = demo_answers(answers, mirror, server.url, strict=strict)
+    if (out.release.version, out.release.arch) != (answers.release.version, answers.release.arch):
+        say(
+            f"DEMO: WARNING the demo mirror has no {answers.release.version} "
+            f"{answers.release.arch}: using {out.release.version} {out.release.arch} instead\n"
+        )
+    say(
         f"DEMO: serving a generated piCore mirror at {server.url} (files in {mirror.root})\n"
         f"DEMO: using {out.release.version} {out.release.arch}; everything built from it is "
         "labelled DEMO and does NOT boot real hardware\n"
@@ -65,7 +94,7 @@ def start_demo(answers: Answers) -> Answers:
         # no network needed at all: the app's wheels are stand-ins too (unless you chose some)
         wheels = demo_wheelhouse(cache_dir(answers) / "demo" / "wheelhouse")
         out.app.wheelhouse = str(wheels)
-        sys.stderr.write(f"DEMO: the app's Python wheels are stand-ins from {wheels}\n")
+        say(f"DEMO: the app's Python wheels are stand-ins from {wheels}\n")
     return out
 
 

@@ -1,6 +1,7 @@
 """``firecore-wizard deploy [--rollback | --to ID | --list]``: publish, switch back, or list.
 
 Without an action it runs the deploy step alone (publish ``build.output`` as a new release).
+With ``deploy.target = "ssh://user@host/path"`` every action works on that host's TFTP root.
 ``--rollback`` switches ``<tftp_root>/current`` back to the release that was live before it — one
 rename, no copying — and ``--to ID`` to any kept release; ``--list`` shows the releases.
 """
@@ -61,15 +62,22 @@ def _rollback(answers: Answers, to: str | None, out: Renderer) -> None:
     result = rollback(answers, to=to)
     out.answer(
         {"type": "rollback", **result.to_data()},
-        [f"{result.tftp_root / 'current'} → releases/{result.release} (was {result.previous})"],
+        [f"{result.where}/current → releases/{result.release} (was {result.previous})"],
     )
 
 
 def _list(answers: Answers, out: Renderer) -> None:
+    from steps.host.remotedeploy import RemoteDeploy
+    from steps.host.sshrun import ssh_for
     from steps.host.tftproot import list_releases, tftp_root
 
-    root = tftp_root(answers)
-    releases = list_releases(root)
+    ssh = ssh_for(answers)
+    if ssh is not None:
+        root: object = ssh.target
+        releases = RemoteDeploy(ssh).releases()
+    else:
+        root = tftp_root(answers)
+        releases = list_releases(tftp_root(answers))
     lines = []
     for r in releases:
         mark = "*" if r.current else " "

@@ -48,6 +48,8 @@ directory, or drop the package. A wheelhouse also makes builds work offline.
 the Pis receive only its sha256.
 """
     BINDINGS = [Binding("f5", "check", "Check app"), Binding("f6", "browse", "Browse…")]
+    # room for the three check lines from the start: fields do not jump down when they arrive
+    DEFAULT_CSS = "AppScreen #checks { min-height: 3; }"
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="checks", markup=False)

@@ -4,6 +4,10 @@ A screen dismisses with where to go ("next", "back", "goto:<name>"); the app's n
 does the rest. Next stays disabled while ``problems()`` is not empty and the first problem is
 shown beside it, so the user always knows what blocks them. Screens add their actions to the
 command palette through ``palette_commands``.
+
+Actions that read the answers (Next, Back, Go to, Build, Apply, Save …) run through
+``after_typing``: keys already on their way to the focused editor are applied first and every
+field's text is settled into the answers, so a fast "type, ctrl+n" never acts on the old value.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Label, Static
 
 from wizard.flow import missing, spec
+from wizard.messages import RunFinished
 from wizard.state import WizardState
 from wizard.widgets.answer_field import AnswerField
 from wizard.widgets.stepper import Stepper
@@ -38,12 +43,17 @@ class WizardScreen(Screen[str]):
     HELP: ClassVar[str] = ""
     """Markdown shown by F1 for this screen."""
     BODY_SCROLLS: ClassVar[bool] = True
-    NEXT_LABEL: ClassVar[str] = "Next ▶"
+    NEXT_LABEL: ClassVar[str] = "Next ^n ▶"
 
+    # Next/Back are buttons labelled with their keys: the footer keeps its room at 80 columns
+    # for the screen's own keys.
     BINDINGS = [
-        Binding("ctrl+n", "next", "Next", priority=True),
-        Binding("ctrl+b", "back", "Back", priority=True),
+        Binding("ctrl+n", "next", "Next", priority=True, show=False),
+        Binding("ctrl+b", "back", "Back", priority=True, show=False),
+        Binding("escape", "escape", "Back", show=False),
     ]
+    #: No automatic focus: ``on_mount`` focuses the body's first widget without scrolling to it.
+    AUTO_FOCUS = None
 
     def __init__(self, state: WizardState, services: Services) -> None:
         super().__init__(name=self.NAME, id=f"screen-{self.NAME}")
@@ -68,10 +78,10 @@ class WizardScreen(Screen[str]):
                 with body:
                     yield from self.compose_body()
                 with Horizontal(id="nav"):
-                    yield Button("◀ Back", id="back", compact=True)
+                    yield Button("◀ ^b Back", id="back", compact=True)
                     yield Label("", id="reason", markup=False)  # messages quote user values
                     yield Button(self.NEXT_LABEL, id="next", variant="primary", compact=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def compose_body(self) -> ComposeResult:
         """The screen's own widgets."""
@@ -79,7 +89,46 @@ class WizardScreen(Screen[str]):
 
     def on_mount(self) -> None:
         self.query_one("#back", Button).disabled = self.NAME == "welcome"
+        self.state.forget_facts()  # the world may have changed since the last screen
         self.refresh_nav()
+        # Start in the screen's own widgets, not in the stepper on its left; without scrolling
+        # to the first field, which would hide what sits above it (the App checks, the mirrors'
+        # answer) at 80×24.
+        first = next((w for w in self.query_one("#body").query("*") if w.focusable), None)
+        if first is not None:
+            self.set_focus(first, scroll_visible=False)
+
+    @on(RunFinished)
+    def _run_finished(self, message: RunFinished) -> None:
+        # a build, an Apply or a deploy changes what is done: read the world again
+        self.state.forget_facts()
+        self.refresh_nav()
+
+    # ------------------------------------------------------------------ settling
+    def settle_fields(self) -> None:
+        """Apply every field's current text to the answers now (no waiting for the debounce)."""
+        for answer_field in self.query(AnswerField):
+            answer_field.settle()
+
+    def after_typing(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` once the keys already sent to the focused widget are applied.
+
+        A key binding such as ctrl+n runs as soon as the app reads it, while the characters
+        typed just before it may still wait in the focused editor's queue. Queuing the callback
+        behind them (``call_later`` on that widget), then settling every field, makes the action
+        see exactly what was typed.
+        """
+
+        def run() -> None:
+            if self.is_attached and self.app.screen is self:
+                self.settle_fields()
+                callback()
+
+        focused = self.focused
+        if focused is not None and focused.is_attached:
+            focused.call_later(run)
+        else:
+            self.call_later(run)
 
     # ------------------------------------------------------------------ validity
     def problems(self) -> list[str]:
@@ -93,8 +142,8 @@ class WizardScreen(Screen[str]):
 
     def refresh_nav(self) -> None:
         """Enable Next or show why not; refresh the stepper."""
-        if not self.is_mounted:
-            return
+        if not self.is_attached or not self.query("#next"):
+            return  # not composed yet (``is_mounted`` is still False inside ``on_mount``)
         problems = self.problems()
         self.query_one("#next", Button).disabled = bool(problems)
         self.query_one("#reason", Label).update(f"Next: {problems[0]}" if problems else "")
@@ -125,7 +174,8 @@ class WizardScreen(Screen[str]):
         return problem is None
 
     @on(AnswerField.Validated)
-    def _field_validated(self, event: AnswerField.Validated) -> None:
+    @on(AnswerField.Checked)
+    def _field_validated(self, event: AnswerField.Validated | AnswerField.Checked) -> None:
         self.refresh_nav()
 
     # ------------------------------------------------------------------ navigation
@@ -135,6 +185,9 @@ class WizardScreen(Screen[str]):
 
     def action_next(self) -> None:
         """Go on if the screen is valid; otherwise say why not."""
+        self.after_typing(self._next)
+
+    def _next(self) -> None:
         problems = self.problems()
         if problems:
             self.notify(problems[0], title="Not ready yet", severity="warning")
@@ -149,10 +202,23 @@ class WizardScreen(Screen[str]):
     def action_back(self) -> None:
         """Previous screen (answers typed here are kept if valid)."""
         if self.NAME != "welcome":
-            self.dismiss("back")
+            self.after_typing(lambda: self.dismiss("back"))
+
+    def action_escape(self) -> None:
+        """Escape: stop what this screen is running; with nothing running, go back."""
+        from wizard.widgets.step_runner import StepRunner
+
+        running = [r for r in self.query(StepRunner) if r.running]
+        for runner in running:
+            runner.cancel()
+        if not running:
+            self.action_back()
 
     def go_to(self, name: str) -> None:
         """Open another screen if it is not blocked."""
+        self.after_typing(lambda: self._go_to(name))
+
+    def _go_to(self, name: str) -> None:
         if name == self.NAME:
             return
         needs = missing(self.state, name)

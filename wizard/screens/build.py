@@ -103,8 +103,9 @@ everything into a boot tree at `build.output` with a `manifest.json`.
 
     @on(Button.Pressed, "#cancel")
     def action_cancel_build(self) -> None:
-        """Stop the running build (Escape); the previous output stays."""
-        self.query_one(StepRunner).cancel()
+        """Stop the running build (Escape; with no build running Escape goes back)."""
+        if not self.query_one(StepRunner).cancel():
+            self.action_back()
 
     def _set_running(self, running: bool) -> None:
         self.query_one("#start", Button).disabled = running
@@ -116,6 +117,7 @@ everything into a boot tree at `build.output` with a `manifest.json`.
     def _finished(self, message: RunFinished) -> None:
         if message.run != "build":
             return
+        self.state.forget_facts()
         if message.ok:
             summaries = [r.summary for r in self.query_one(StepRunner).results if r.summary]
             self.state.build_summary = summaries[-1] if summaries else "built"
@@ -145,17 +147,17 @@ everything into a boot tree at `build.output` with a `manifest.json`.
             text = "building…"
         elif self._failed:
             text = "failed — see below; fix it and Retry (F5)"
-        elif built is not None:
+        elif built is not None and self.state.facts().build.done:
             demo = " DEMO" if built.demo else ""
             changed = "" if built.changed else " (unchanged)"
             text = (
                 f"✓{demo} {built.files} files, {human_size(built.bytes)} in {built.output}"
                 f" · build {built.build_id}{changed}"
             )
-        elif self.state.build_summary:
-            text = f"✓ {self.state.build_summary}"
+        elif self.state.facts().build.done:
+            text = f"✓ {self.state.facts().build.why}"
         elif self.state.output_built():
-            text = f"✓ a boot tree exists in {self.state.answers.build.output} (Build to refresh)"
+            text = f"{self.state.facts().build.why} (F5)"
         else:
             text = "not built yet — press Build (F5)"
         state.update(text)
@@ -167,8 +169,10 @@ everything into a boot tree at `build.output` with a `manifest.json`.
             return ["a build is running (wait, or Cancel with Escape)"]
         if getattr(self, "_failed", False):
             return ["the build failed: fix the cause and Retry (F5)"]
-        if not self.state.output_built() and self.state.results.get(BuildResult) is None:
-            return ["build the boot tree first (F5)"]
+        build = self.state.facts().build
+        if not build.done:
+            built = self.state.output_built()
+            return [f"{build.why} (F5)" if built else "build the boot tree first (F5)"]
         return []
 
     def palette_commands(self) -> Iterable[PaletteCommand]:

@@ -28,11 +28,11 @@ from wizard.state import StageLine
 from wizard.views import TftpState
 from wizard.widgets.step_runner import StepRunner
 
-MODELS = [("Pi 3 (boot ROM)", "pi3"), ("Pi 4 (bootloader)", "pi4"), ("Pi 5 (bootloader)", "pi5")]
+MODELS = [("Pi 3 boot ROM", "pi3"), ("Pi 4 bootloader", "pi4"), ("Pi 5 bootloader", "pi5")]
 #: Where the virtual Pi boots: a private copy of this server (works on the server itself), or
 #: the real LAN through the chosen interface (only from another machine: a NIC never hands its
 #: own frames to the local dnsmasq).
-WHERE = [("here: rehearsal", "rehearse"), ("on the LAN", "lan")]
+WHERE = [("rehearsal here", "rehearse"), ("on the LAN", "lan")]
 
 
 def stage_lines(data: Any) -> list[StageLine]:
@@ -76,6 +76,12 @@ Pi 3 boot ROM or a Pi 4 bootloader sends, checks the proxy offer, fetches every 
 and compares it with the deployed manifest. One line per stage, with a diagnosis code and fix
 when a stage fails. It needs root (raw sockets).
 """
+    DEFAULT_CSS = """
+    #stages-box { height: 1fr; min-height: 3; }
+    #stages { width: 1fr; height: auto; }
+    #verdict { height: auto; }
+    #selftest-runner { height: 1fr; min-height: 5; }
+    """
     BINDINGS = [
         Binding("f5", "deploy", "Deploy"),
         Binding("f6", "rollback", "Rollback"),
@@ -98,9 +104,11 @@ when a stage fails. It needs root (raw sockets).
                 devices: DataTable[str] = DataTable(id="devices", cursor_type="row")
                 yield devices
                 yield Label("Map a serial to a profile", classes="section-title")
+                # two short rows: one row of five controls is cut off at 80 columns
                 with Horizontal(classes="actions"):
                     yield Select[str]([], prompt="seen serials", compact=True, id="seen")
                     yield Input(placeholder="serial (8 hex)", compact=True, id="serial")
+                with Horizontal(classes="actions"):
                     yield Select[str]([], prompt="profile", compact=True, id="profile")
                     yield Button("Add", id="add-device", compact=True)
                     yield Button("Remove", id="remove-device", compact=True)
@@ -121,7 +129,10 @@ when a stage fails. It needs root (raw sockets).
                     )
                     yield Input(placeholder="serial (optional)", compact=True, id="test-serial")
                     yield Button("Run self-test", id="selftest", variant="primary", compact=True)
-                yield Static("", id="stages", markup=False)
+                # the verdict first, always in view; the stages below it scroll (80×24)
+                yield Static("", id="verdict", markup=False)
+                with VerticalScroll(id="stages-box"):
+                    yield Static("", id="stages", markup=False)
                 yield StepRunner(clock=self.wizard.clock, id="selftest-runner")
 
     def on_mount(self) -> None:
@@ -146,6 +157,7 @@ when a stage fails. It needs root (raw sockets).
         if message.key == "tftp":
             self._show_releases(message.value)
         elif message.key == "rollback":
+            self.state.forget_facts()
             self.state.deploy_summary = f"✓ rolled back: current → {message.value}"
             self.query_one("#deploy-state", Static).update(self.state.deploy_summary)
             self.action_refresh()
@@ -180,7 +192,21 @@ when a stage fails. It needs root (raw sockets).
 
     @on(Button.Pressed, "#rollback")
     def action_rollback(self) -> None:
-        """Switch back to the previous release (F6)."""
+        """Switch back to the previous release (F6), once the user confirms it."""
+        from wizard.screens.confirm import ConfirmModal
+
+        root = self.state.answers.network.tftp_root
+        modal = ConfirmModal(
+            "Roll back?",
+            f"{root}/current will point at the release that was live before this one. Pis that "
+            "boot from now on get the older release; running Pis keep theirs until they reboot.",
+            "Roll back",
+        )
+        self.app.push_screen(modal, self._rollback_confirmed)
+
+    def _rollback_confirmed(self, ok: bool | None) -> None:
+        if not ok:
+            return
         answers = self.state.answers
         self.query_one("#deploy-state", Static).update("rolling back…")
         self.query_one("#deploy-runner", StepRunner).load(
@@ -202,6 +228,7 @@ when a stage fails. It needs root (raw sockets).
 
     @on(RunFinished)
     def _finished(self, message: RunFinished) -> None:
+        self.state.forget_facts()
         if message.run == "deploy":
             results = self.query_one("#deploy-runner", StepRunner).results
             if message.ok:
@@ -228,7 +255,9 @@ when a stage fails. It needs root (raw sockets).
         serial = self.query_one("#test-serial", Input).value.strip().lower()
         rehearse = self.query_one("#where", Select).value == "rehearse"
         self.state.selftest = []
-        self.query_one("#stages", Static).update("booting a virtual Pi…")
+        self._selftest_fix = ""
+        self.query_one("#verdict", Static).update("booting a virtual Pi…")
+        self.query_one("#stages", Static).update("")
         self.query_one(TabbedContent).active = "tab-selftest"
         self._start(
             "selftest",
@@ -248,23 +277,23 @@ when a stage fails. It needs root (raw sockets).
                 self._show_stages()
 
     def _show_stages(self, ok: bool | None = None) -> None:
-        out = Text()
-        for stage in self.state.selftest:
-            mark, style = ("✓", "green") if stage.ok else ("✕", "bold red")
+        verdict, out = Text(), Text()
+        stages = self.state.selftest
+        for stage in stages:
+            mark, style = ("✓", "") if stage.ok else ("✕", "bold red")
             code = f" [{stage.code}]" if stage.code else ""
-            out.append(
-                f"{mark} {stage.stage:<22}{code} {stage.message}\n", style if not stage.ok else ""
-            )
-        if self.state.selftest:
-            passed = all(s.ok for s in self.state.selftest)
-            out.append(
-                "PASS: the virtual Pi booted\n" if passed else "FAIL: see the ✕ stages\n",
-                "bold green" if passed else "bold red",
-            )
-            if not passed and self._selftest_fix:
-                out.append(f"Fix: {self._selftest_fix}\n", "green")
+            out.append(f"{mark} {stage.stage}{code}: {stage.message}\n", style)
+        failed = next((s for s in stages if not s.ok), None)
+        if stages and failed is None:
+            verdict.append(f"PASS: the virtual Pi booted ({len(stages)} stages)", "bold green")
+        elif failed is not None:
+            code = f" [{failed.code}]" if failed.code else ""
+            verdict.append(f"FAIL at {failed.stage}{code}: {failed.message}", "bold red")
+            if self._selftest_fix:
+                verdict.append(f"\nFix: {self._selftest_fix}", "green")
         elif ok is False:
-            out.append("the self-test did not run; see the log below\n", "yellow")
+            verdict.append("The self-test did not run: see the log below", "yellow")
+        self.query_one("#verdict", Static).update(verdict)
         self.query_one("#stages", Static).update(out)
 
     # ------------------------------------------------------------------ devices

@@ -82,17 +82,27 @@ RAM). The app needs a `python3.x.tcz`.
         self._closure: Closure | None = None
         # Fixed column widths: the table is refilled on every keystroke of the search, and
         # content-sized columns would jump about (and DataTable re-measures them lazily).
-        index = self.query_one("#index", DataTable)
-        for label, width in ((" ", 1), ("extension", 26), ("size", 8), ("description", 50)):
-            index.add_column(label, width=width)
+        self._name_width = 0
+        self._index_columns(26)
         self.query_one("#index").border_title = "TCZ index"
         closure = self.query_one("#closure", DataTable)
-        for label, width in (("staged", 28), ("size", 8), ("why included", 50)):
+        for label, width in (("staged", 36), ("size", 8), ("why included", 60)):
             closure.add_column(label, width=width)
         self.query_one("#closure").border_title = "Closure"
         self.action_refresh()
         self._request_closure()
         self.query_one("#search", Input).focus()
+
+    def _index_columns(self, name_width: int) -> None:
+        """(Re)create the index columns with room for the longest extension name."""
+        if name_width == self._name_width:
+            return
+        self._name_width = name_width
+        index = self.query_one("#index", DataTable)
+        index.clear(columns=True)
+        for label, width in ((" ", 1), ("extension", name_width), ("size", 8)):
+            index.add_column(label, width=width)
+        index.add_column("description", width=60)
 
     # ------------------------------------------------------------------ index + search
     def action_refresh(self) -> None:
@@ -158,6 +168,8 @@ RAM). The app needs a `python3.x.tcz`.
     def _loaded(self, message: Loaded) -> None:
         if message.key == "index":
             self._index = list(message.value)
+            longest = max((len(i.name) for i in self._index), default=12)
+            self._index_columns(min(max(longest, 12), 48))
             self.query_one("#index-note", Static).display = False
             self._fill_index()
         elif message.key == "closure":

@@ -25,10 +25,19 @@ from steps.answers import resolve_path
 from steps.errors import FirecoreError
 from wizard.messages import Loaded, LoadFailed, RunFinished
 from wizard.screens.base import PaletteCommand, WizardScreen
+from wizard.screens.confirm import ConfirmModal
 from wizard.views import DnsmasqPreview, Finding, InterfaceRow
 from wizard.widgets.answer_field import AnswerField
 from wizard.widgets.step_runner import StepRunner
 
+NETWORK_MODES = [
+    ("proxy — our dnsmasq beside the LAN's DHCP server", "proxy"),
+    ("router — the LAN's DHCP server (OpenWrt …) gives the boot options", "router"),
+]
+ROUTER_KINDS = [
+    ("OpenWrt — a uci batch for /etc/config/dhcp", "openwrt"),
+    ("dnsmasq — a drop-in for a plain dnsmasq DHCP server", "dnsmasq"),
+]
 SERVICE_MODES = [
     ("systemd — restart the system's dnsmasq.service", "systemd"),
     ("process — run our own dnsmasq in the background", "process"),
@@ -84,6 +93,14 @@ def diff_text(preview: DnsmasqPreview) -> Text:
     return out
 
 
+#: What the Checks tab says in router mode (the router is the DHCP server; nothing to probe here).
+ROUTER_CHECKS = (
+    "router mode: the checks look for a second DHCP or proxy server beside our own dnsmasq; "
+    "here the router is the DHCP server, so there is nothing to check on this host. Apply "
+    "checks the router's dnsmasq comes back."
+)
+
+
 class NetworkScreen(WizardScreen):
     """Where the Pis boot from and how dnsmasq serves them."""
 
@@ -99,13 +116,22 @@ TFTP. It never leases an address, so it cannot break your LAN.
 * **Interface**: pick the wired interface on the Pis' LAN (★ = recommended). Wireless works for
   nothing here: the Pis netboot over Ethernet.
 * **Checks** (F6): other DHCP or proxy-DHCP servers on the segment, programs holding udp/67 or
-  udp/69, firewall rules dropping them, dnsmasq's version — each with its fix. Probing the
-  segment needs root.
+  udp/69, firewall rules dropping them, dnsmasq's version — each with its fix. They run only
+  when you ask (F6, or Apply): as root they send one DHCP DISCOVER on the interface and listen
+  for `network.probe_seconds`. Opening this screen sends nothing.
 * **Config**: the exact file Apply installs, as a diff against what is installed now.
 * **Service mode**: *systemd* restarts the system dnsmasq; *process* starts our own dnsmasq that
   keeps running after the wizard exits (`firecore-wizard dnsmasq status|stop`); *none* writes the
   file only.
 * **Apply** (F5) runs the network step: check, back up the old file, install, (re)start, verify.
+
+**Router mode** (the Router tab): when your router is the LAN's DHCP server and you have no spare
+Linux box there, the router itself gives the Pis their boot options and serves TFTP from its USB
+stick. Set `deploy.target` to `ssh://root@ROUTER/mnt/sda1/firecore`: the Config tab then shows
+the change to the router's `/etc/config/dhcp` (or a plain dnsmasq's drop-in) as a diff, read over
+ssh, and Apply — after you confirm — backs the file up, applies it, restarts dnsmasq there and
+checks it came back. Keys only (no password prompts): `ssh-copy-id root@ROUTER` first.
+See docs/router.md.
 """
     BINDINGS = [
         Binding("f5", "apply", "Apply"),
@@ -133,22 +159,45 @@ TFTP. It never leases an address, so it cannot break your LAN.
                 yield AnswerField(self.state, "network.tftp_root", "TFTP root")
                 yield AnswerField(self.state, "network.dnsmasq_conf", "dnsmasq config file")
                 yield AnswerField(self.state, "network.state_dir", "State directory")
+                # compact, short labels: three bordered checkboxes cost nine rows and were cut
+                # at 80 columns
                 yield Checkbox(
-                    "Answer only Raspberry Pis (network.only_pis)", net.only_pis, id="only-pis"
+                    "Only Raspberry Pis  network.only_pis",
+                    net.only_pis,
+                    compact=True,
+                    id="only-pis",
                 )
                 yield Checkbox(
-                    "Delay offers to Pi 3B by 1 s (network.pi3_reply_delay)",
+                    "Pi 3B: offer 1 s late  network.pi3_reply_delay",
                     net.pi3_reply_delay,
+                    compact=True,
                     id="reply-delay",
                 )
                 yield Checkbox(
-                    "Stop when the checks find a conflict (network.preflight_strict)",
+                    "Stop on a conflict  network.preflight_strict",
                     net.preflight_strict,
+                    compact=True,
                     id="strict",
                 )
                 yield AnswerField(
                     self.state, "network.dnsmasq_extra", "Extra dnsmasq lines", kind="lines"
                 )
+            with TabPane("Router", id="tab-router"), VerticalScroll():
+                yield Label("Mode  [dim]network.mode[/]", classes="field-label")
+                yield Select(
+                    NETWORK_MODES, value=net.mode, allow_blank=False, compact=True, id="mode"
+                )
+                yield Label("DHCP server  [dim]network.router_kind[/]", classes="field-label")
+                yield Select(
+                    ROUTER_KINDS,
+                    value=net.router_kind,
+                    allow_blank=False,
+                    compact=True,
+                    id="router-kind",
+                )
+                yield AnswerField(self.state, "deploy.target", "Router (ssh://user@host/path)")
+                yield AnswerField(self.state, "network.router_address", "Router address")
+                yield AnswerField(self.state, "deploy.ssh_config", "ssh config file")
             with TabPane("Checks", id="tab-checks"), VerticalScroll():
                 yield Static("", id="findings", markup=False)
             with TabPane("Config", id="tab-config"), VerticalScroll():
@@ -167,22 +216,38 @@ TFTP. It never leases an address, so it cannot break your LAN.
             "", "interface", "address", "kind", "link", "notes"
         )
         self.query_one("#apply-state", Static).update(
-            self.state.network_summary or "not applied yet"
+            self.state.network_summary or self.state.facts().network.why
         )
-        self.action_refresh()
+        self.query_one("#findings", Static).update(self._checks_note())
+        self._refresh_view()
+
+    def _checks_note(self) -> str:
+        probe = self.state.answers.network
+        if probe.mode == "router":
+            return ROUTER_CHECKS
+        return (
+            "The checks have not run: press F6 to run them (Apply runs them too).\n"
+            "They look for other DHCP and proxy-DHCP servers, programs holding udp/67 or "
+            f"udp/69 and firewall rules. As root they send one DHCP DISCOVER on "
+            f"{probe.interface} and listen for {probe.probe_seconds:g} s "
+            "(network.probe_seconds); opening this screen sends nothing."
+        )
 
     # ------------------------------------------------------------------ lookups
     def action_refresh(self) -> None:
-        """Read the interfaces and the config preview again, and re-run the checks (F7)."""
+        """Read the interfaces and the config preview again (F7); the checks run on F6."""
         self._refresh_view()
-        self._run_checks()
 
     def _refresh_view(self) -> None:
         answers = self.state.answers
         self._shown_for = answers.network.model_dump()
         runner = self.query_one(StepRunner)
         runner.load("interfaces", lambda cancel: self.services.interfaces(answers))
-        runner.load("preview", lambda cancel: self.services.dnsmasq_preview(answers))
+        if answers.network.mode == "router":
+            self.query_one("#preview", Static).update("reading the router's config over ssh…")
+            runner.load("preview", lambda cancel: self.services.router_preview(answers))
+        else:
+            runner.load("preview", lambda cancel: self.services.dnsmasq_preview(answers))
 
     def action_checks(self) -> None:
         """Run the preflight checks and show them (F6)."""
@@ -191,6 +256,9 @@ TFTP. It never leases an address, so it cannot break your LAN.
 
     def _run_checks(self) -> None:
         answers = self.state.answers
+        if answers.network.mode == "router":
+            self.query_one("#findings", Static).update(ROUTER_CHECKS)
+            return
         self.query_one("#findings", Static).update("checking…")
         self.query_one(StepRunner).load(
             "preflight", lambda cancel: self.services.preflight(answers, cancel)
@@ -278,6 +346,20 @@ TFTP. It never leases an address, so it cannot break your LAN.
             self.set_answer("network.dnsmasq_service", event.value)
             self._changed_later()
 
+    @on(Select.Changed, "#mode")
+    def _mode(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str) and event.value != self.state.answers.network.mode:
+            self.set_answer("network.mode", event.value)
+            self._findings = None
+            self.query_one("#findings", Static).update(self._checks_note())
+            self.action_refresh()
+
+    @on(Select.Changed, "#router-kind")
+    def _router_kind(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str) and event.value != self.state.answers.network.router_kind:
+            self.set_answer("network.router_kind", event.value)
+            self._changed_later()
+
     @on(Checkbox.Changed, "#only-pis")
     def _only_pis(self, event: Checkbox.Changed) -> None:
         self.set_answer("network.only_pis", event.value)
@@ -302,6 +384,26 @@ TFTP. It never leases an address, so it cannot break your LAN.
         if self.problems():
             self.notify(self.problems()[0], title="Fix this first", severity="warning")
             return
+        if self.state.answers.network.mode == "router":
+            self.app.push_screen(
+                ConfirmModal(
+                    "Change the router?",
+                    "Router mode changes the DHCP server as the Config tab shows: its current "
+                    "config is saved on it (and here) first, then dnsmasq there is restarted "
+                    "and checked; if it does not come back, the saved config is put back.",
+                    "Apply",
+                ),
+                self._confirmed,
+            )
+            return
+        self._run_network()
+
+    def _confirmed(self, yes: bool | None) -> None:
+        if yes:
+            self._run_network()
+
+    def _run_network(self) -> None:
+        runner = self.query_one(StepRunner)
         self.query_one(TabbedContent).active = "tab-apply"
         try:
             steps = self.services.steps(["network"], self.state.answers)
@@ -316,6 +418,7 @@ TFTP. It never leases an address, so it cannot break your LAN.
     def _applied(self, message: RunFinished) -> None:
         if message.run != "network":
             return
+        self.state.forget_facts()
         self.query_one("#apply", Button).disabled = False
         state = self.query_one("#apply-state", Static)
         results = self.query_one(StepRunner).results
@@ -345,11 +448,11 @@ TFTP. It never leases an address, so it cannot break your LAN.
         )
         yield (
             "Run the preflight checks",
-            "Look for conflicts on the segment (F6)",
+            "Look for conflicts; as root sends one DHCP DISCOVER (F6)",
             self.action_checks,
         )
         yield (
             "Refresh interfaces and preview",
-            "Read the interfaces again (F7)",
+            "Read the interfaces again (F7); sends nothing on the network",
             self.action_refresh,
         )

@@ -85,7 +85,13 @@ version, architecture directory, which boards it serves, size and date; **β** m
     def on_mount(self) -> None:
         super().on_mount()
         table = self.query_one("#releases", DataTable)
-        table.add_columns("version", "arch", "flavour", "boards", "size", "date", "")
+        # No flavour or β column: the arch names the flavour and a beta's version says beta;
+        # boards as "0 02 3 4" — so size and date fit at 80 columns.
+        # Fixed widths: an auto-width header rendered before the rows arrive keeps its narrow
+        # widths in DataTable's line cache (textual 8.2.8), so it would not line up with them.
+        for label, width in (("version", 12), ("arch", 7), ("Pi boards", 14), ("size", 8)):
+            table.add_column(label, width=width)
+        table.add_column("date", width=10)
         self.query_one("#releases").border_title = "Releases"
         self._listing: ReleaseListing | None = None
         self._boards_note()
@@ -121,11 +127,9 @@ version, architecture directory, which boards it serves, size and date; **β** m
             table.add_row(
                 ref.version,
                 ref.arch,
-                ref.flavour,
-                " ".join(ARCH_BOARDS.get(ref.arch, ())),
+                " ".join(b.removeprefix("pi") for b in ARCH_BOARDS.get(ref.arch, ())),
                 human_size(ref.size) if ref.size else "",
                 ref.date[:10],
-                "β" if ref.beta else "",
                 key=release_key(ref),
             )
         for index, ref in enumerate(listing.releases):

@@ -24,7 +24,7 @@ class SummaryScreen(WizardScreen):
     """The outcome of the session and the answers file that reproduces it."""
 
     NAME = "summary"
-    NEXT_LABEL = "Finish ✓"
+    NEXT_LABEL = "Finish ^n ✓"
     HELP = """\
 # Summary
 
@@ -106,11 +106,13 @@ pre-filled. The token is never in that file: it lives in the `app.secrets_file` 
             f"  {a.network.dnsmasq_conf} on {a.network.interface}, service mode "
             f"{a.network.dnsmasq_service}\n"
         )
-        out.append(f"  {self.state.network_summary or 'not applied in this session'}\n")
+        out.append(f"  {self.state.network_summary or self.state.facts().network.why}\n")
+        if a.network.dnsmasq_service != "none":
+            out.append(f"  {self.dnsmasq_keeps_running()}\n", "italic")
         head("Deployed")
         deployed = self.state.results.get(DeployResult)
         if deployed is not None:
-            out.append(f"  {deployed.tftp_root}/current → {deployed.release}\n")
+            out.append(f"  {deployed.where}/current → {deployed.release}\n")
         else:
             out.append(f"  {self.state.deploy_summary or 'not deployed in this session'}\n")
         if self.state.selftest:
@@ -154,28 +156,31 @@ pre-filled. The token is never in that file: it lives in the `app.secrets_file` 
             return
         self.app.push_screen(WriteCardModal(self.services, image, self.wizard.clock))
 
-    def stale_build(self) -> str:
-        """Why the built tree no longer matches the answers ("" when it does or none exists).
-
-        The manifest records the digest of the answers that shape the tree (``build_digest``:
-        everything but the network section and the device map), so changing e.g. the app's
-        port after building means the tree on disk is not what ``--answers`` would build.
-        """
-        import json
-
-        from steps.answers import build_digest
-
-        manifest = resolve_path(self.state.answers.build.output) / "manifest.json"
-        try:
-            recorded = json.loads(manifest.read_text(encoding="utf-8")).get("answers_digest")
-        except (OSError, ValueError, AttributeError):
-            return ""
-        if not recorded or recorded == build_digest(self.state.answers):
-            return ""
-        return (
-            "the answers changed since this tree was built (its manifest records the answers "
-            "it was built from): Build again so that it matches the saved answers"
+    def dnsmasq_keeps_running(self) -> str:
+        """What happens to dnsmasq when the wizard ends (it keeps serving the Pis)."""
+        service = self.state.answers.network.dnsmasq_service
+        how = (
+            "`firecore-wizard dnsmasq stop` stops it"
+            if service == "process"
+            else "`systemctl stop dnsmasq` stops it"
         )
+        return (
+            "dnsmasq keeps running after Finish, so the Pis keep booting: "
+            f"`firecore-wizard dnsmasq status` shows it, {how}"
+        )
+
+    def before_next(self) -> str | None:
+        """Finish: say on the terminal what keeps running after the wizard has gone."""
+        if self.state.answers.network.dnsmasq_service != "none":
+            self.wizard.farewell = self.dnsmasq_keeps_running()
+        return None
+
+    def stale_build(self) -> str:
+        """Why the built tree no longer matches the answers ("" when it does or none exists)."""
+        if not self.state.output_built():
+            return ""
+        build = self.state.facts().build
+        return "" if build.done else build.why
 
     @on(Input.Submitted, "#save-path")
     @on(Button.Pressed, "#save")

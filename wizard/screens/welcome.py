@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import Button, DataTable, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
 
 from steps.answers import resolve_path
 from wizard.messages import Loaded, LoadFailed
@@ -50,8 +51,7 @@ others are asked for. `firecore-wizard --answers FILE --interactive` does the sa
     def compose_body(self) -> ComposeResult:
         yield Static(INTRO, classes="intro-text", markup=False)
         yield Label("Host check", classes="section-title")
-        table: DataTable[str] = DataTable(id="host", cursor_type="row", zebra_stripes=True)
-        yield table
+        yield Static("checking the host…", id="host")
         yield Label("Resume from a saved answers file", classes="section-title")
         with Horizontal(classes="actions"):
             path = str(self.state.answers_path or "")
@@ -61,8 +61,6 @@ others are asked for. `firecore-wizard --answers FILE --interactive` does the sa
 
     def on_mount(self) -> None:
         super().on_mount()
-        table = self.query_one("#host", DataTable)
-        table.add_columns("", "item", "detail", "needed for / fix")
         self.action_recheck()
         self.query_one("#next").focus()
 
@@ -74,13 +72,18 @@ others are asked for. `firecore-wizard --answers FILE --interactive` does the sa
     def _loaded(self, message: Loaded) -> None:
         if message.key != "host":
             return
-        table = self.query_one("#host", DataTable)
-        table.clear()
+        # Lines that wrap, not a table: at 80 columns a table cuts the fixes off at the right.
         checks: list[HostCheck] = message.value
-        for check in checks:
-            mark = "✓" if check.ok else "✕"
-            extra = check.needed_for if check.ok else f"{check.fix} ({check.needed_for})"
-            table.add_row(mark, check.item, check.detail, extra)
+        out = Text()
+        for check in sorted(checks, key=lambda c: c.ok):
+            if check.ok:
+                out.append(f"✓ {check.item}: {check.detail}", "green")
+                out.append(f" — {check.needed_for}\n", "dim")
+            else:
+                out.append(f"✕ {check.item}: {check.detail} — needed for {check.needed_for}\n")
+                if check.fix:
+                    out.append(f"  fix: {check.fix}\n", "bold")
+        self.query_one("#host", Static).update(out)
 
     @on(LoadFailed)
     def _failed(self, message: LoadFailed) -> None:

@@ -1,10 +1,13 @@
-"""One answers key as a form field, validated inline with the answers-file rules.
+"""One answers key as a form field: typing stays instant, the answers follow when it settles.
 
-The field converts its text to the key's value (a string, a list, a number, lines) and hands it
-to ``WizardState.try_set``, which validates the whole answers with ``parse_answers`` — the same
-code ``--answers FILE`` runs. The AnswersError message (naming the key) and its fix appear right
-under the field, and ``AnswerField.Validated`` tells the screen to re-check its Next button. No
-validation rule lives here.
+Nothing slow sits between a key and the text on screen (see ``wizard.widgets.editors`` for why
+the editors themselves apply keys in order). On every keystroke the field runs only the cheap
+check of its own key (``check_value``: microseconds) and shows its message. When the value
+settles — ``SETTLE`` seconds after the last keystroke, on blur, on Enter, or when the screen asks
+(Next, Save, Build …) — the field hands the value to ``WizardState.try_set``, which validates the
+WHOLE answers with ``parse_answers``, the code ``--answers FILE`` runs, and applies it; then
+``AnswerField.Validated`` tells the screen (Next button, previews, checks). No validation rule
+lives here.
 """
 
 from __future__ import annotations
@@ -13,13 +16,19 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import Input, Label, Static, TextArea
 
-from wizard.state import WizardState, field_doc, get_key
+from steps.errors import AnswersError
+from wizard.state import WizardState, check_value, field_doc, get_key
+from wizard.widgets.editors import OrderedInput, OrderedTextArea
+
+#: Seconds after the last keystroke before a field's value is applied to the answers.
+SETTLE = 0.25
 
 Kind = Literal["text", "list", "int", "lines"]
 
@@ -66,8 +75,15 @@ class AnswerField(Vertical):
     """
 
     @dataclass(eq=False)
+    class Checked(Message):
+        """The message under the field changed while typing (the Next reason follows it)."""
+
+        field: AnswerField
+        error: str
+
+    @dataclass(eq=False)
     class Validated(Message):
-        """The field was edited; ``error`` is "" when the value was accepted."""
+        """The field's value settled; ``error`` is "" when the answers took it."""
 
         field: AnswerField
         key: str
@@ -100,6 +116,9 @@ class AnswerField(Vertical):
         self._help = field_doc(key) if doc is None else doc
         self._mapping = isinstance(get_key(state.answers, key), dict)
         self.error = ""
+        """The message shown under the field ("" when its text is valid)."""
+        self._settled_text: str | None = None
+        self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Label(f"{self._label}  [dim]{self.key}[/]", classes="field-label")
@@ -107,9 +126,9 @@ class AnswerField(Vertical):
             yield Static(self._help, classes="field-help", markup=False)
         text = to_text(get_key(self.state.answers, self.key), self.kind)
         if self.kind == "lines":
-            yield TextArea(text, id="editor", soft_wrap=False, show_line_numbers=False)
+            yield OrderedTextArea(text, id="editor", soft_wrap=False, show_line_numbers=False)
         else:
-            yield Input(
+            yield OrderedInput(
                 text,
                 placeholder=self._placeholder,
                 password=self._password,
@@ -124,8 +143,16 @@ class AnswerField(Vertical):
         editor = self.query_one("#editor")
         return editor.text if isinstance(editor, TextArea) else editor.value  # type: ignore[attr-defined]
 
+    def on_mount(self) -> None:
+        self._settled_text = self.text
+
+    @property
+    def dirty(self) -> bool:
+        """The text changed since it was last applied to the answers."""
+        return self.is_mounted and self.text != self._settled_text
+
     def set_text(self, text: str) -> None:
-        """Replace the text (e.g. a row picked in a table); validates like typing does."""
+        """Replace the text (e.g. a row picked in a table) and apply it at once."""
         editor = self.query_one("#editor")
         if isinstance(editor, TextArea):
             editor.text = text
@@ -137,23 +164,70 @@ class AnswerField(Vertical):
     @on(TextArea.Changed, "#editor")
     def _edited(self, event: Message) -> None:
         event.stop()
-        self.validate_now()
+        if self.text == self._settled_text:
+            self._stop_timer()
+            self._show(self._check())
+            return
+        self._show(self._check())
+        if self._timer is None:
+            self._timer = self.set_timer(SETTLE, self._settle_later)
+        else:
+            self._timer.reset()
+
+    @on(Input.Submitted, "#editor")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.settle()
+
+    def on_descendant_blur(self, event: events.DescendantBlur) -> None:
+        self.settle()
+
+    def _settle_later(self) -> None:
+        self._timer = None
+        self.settle()
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
+    def settle(self) -> str:
+        """Apply the text to the answers now if it changed; returns the error ("" if ok)."""
+        if not self.dirty:
+            self._stop_timer()
+            return self.error
+        return self.validate_now()
 
     def validate_now(self) -> str:
-        """Validate the text, apply it if valid, show the error; returns the error ("" if ok)."""
-        value = from_text(self.text, self.kind, mapping=self._mapping)
-        lines = [line for line in self.text.splitlines() if line.strip()]
-        if self.kind == "lines" and self._mapping and any("=" not in line for line in lines):
-            message = f"{self.key}: each line must be NAME=value"
-            fix = ""
-        else:
-            problem = self.state.try_set(self.key, value)
-            message = problem.message if problem else ""
-            fix = problem.fix if problem else ""
+        """Validate the text as part of the whole answers, apply it if valid, show the error."""
+        self._stop_timer()
+        text = self.text
+        problem = self._check()
+        if problem is None:
+            problem = self.state.try_set(self.key, self._value(text))
+        self._settled_text = text
+        self._show(problem)
+        self.post_message(self.Validated(self, self.key, self.error))
+        return self.error
+
+    def _value(self, text: str) -> Any:
+        return from_text(text, self.kind, mapping=self._mapping)
+
+    def _check(self) -> AnswersError | None:
+        """This key's own rules only (cheap enough for every keystroke)."""
+        text = self.text
+        if self.kind == "lines" and self._mapping:
+            lines = [line for line in text.splitlines() if line.strip()]
+            if any("=" not in line for line in lines):
+                return AnswersError(self.key, "each line must be NAME=value")
+        return check_value(self.key, self._value(text))
+
+    def _show(self, problem: AnswersError | None) -> None:
+        message = problem.message if problem else ""
+        shown = message + (f" — {problem.fix}" if problem and problem.fix else "")
+        if message == self.error and self.has_class("-invalid") == bool(message):
+            return
         self.error = message
         self.set_class(bool(message), "-invalid")
-        self.query_one(".field-error", Static).update(
-            f"✕ {message}" + (f" — {fix}" if fix else "") if message else ""
-        )
-        self.post_message(self.Validated(self, self.key, message))
-        return message
+        self.query_one(".field-error", Static).update(f"✕ {shown}" if message else "")
+        self.post_message(self.Checked(self, message))

@@ -4,6 +4,11 @@ A Textual ``Log`` (plain strings, styled only when a line is drawn) rather than 
 a chatty tool can print thousands of lines a second, and rendering each one as it arrives would
 starve key presses. Lines carry the headless renderer's prefixes (``steps.events.log_text``)
 and the highlighter colours them by prefix. The log keeps the last few thousand.
+
+It follows new lines while the user has not scrolled up. ``Log`` itself follows only when the
+view already sits at the end, and a build resizes the log (progress rows come and go), which
+leaves it one line short of the end and it stopped following for good; here scrolling up is
+what stops it, and scrolling back to the end resumes it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from textual.widgets import Log
 
 from steps.events import Event, LogLine, Planned, Result, log_text, plan_text
 from steps.textsafe import printable
+from wizard.render import result_mark
 
 _STYLES: tuple[tuple[str, str], ...] = (
     ("> ", "bold"),
@@ -25,6 +31,7 @@ _STYLES: tuple[tuple[str, str], ...] = (
     ("✓ ", "bold green"),
     ("* ", "bold"),
     ("✕ ", "bold red"),
+    ("· ", "dim"),
     ("plan: ", "italic"),
 )
 
@@ -47,7 +54,7 @@ def line_for(event: Event) -> str | None:
     if isinstance(event, Planned):
         return f"plan: {plan_text(event)}"
     if isinstance(event, Result):
-        return f"✓ {event.summary}" if event.summary else None
+        return f"{result_mark(event)} {event.summary}" if event.summary else None
     return None
 
 
@@ -66,6 +73,21 @@ class LogView(Log):
         self.highlighter = PrefixHighlighter()
         self.border_title = "Log"
 
+    following = True
+    """New lines scroll into view (False once the user scrolls up, True again at the end)."""
+
     def add(self, lines: Iterable[str]) -> None:
-        """Append lines (one call per batch of events); network text is shown, never obeyed."""
-        self.write_lines([printable(line) for line in lines])
+        """Append lines (one call per batch of events); show the newest while following.
+
+        Network text is shown, never obeyed (``printable``).
+        """
+        self.write_lines([printable(line) for line in lines], scroll_end=False)
+        if self.following:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if new_value >= self.max_scroll_y:
+            self.following = True  # at the end (also when a taller log clamped the offset)
+        elif new_value < old_value:
+            self.following = False  # the user scrolled up to read

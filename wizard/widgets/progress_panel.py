@@ -2,8 +2,11 @@
 
 Phases that finished collapse into one "done" line so the panel stays short at 80×24 while a
 remaster walks through download, verify, extract, extensions, app, wheels, pack and write. The
-overall bar counts finished steps plus the running step's share of its phases. ETA comes from the
-rate since a phase's first event, measured with the app's clock (tests freeze it).
+overall bar counts finished steps plus the running step's share of its phases, and never moves
+back: a step whose phases are not known in advance adds a phase now and then, which lowers its
+share of the phases seen so far, so the bar holds its place until the estimate passes it again.
+When the run ends the phase rows go; the ✓ line and the overall bar say how it ended. ETA comes
+from the rate since a phase's first event, measured with the app's clock (tests freeze it).
 """
 
 from __future__ import annotations
@@ -89,7 +92,10 @@ class PhaseRow(Horizontal):
         if self._state is None:
             return
         phase, event, now = self._state
-        bar = self.query_one(ProgressBar)
+        bars = self.query(ProgressBar)
+        if not bars:
+            return  # the row is being removed (the run ended) or not composed yet
+        bar = bars.first()
         bar.update(total=event.total if event.total else None, progress=event.done)
         info = " ".join(x for x in (progress_text(event), eta_text(phase.eta(now))) if x)
         self.query_one(".phase-info", Label).update(info)
@@ -118,6 +124,8 @@ class ProgressPanel(Vertical):
         self._count = 1
         self._step = ""
         self._title = ""
+        self._shown = 0
+        """Overall percentage shown so far in this run (the bar never goes below it)."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="overall-row"):
@@ -133,6 +141,7 @@ class ProgressPanel(Vertical):
         self._rows.clear()
         self._done.clear()
         self._index, self._count, self._step, self._title = 0, 1, "", ""
+        self._shown = 0
         self.query_one("#phases", Vertical).remove_children()
         self.query_one("#phases-done", Static).update("")
         self.query_one("#overall", ProgressBar).update(total=100, progress=0)
@@ -154,8 +163,11 @@ class ProgressPanel(Vertical):
             self._update_overall()
 
     def finished(self, ok: bool, text: str) -> None:
-        """The run ended: fill the bar on success, say how it ended."""
+        """The run ended: fill the bar on success, drop the phase rows, say how it ended."""
+        self.query_one("#phases", Vertical).remove_children()
+        self._rows.clear()
         if ok:
+            self._shown = 100
             self.query_one("#overall", ProgressBar).update(total=100, progress=100)
         self.query_one("#overall-info", Label).update(text)
 
@@ -193,7 +205,8 @@ class ProgressPanel(Vertical):
 
     def _update_overall(self) -> None:
         fraction = min(1.0, (self._index + self._step_fraction()) / self._count)
-        self.query_one("#overall", ProgressBar).update(total=100, progress=round(fraction * 100))
+        self._shown = max(self._shown, round(fraction * 100))
+        self.query_one("#overall", ProgressBar).update(total=100, progress=self._shown)
         step_no = min(self._index + 1, self._count)
         label = f"step {step_no}/{self._count} {self._title}".rstrip()
         self.query_one("#overall-info", Label).update(label)

@@ -327,5 +327,10 @@ class StepRunner(Vertical):
         self.query_one(ProgressPanel).finished(message.ok, text)
         mark = "✓" if message.ok else "✕"
         log = self.query_one(LogView)
-        log.add([f"{mark} {message.run} {text}"])
+        lines = [f"{mark} {message.run} {text}"]
+        if message.error is not None:
+            lines.append(f"✕ {message.error.message}")
+            if message.error.fix:
+                lines.append(f"  fix: {message.error.fix}")
+        log.add(lines)
         log.call_after_refresh(log.scroll_end, animate=False)

@@ -39,22 +39,28 @@ class Stepper(OptionList):
     def __init__(self, state: WizardState, current: str, *, id: str | None = None) -> None:
         self._wizard_state = state
         self._screen_name = current
+        self._shown: tuple[Status, ...] = ()
         super().__init__(*self._build_options(), id=id)
+
+    def _statuses(self) -> tuple[Status, ...]:
+        return tuple(status(self._wizard_state, e.name, self._screen_name) for e in FLOW)
 
     def _build_options(self) -> list[Option]:
         options: list[Option] = []
-        for entry in FLOW:
-            kind = status(self._wizard_state, entry.name, self._screen_name)
+        self._shown = self._statuses()
+        for entry, kind in zip(FLOW, self._shown, strict=True):
             glyph, style = _GLYPH[kind]
             label = Text(f"{glyph} {entry.title}", style=style)
             options.append(Option(label, id=entry.name, disabled=kind in ("blocked", "later")))
         return options
 
     def on_mount(self) -> None:
-        self.refresh_status()
+        self.refresh_status(force=True)
 
-    def refresh_status(self) -> None:
-        """Re-read every screen's status from the state."""
+    def refresh_status(self, *, force: bool = False) -> None:
+        """Re-read every screen's status from the state (redrawn only when one changed)."""
+        if not force and self._statuses() == self._shown:
+            return
         highlighted = self._screen_name
         self.clear_options()
         self.add_options(self._build_options())

@@ -6,7 +6,7 @@ import importlib
 import sys
 
 #: benchmark modules, each with ``main() -> int``.
-BENCHMARKS: list[str] = ["startup", "keys", "headless", "remaster", "boot_load", "monitor"]
+BENCHMARKS: list[str] = ["startup", "keys", "headless", "boot_load", "monitor"]
 
 
 def main() -> int:

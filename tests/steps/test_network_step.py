@@ -211,7 +211,9 @@ def test_preflight_starts_with_the_run_and_a_rerun_that_changes_nothing_probes_n
     assert isinstance(early, EarlyChecks) and early.interface == "eth0"
     codes = {f["code"] for f in _findings(first.events)}
     assert {"dhcp-server", "firewall-ok", "dnsmasq-ok"} <= codes
-    assert took < 45  # stopped after the router's offer, not at the 60 s deadline
+    # stopped after the router's offer: a probe that ran to its end alone takes the 60 s, so
+    # this bound is the behaviour itself, not a speed (however slow the machine)
+    assert took < 60
     texts = [e.text for e in first.events if isinstance(e, LogLine)]
     assert "dnsmasq --test -C <generated config>" in texts
     # the rerun installs nothing, so it sends no DISCOVER and runs no program

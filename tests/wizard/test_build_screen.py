@@ -66,8 +66,9 @@ async def test_build_runs_the_four_steps_and_renders_their_events(
             assert line in log
         assert "✓ pack" in str(app.screen.query_one("#phases-done", Static).render())
         assert app.screen.query_one("#overall", ProgressBar).progress == 100
-        state = str(app.screen.query_one("#build-state", Static).render())
-        assert "✓ 2 files" in state and "build 3f2a9c1d" in state
+        state = app.screen.query_one("#build-state", Static)
+        await wait_for(pilot, lambda: str(state.render()) != "building…")  # the screen's turn
+        assert "✓ 2 files" in str(state.render()) and "build 3f2a9c1d" in str(state.render())
         await wait_for(pilot, lambda: not app.screen.query_one("#next", Button).disabled)
         await pilot.press("ctrl+n")
         await wait_for(pilot, lambda: app.current == "network")
@@ -123,8 +124,10 @@ async def test_cancel_sets_the_steps_cancel_flag_and_says_the_output_is_unchange
         await pilot.press("escape")
         await wait_for(pilot, lambda: not app.screen.query_one(StepRunner).running)
         assert blocking.saw_cancel.is_set()
-        state = str(app.screen.query_one("#build-state", Static).render())
-        assert state == "Cancelled — the previous output is unchanged."
+        # the runner stops first; the screen says so when it has handled the runner's message
+        state = app.screen.query_one("#build-state", Static)
+        await wait_for(pilot, lambda: str(state.render()) != "building…")
+        assert str(state.render()) == "Cancelled — the previous output is unchanged."
         assert "✕ build cancelled — the previous output is unchanged" in _log(app)
         assert app.screen.query_one("#next", Button).disabled
 

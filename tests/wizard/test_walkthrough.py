@@ -139,7 +139,10 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         await pilot.press("f5")
         runner = app.screen.query_one(StepRunner)
         await wait_for(pilot, lambda: built(runner))
-        state = str(app.screen.query_one("#build-state", Static).render())
+        state_label = app.screen.query_one("#build-state", Static)
+        # the runner stops before the screen has handled its Finished message: wait for that
+        await wait_for(pilot, lambda: str(state_label.render()) != "building…")
+        state = str(state_label.render())
         assert state.startswith("✓ DEMO "), state
         await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")

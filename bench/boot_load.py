@@ -218,13 +218,11 @@ def main() -> int:
         print(f"boot load ({PIS} virtual Pis, half Pi 3, half Pi 4, one process, real dnsmasq)")
         for model, b in singles.items():
             print(f"  1 {model} alone{'':<27} {b.wall:6.2f} s  {b.finished(manifest)}/1 booted")
-        failed = 0
         for label, line, b in (
             (f"fleet_size = {PIS}", limit, fleet),
             ("fleet_size = 25 (default)", default_limit, default),
         ):
             ok = b.finished(manifest)
-            failed += ok != PIS
             print(
                 f"  {PIS} at once, {label:<26} {b.wall:6.2f} s  {ok}/{PIS} reached the last "
                 f"initramfs byte ({b.served / 1e6:.0f} MB served; {line}, at most "
@@ -239,7 +237,8 @@ def main() -> int:
                 print(f"    {count} stopped at {reason}")
             for err in b.errors[:5]:
                 print(f"    {err}")
-        return 1 if failed else 0
+        # the target is the class with its fleet_size declared; the default run is the contrast
+        return 0 if fleet.finished(manifest) == PIS else 1
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

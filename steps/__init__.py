@@ -9,7 +9,8 @@ contract in pyproject.toml keeps it so, and ``textual``/``rich``/``wizard`` are 
   netboot-ready) and ``write_image`` (a card image onto an SD card, verified). Each is a thin
   ``Step`` whose ``run(ctx)`` yields events; ``plan`` lists them for a set of answers.
   ``monitor`` (the Diagnostics step: the packet monitor's sources and its live ``/health``
-  check) sits one layer above them.
+  check) sits one layer above them; ``done`` reads from the world (the built tree, the
+  installed dnsmasq config, the TFTP root) which of them are done for a set of answers.
 - ``demo/`` — a realistic fake piCore mirror built with the real tools, and its HTTP server
   (tests and ``--demo``).
 - ``host/`` — the serving machine: what it needs (``hostcheck``), interfaces, firewall,
@@ -19,7 +20,7 @@ contract in pyproject.toml keeps it so, and ``textual``/``rich``/``wizard`` are 
   the virtual Pi, the diagnosis codes and the JSON-lines shapes; the packet monitor's capture
   files, live capture, decoder, per-Pi timeline and events.
 - ``picore/`` — piCore as files: the release image, config.txt, cpio, the base rootfs, TCZs and
-  their dependencies, the app bundle and its wheels, overlay.gz, card images (``sdcard``).
+  their dependencies, the app bundle, its wheels and their bytecode, overlay.gz, card images (``sdcard``).
 - ``bootloader/`` — beside ``picore``: the Pi's own boot machinery (the Pi 4/5 EEPROM image and
   its config, the pinned firmware and its download, what each model needs to netboot).
 - ``fetch/`` — mirrors and verified, cached downloads.
@@ -27,5 +28,6 @@ contract in pyproject.toml keeps it so, and ``textual``/``rich``/``wizard`` are 
   ``artifacts`` (what steps hand on), ``base`` (the Step protocol), ``boards`` (RAM, which
   architecture serves which), ``events`` (and how a person reads them), ``errors`` (one family,
   each with a fix and an exit code), ``proc`` (the one wrapper around external programs),
-  ``fsutil`` (atomic writes, file digests), ``paths``, ``relay``, ``units``.
+  ``fsutil`` (atomic writes, file digests), ``textsafe`` (control characters in, secrets out
+  of what is shown), ``paths``, ``relay`` (blocking work beside a step's generator), ``units``.
 """

@@ -362,6 +362,9 @@ class AppAnswers(_Model):
     """Separate TOML file (mode 0600) holding `token = "..."`; empty: no token, open endpoints."""
     env: dict[str, str] = Field(default_factory=dict)
     """Environment variables (app settings) given to the app."""
+    precompile: bool = True
+    """Ship .pyc files for the Pi's Python: the app answers about a quarter sooner after every
+    boot, for a larger overlay (about +50 %); false: sources only."""
 
     @field_validator("path", "wheelhouse", "secrets_file")
     @classmethod

@@ -10,9 +10,10 @@ per-device ``/opt/firecore/profile.env``. What the bundle holds and the app conv
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import zlib
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,7 @@ from steps.picore.appbundle import (
     tree_files,
 )
 from steps.picore.overlay import squashfs_listing
+from steps.picore.pycache import compile_bundle
 from steps.picore.syslibs import listed_names, parse_glibc, provides
 from steps.picore.tcz import repo_path
 from steps.picore.wheels import (
@@ -176,6 +178,12 @@ class AppStep:
         sha = token_sha256(answers)
         env = app_env(answers, entry, python, sha, token_pubkey(answers))
         bundle = self._bundle(entry, agent_files, app.files, wheels, env)
+        if answers.app.precompile:
+            bytecode = compile_bundle(
+                bundle.files, python, cache_dir(answers, ctx.cache_dir), cancel=ctx.cancel
+            )
+            yield LogLine(self.name, bytecode.note, "info" if bytecode.compiled else "warning")
+            bundle = with_files(bundle, bytecode.files)
         ctx.results.put(bundle)
         n_files = sum(1 for f in bundle.files if not f.is_dir)
         size = sum(_size(f) for f in bundle.files)
@@ -255,15 +263,22 @@ class AppStep:
         files += tree_files(f"{PREFIX}/site-packages", scan_tree(wheels.site_packages, "app"))
         files.append(OverlayFile(BOOT_SCRIPT, 0o755, source=asset("boot", "boot.sh")))
         files.append(OverlayFile(APP_ENV, 0o644, data=render_env(env)))
-        ordered = tuple(sorted(files, key=lambda f: f.path))
-        return AppBundle(
-            files=ordered,
-            bootlocal=BOOTLOCAL_LINE + "\n",
-            python=wheels.target.python,
-            platform=wheels.target.platform,
-            wheels=dict(wheels.wheels),
-            digest=bundle_digest(ordered),
+        return with_files(
+            AppBundle(
+                files=(),
+                bootlocal=BOOTLOCAL_LINE + "\n",
+                python=wheels.target.python,
+                platform=wheels.target.platform,
+                wheels=dict(wheels.wheels),
+            ),
+            files,
         )
+
+
+def with_files(bundle: AppBundle, more: Iterable[OverlayFile]) -> AppBundle:
+    """``bundle`` with ``more`` files, sorted by path, and its digest over all of them."""
+    ordered = tuple(sorted([*bundle.files, *more], key=lambda f: f.path))
+    return dataclasses.replace(bundle, files=ordered, digest=bundle_digest(ordered))
 
 
 def _is_agent(rel: str) -> bool:

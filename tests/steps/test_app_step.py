@@ -60,7 +60,12 @@ def test_bundled_app_bundle(ctx: StepContext) -> None:
     files = by_path(bundle)
     assert "opt/firecore/agent/firecore_app/service.py" in files
     assert "opt/firecore/agent/ruff.toml" not in files  # only the package is shipped
-    assert not any("__pycache__" in p for p in files)
+    # no bytecode from the build host's own __pycache__: only what was compiled for the Pi
+    cached = [p for p in files if "/__pycache__/" in p]
+    assert cached and all(p.endswith(".cpython-311.pyc") for p in cached)
+    assert all(
+        p.replace("__pycache__/", "").replace(".cpython-311", "")[:-1] in files for p in cached
+    )
     boot = next(f for f in bundle.files if f.path == "opt/firecore/boot.sh")
     assert boot.mode == 0o755 and boot.uid == 0 and boot.source is not None
     assert boot.source.read_text().startswith("#!/bin/sh")
@@ -122,7 +127,12 @@ def test_user_asgi_app_with_requirements(ctx: StepContext, tmp_path: Path) -> No
     events, bundle = run(ctx)
     files = by_path(bundle)
     assert {"opt/firecore/app/main.py", "opt/firecore/app/pkg/__init__.py"} <= set(files)
-    assert not any("__pycache__" in p for p in files)
+    # no bytecode from the build host's own __pycache__: only what was compiled for the Pi
+    cached = [p for p in files if "/__pycache__/" in p]
+    assert cached and all(p.endswith(".cpython-311.pyc") for p in cached)
+    assert all(
+        p.replace("__pycache__/", "").replace(".cpython-311", "")[:-1] in files for p in cached
+    )
     link = next(f for f in bundle.files if f.path == "opt/firecore/app/link.txt")
     assert link.source == (app / "data.txt").resolve()
     assert "opt/firecore/site-packages/userdep/__init__.py" in files

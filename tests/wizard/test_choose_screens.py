@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from textual.widgets import Button, DataTable, Input, Label, Select, SelectionList, Static
+from textual.widgets import Button, Checkbox, DataTable, Input, Label, Select, SelectionList, Static
 
 from steps.answers import Answers
 from steps.errors import AnswersError, DownloadError
@@ -222,6 +222,18 @@ async def test_app_fields_checks_and_the_token_goes_to_a_0600_file(
     ]
     assert stat.S_IMODE(os.stat(secrets).st_mode) == 0o600
     assert 'token = "s3cret"' in secrets.read_text()
+
+
+async def test_the_bytecode_checkbox_sets_app_precompile(
+    wiz_answers: Answers, services: FakeServices
+) -> None:
+    app = make_app(wiz_answers, services=services, start="app")
+    async with app.run_test(size=(80, 24)) as pilot:
+        box = app.screen.query_one("#precompile", Checkbox)
+        assert box.value is True
+        box.focus()
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.state.answers.app.precompile is False)
 
 
 async def test_a_failed_app_check_blocks_next(wiz_answers: Answers, services: FakeServices) -> None:

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.timer import Timer
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from steps.answers import resolve_path
 from steps.errors import FirecoreError
@@ -72,6 +72,12 @@ the Pis receive only its sha256.
         )
         yield AnswerField(self.state, "app.secrets_file", "Secrets file", placeholder="(none)")
         yield AnswerField(self.state, "app.env", "App settings (NAME=value per line)", kind="lines")
+        yield Checkbox(
+            "Ship bytecode (.pyc): faster start on every boot  app.precompile",
+            self.state.answers.app.precompile,
+            compact=True,
+            id="precompile",
+        )
         yield StepRunner(clock=self.wizard.clock, visible=False, id="runner")
 
     _debounce: Timer | None = None
@@ -107,6 +113,10 @@ the Pis receive only its sha256.
             if self._debounce is not None:
                 self._debounce.stop()
             self._debounce = self.set_timer(CHECK_DELAY, self.action_check)
+
+    @on(Checkbox.Changed, "#precompile")
+    def _precompile(self, event: Checkbox.Changed) -> None:
+        self.set_answer("app.precompile", event.value)
 
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:

@@ -20,7 +20,8 @@ contract in pyproject.toml keeps it so, and ``textual``/``rich``/``wizard`` are 
   the virtual Pi, the diagnosis codes and the JSON-lines shapes; the packet monitor's capture
   files, live capture, decoder, per-Pi timeline and events.
 - ``picore/`` — piCore as files: the release image, config.txt, cpio, the base rootfs, TCZs and
-  their dependencies, the app bundle, its wheels and their bytecode, overlay.gz, card images (``sdcard``).
+  their dependencies, the app bundle, its wheels and their bytecode, overlay.gz, card images
+  (``sdcard``).
 - ``bootloader/`` — beside ``picore``: the Pi's own boot machinery (the Pi 4/5 EEPROM image and
   its config, the pinned firmware and its download, what each model needs to netboot).
 - ``fetch/`` — mirrors and verified, cached downloads.

@@ -6,7 +6,14 @@ import importlib
 import sys
 
 #: benchmark modules, each with ``main() -> int``.
-BENCHMARKS: list[str] = ["remaster", "boot_load", "monitor", "diagnostics_screen"]
+BENCHMARKS: list[str] = [
+    "startup",
+    "keys",
+    "headless",
+    "boot_load",
+    "monitor",
+    "diagnostics_screen",
+]
 
 
 def main() -> int:

@@ -12,11 +12,15 @@ that must be mode 0600.
 
 from __future__ import annotations
 
+import ast
 import base64
 import binascii
 import difflib
+import functools
 import hashlib
+import inspect
 import ipaddress
+import itertools
 import json
 import os
 import re
@@ -253,10 +257,10 @@ def is_ipv4(value: str) -> bool:
 
 class _Model(BaseModel):
     # strict: a TOML string is never read as a bool or a number ("no" is not false, "8080" is
-    # not a port) and true is not 1; ints are still accepted for float keys.
-    model_config = ConfigDict(
-        extra="forbid", use_attribute_docstrings=True, validate_assignment=True, strict=True
-    )
+    # not a port) and true is not 1; ints are still accepted for float keys. Field docs are the
+    # attribute docstrings below; ``document_fields`` reads them when they are shown (pydantic's
+    # use_attribute_docstrings would read the source at every start-up).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
 
 
 def is_extension_name(name: str) -> bool:
@@ -481,11 +485,15 @@ class NetworkAnswers(_Model):
     """Where the dnsmasq config that an install replaces is backed up (never inside a dnsmasq
     conf-dir, which would load the backup as config)."""
     probe_seconds: float = Field(default=4.0, ge=0, le=60)
-    """How long preflight listens for other DHCP/proxy servers after its probe DISCOVER (DHCP
-    servers that ping first answer after ~3 s); 0 skips the probe."""
+    """The longest preflight listens for other DHCP/proxy servers after its probe DISCOVER (DHCP
+    servers that ping first answer after ~3 s); it stops 1 s after a DHCP server's offer. 0 skips
+    the probe."""
     preflight_strict: bool = True
     """Stop before installing anything when preflight finds an error (a second proxy, a port
     taken, dnsmasq missing); false: report it and go on."""
+    fleet_size: int = Field(default=25, ge=1, le=1000)
+    """How many Pis may power on at the same moment (a classroom on one switch); the config
+    lets dnsmasq serve 2 TFTP transfers per Pi at once (tftp-max, never below dnsmasq's own 50)."""
     dnsmasq_extra: list[str] = Field(default_factory=list)
     """Extra dnsmasq option lines appended to the generated config, from an allow-list of
     tuning options: tftp-single-port, tftp-mtu=1400, tftp-max=N, tftp-port-range=A,B,
@@ -793,6 +801,60 @@ class Secrets(_Model):
         return value
 
 
+def _attribute_docs(cls: ast.ClassDef) -> dict[str, str]:
+    """``name: type = …`` followed by a string literal: that string documents ``name``."""
+    docs: dict[str, str] = {}
+    for before, node in itertools.pairwise(cls.body):
+        if (
+            isinstance(before, ast.AnnAssign)
+            and isinstance(before.target, ast.Name)
+            and isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            docs[before.target.id] = inspect.cleandoc(node.value.value)
+    return docs
+
+
+@functools.cache
+def document_fields() -> None:
+    """Give every answers field its attribute docstring as ``description`` (once per process).
+
+    Called by whatever shows the docs (the answers file's comments, the README reference, the
+    wizard's field help, the JSON Schema); a headless run never pays for reading the source.
+    """
+    try:
+        tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    except OSError:  # pragma: no cover - installed without its source
+        return
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    pending = list(_Model.__subclasses__())
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        node = classes.get(model.__name__)
+        if node is None or model.__module__ != __name__:
+            continue
+        docs = _attribute_docs(node)
+        for name, info in model.model_fields.items():
+            if info.description is None and name in docs:
+                info.description = docs[name]
+
+
+def answers_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the answers file, every field with its documentation."""
+    document_fields()
+    # the schemas were built before the docs were filled in: rebuild the inner models first
+    pending: list[type[_Model]] = list(_Model.__subclasses__())
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        if model is not Answers:
+            model.model_rebuild(force=True)
+    Answers.model_rebuild(force=True)
+    return Answers.model_json_schema()
+
+
 def default_answers() -> Answers:
     """A complete answers object with every default filled in."""
     return Answers(version=1)
@@ -1000,22 +1062,33 @@ def load_answers(path: str | os.PathLike[str]) -> Answers:
     return parse_answers(data)
 
 
+#: Answers that only say where: where the tree is written, where scratch files and downloads are
+#: kept, which mirror serves the (md5-verified, identical) release. Left out of ``build_digest``,
+#: so the same answers built into another directory, with another cache or mirror, give a
+#: byte-identical tree, manifest included. Keys that choose content (app.path, app.wheelhouse,
+#: app.secrets_file …) stay in: another value there is another app, other wheels, another token.
+WHERE_ONLY: tuple[tuple[str, str], ...] = (
+    ("build", "output"),
+    ("build", "cache"),
+    ("release", "mirrors"),
+)
+
+
 def build_digest(answers: Answers) -> str:
-    """sha256 of the answers that shape the boot tree (not network, prepare, devices, keep or
-    mirrors).
+    """sha256 of the answers that shape the boot tree (not network, prepare, devices, keep, or
+    WHERE_ONLY).
 
     Recorded in the build manifest: the TUI (which fills the network screen after building) and
-    ``--answers`` (which has every section from the start) then write identical trees. Where
-    the release is fetched from does not shape the tree (the same file, checked by its
-    checksum, from any mirror; the demo mirror's port changes on every run), so a resumed
-    session still sees its tree as built from these answers.
+    ``--answers`` (which has every section from the start) then write identical trees, and so do
+    two builds into different directories.
     """
     data = answers.model_dump(mode="json")
     data.pop("network")
     data.pop("prepare")  # cards for the Pis, not the boot tree
     data["build"].pop("sd_image")  # an extra file beside the tree, not in it
-    data["release"].pop("mirrors")
     data["deploy"] = {"profiles": data["deploy"]["profiles"]}
+    for section, key in WHERE_ONLY:
+        data[section].pop(key)
     canon = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canon.encode()).hexdigest()
 

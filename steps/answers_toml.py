@@ -14,7 +14,7 @@ import tomlkit
 from pydantic import BaseModel
 from tomlkit.items import Table
 
-from steps.answers import Answers
+from steps.answers import Answers, document_fields
 
 HEADER = """\
 firecore-wizard answers file.
@@ -58,6 +58,7 @@ def _fill(table: Table, model: BaseModel) -> list[tuple[str, BaseModel]]:
 
 def dump_answers(answers: Answers) -> str:
     """The complete, commented TOML text of ``answers``."""
+    document_fields()
     doc = tomlkit.document()
     for line in HEADER.splitlines():
         doc.add(tomlkit.comment(line))
@@ -97,6 +98,7 @@ def _add_table(doc: tomlkit.TOMLDocument, dotted: str, table: Table) -> None:
 
 def reference_markdown() -> str:
     """The answers-file reference as a Markdown table (generates docs/reference/answers.md)."""
+    document_fields()
     rows = ["| Key | Default | Meaning |", "|---|---|---|"]
     rows.append("| `version` | (required) | Format version of the file; always `1`. |")
 

@@ -14,7 +14,7 @@ step puts a ``ReleaseArtifact``, the remaster step gets it with ``ctx.results.ne
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -40,6 +40,12 @@ class Results:
         """The stored item of that type, or None."""
         item = self._items.get(kind)
         return item if isinstance(item, kind) else None
+
+    def take(self, kind: type[T]) -> T | None:
+        """Remove and return the stored item of that type (something meant to be used once)."""
+        item = self.get(kind)
+        self._items.pop(kind, None)
+        return item
 
     def need(self, kind: type[T], by: str = "") -> T:
         """The stored item of that type; a StepError if no earlier step produced it."""
@@ -67,11 +73,18 @@ class StepContext:
     dry_run: bool = False
     cache_dir: Path | None = None
     """Overrides ``build.cache`` (tests); None: answers or the user cache directory."""
+    stoppers: list[Callable[[], None]] = field(default_factory=list)
+    """How to stop work a step started early (``steps.plan.start_early``); ``close`` calls them."""
 
     def check_cancel(self) -> None:
         """Raise Cancelled if the user asked to stop."""
         if self.cancel.is_set():
             raise Cancelled()
+
+    def close(self) -> None:
+        """The run is over: stop whatever early work is still going (a failed run's probe)."""
+        while self.stoppers:
+            self.stoppers.pop()()
 
 
 class Step(Protocol):

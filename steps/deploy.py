@@ -7,6 +7,8 @@ keeps the newest ``deploy.keep`` releases (a build already live is not published
 ``rollback`` switches ``current`` back. The layout of the TFTP root, why a Pi mid-boot never
 sees a half-copied tree, and how the firmware finds a per-device tree (netboot.md §5.1/§5.2)
 are in ``steps.host.tftproot``, which owns that layout.
+Every copied file is checked against the manifest's sha256 — read again unless it is the very
+file the remaster step wrote with those bytes (``fsutil.KnownDigests``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import stat
 from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
@@ -24,7 +27,7 @@ from steps.artifacts import BuildResult, DeployResult
 from steps.base import StepContext
 from steps.errors import DeployError
 from steps.events import Event, LogLine, Planned, Progress, Result
-from steps.fsutil import disk_error, staging_dir
+from steps.fsutil import KnownDigests, disk_error, staging_dir
 from steps.host.releases import (
     deploy_record,
     device_tree,
@@ -54,6 +57,7 @@ from steps.host.tftproot import (
     switch_current,
     tftp_root,
 )
+from steps.paths import cache_dir, digests_file
 from steps.wire.pimodels import SizeFinding, size_findings
 
 NAME = "deploy"
@@ -108,6 +112,7 @@ class DeployStep:
     def run(self, ctx: StepContext) -> Iterator[Event]:
         """Verify, copy (or hard-link), build device trees, switch, prune."""
         answers = ctx.answers
+        self._digests = KnownDigests(digests_file(cache_dir(answers, ctx.cache_dir)))
         build = ctx.results.get(BuildResult)
         out = build.output if build is not None else resolve_path(answers.build.output)
         root = tftp_root(answers)
@@ -263,8 +268,13 @@ class DeployStep:
         )
         return linked
 
-    @staticmethod
-    def _copy(src: Path, dest: Path, entry: Mapping[str, Any]) -> None:
+    def _copy(self, src: Path, dest: Path, entry: Mapping[str, Any]) -> None:
+        if self._digests.known(src) == entry.get("sha256"):
+            # the very file the remaster step wrote (or last read) with these bytes: copy
+            # without reading it through Python to hash it again
+            shutil.copyfile(src, dest)
+            os.chmod(dest, FILE_MODE)
+            return
         digest, size = hash_copy(src, dest)
         if digest != entry.get("sha256") or size != entry.get("size"):
             raise DeployError(

@@ -1,9 +1,15 @@
-"""Writing files so that a failure or Ctrl-C never leaves a half-written result.
+"""Writing files so that a failure or Ctrl-C never leaves a half-written result; their digests.
 
 Every output goes to a temporary name in the same directory and is renamed into place only when
 complete (rename is atomic within a filesystem). Directory trees are built in a sibling staging
 directory and swapped in with ``renameat2(RENAME_EXCHANGE)`` where the kernel offers it, so the
 old tree stays whole until the new one is in place.
+
+``KnownDigests`` remembers the sha256 of files it has read or written, keyed by their identity
+(device, inode, size, mtime, ctime) — the check git's index and rsync make: a no-change rebuild
+does not read back tens of megabytes it wrote itself. Changing a file's bytes changes its ctime,
+which no user tool can set back; a file changed within ``RACY_NS`` of being recorded is read
+again anyway (file times come from a clock coarser than the one the record uses).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import ctypes.util
 import errno
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -22,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from steps.errors import Cancelled, StepError
 
@@ -30,10 +38,13 @@ _AT_FDCWD = -100
 
 
 def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name or "libc.so.6", use_errno=True)
-    except OSError:  # pragma: no cover - no glibc
+    try:  # glibc's soname: find_library would run ldconfig at every start-up
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:  # pragma: no cover - not glibc
+        pass
+    try:  # pragma: no cover
+        return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    except OSError:  # pragma: no cover
         return None
 
 
@@ -242,3 +253,89 @@ def sha256_file(
             if progress is not None:
                 progress(done)
     return h.hexdigest()
+
+
+#: A file whose mtime or ctime is this close to when its digest was recorded is read again
+#: (file times tick with the kernel's coarse clock, a few milliseconds).
+RACY_NS = 20_000_000
+
+
+def _identity(st: os.stat_result) -> list[int]:
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+class KnownDigests:
+    """sha256 of files, remembered in ``store`` (JSON) while each file is unchanged.
+
+    Not thread-safe; one instance per step run. ``save`` writes the store atomically (a store
+    lost to a concurrent run only costs a re-read).
+    """
+
+    def __init__(self, store: Path) -> None:
+        self.store = store
+        self._known: dict[str, list[Any]] = {}
+        self._dirty = False
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads(store.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                self._known = data
+
+    def known(self, path: Path) -> str | None:
+        """The remembered sha256 of ``path`` if the file is still the one recorded, else None."""
+        entry = self._known.get(os.fspath(path))
+        if not entry:
+            return None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        identity, sha, seen = entry[:5], entry[5], entry[6]
+        if identity != _identity(st) or max(st.st_mtime_ns, st.st_ctime_ns) + RACY_NS > seen:
+            return None
+        return str(sha)
+
+    def record(self, path: Path, sha256: str, st: os.stat_result | None = None) -> None:
+        """Remember that ``path`` (as ``st``, else as it is now) holds bytes with this sha256."""
+        try:
+            st = st or os.stat(path)
+        except OSError:
+            return
+        self._known[os.fspath(path)] = [*_identity(st), sha256, time.time_ns()]
+        self._dirty = True
+
+    def sha256(
+        self,
+        path: Path,
+        *,
+        cancel: threading.Event | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> str:
+        """``sha256_file`` unless the digest is known; reading it records it."""
+        sha = self.known(path)
+        if sha is not None:
+            if progress is not None:
+                progress(os.stat(path).st_size)
+            return sha
+        st = os.stat(path)
+        sha = sha256_file(path, cancel=cancel, progress=progress)
+        if _identity(os.stat(path)) == _identity(st):  # not changed while it was read
+            self.record(path, sha, st)
+        return sha
+
+    def forget_under(self, root: Path) -> None:
+        """Drop every entry below ``root`` (a tree that is about to be replaced)."""
+        prefix = os.fspath(root).rstrip("/") + "/"
+        for key in [k for k in self._known if k.startswith(prefix)]:
+            del self._known[key]
+            self._dirty = True
+
+    def save(self) -> None:
+        """Write the store if anything changed (renamed into place; a cache needs no fsync)."""
+        if not self._dirty:
+            return
+        with contextlib.suppress(OSError):
+            self.store.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.store.with_name(f".{self.store.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self._known, separators=(",", ":")), encoding="utf-8")
+            os.replace(tmp, self.store)
+        self._dirty = False

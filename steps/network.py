@@ -9,6 +9,16 @@ per request, so every later switch of ``current`` takes effect for the next requ
 In a dry run the step still reads (interfaces, firewall, dnsmasq's version), sends the one probe
 DISCOVER, and runs ``dnsmasq --test`` on a temporary copy; it writes nothing and yields a
 ``Planned`` event for each change it would make, after the diff.
+
+Preflight and ``dnsmasq --test`` only read, and depend on the answers and the interface, not on
+the build: ``start_early`` (called by the plan's runner before the release step) begins both in
+threads, so the probe's seconds of listening overlap the build instead of adding to it, and the
+step collects the results in its turn (if the interface and config are still the same; otherwise
+it checks again). The probe DISCOVER is sent only when the step will change something — a new or
+different config, or a dnsmasq to (re)start. A rerun that installs nothing checks only what it
+can read without running a program (the interface, the ports) and says so: no DISCOVER onto the
+LAN, no firewall or dnsmasq probing, no ``dnsmasq --test`` of the file it tested when it
+installed it (``firecore-wizard dnsmasq preflight`` runs every check on demand).
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
 
 from steps.answers import Answers, resolve_path
 from steps.artifacts import NetworkResult
@@ -37,6 +48,7 @@ from steps.host.netif import Interface, Snapshot, missing_interface, read_snapsh
 from steps.host.preflight import Finding, run_preflight
 from steps.host.routerapply import apply as apply_router
 from steps.host.routerapply import preview
+from steps.relay import Background
 
 _PHASES = 7
 
@@ -73,6 +85,8 @@ def preflight(
     snapshot: Snapshot | None = None,
     conf_text: str | None = None,
     cancel: threading.Event | None = None,
+    segment: list[Finding] | None = None,
+    programs: bool = True,
 ) -> list[Finding]:
     """Every preflight check for ``network.interface``, errors first; changes nothing.
 
@@ -80,7 +94,8 @@ def preflight(
     (``dnsmasq preflight``, the Network screen) the snapshot is read and the config rendered
     here, and problems are findings rather than exceptions: a config that cannot be rendered is
     the error ``config``, a missing interface ``interface-missing``. Our own dnsmasq is never
-    a conflict (``own_pids``).
+    a conflict (``own_pids``). ``segment`` and ``programs`` as ``run_preflight`` takes them (the
+    step's quick checks when it will change nothing).
     """
     if snapshot is None:
         snapshot = read_snapshot()
@@ -94,7 +109,97 @@ def preflight(
             except FirecoreError as exc:
                 found.append(Finding("config", "error", exc.message, exc.fix))
     own = own_pids(answers)
-    return found + run_preflight(answers, snapshot, conf_text, own_pids=own, cancel=cancel)
+    return found + run_preflight(
+        answers,
+        snapshot,
+        conf_text,
+        own_pids=own,
+        cancel=cancel,
+        segment=segment,
+        programs=programs,
+    )
+
+
+def changes_host(answers: Answers, text: str, old: str | None) -> bool:
+    """Will the step change this host: install ``text`` over ``old``, or (re)start dnsmasq?"""
+    mode = answers.network.dnsmasq_service
+    if text != old or mode == "systemd":  # the systemd service is restarted on every apply
+        return True
+    if mode == "none":
+        return False
+    state = process_state(answers)
+    return not (state.ours and state.pid is not None and {67, 69} <= udp_ports_of(state.pid))
+
+
+#: dnsmasq's verdict on a config that is already installed unchanged (it was tested then).
+TESTED_AT_INSTALL = "unchanged since `dnsmasq --test` accepted it when it was installed"
+
+
+def _probe_skipped(conf_path: os.PathLike[str]) -> Finding:
+    return Finding(
+        "probe-skipped",
+        "info",
+        f"nothing to install ({os.fspath(conf_path)} and dnsmasq are as the last run left them): "
+        "the segment, the firewall and dnsmasq were not probed again",
+        "`firecore-wizard dnsmasq preflight` runs every check on demand",
+    )
+
+
+def _preflight(
+    answers: Answers,
+    snapshot: Snapshot,
+    text: str,
+    old: str | None,
+    cancel: threading.Event | None,
+) -> list[Finding]:
+    """``run_preflight``, every check only when the step will change the host."""
+    if changes_host(answers, text, old):
+        return preflight(answers, snapshot=snapshot, conf_text=text, cancel=cancel)
+    return preflight(
+        answers,
+        snapshot=snapshot,
+        conf_text=text,
+        cancel=cancel,
+        segment=[_probe_skipped(resolve_path(answers.network.dnsmasq_conf))],
+        programs=False,
+    )
+
+
+def _test_conf(answers: Answers, text: str, old: str | None, cancel: threading.Event | None) -> str:
+    """``dnsmasq --test`` of ``text`` unless it is the installed config, unchanged."""
+    if not changes_host(answers, text, old):
+        return TESTED_AT_INSTALL
+    return check_conf(text, cancel=cancel)
+
+
+@dataclass
+class EarlyChecks:
+    """The step's read-only work for one interface and config, running since the run began."""
+
+    interface: str
+    text: str
+    old: str | None
+    findings: Background[list[Finding]]
+    verdict: Background[str]
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def start(cls, answers: Answers, snapshot: Snapshot, iface: Interface) -> EarlyChecks:
+        text = render_dnsmasq_conf(answers, iface)
+        old = read_installed(answers)
+        stop = threading.Event()
+        return cls(
+            iface.name,
+            text,
+            old,
+            Background(lambda: _preflight(answers, snapshot, text, old, stop), "network-preflight"),
+            Background(lambda: _test_conf(answers, text, old, stop), "network-dnsmasq-test"),
+            stop,
+        )
+
+    def still_for(self, iface: Interface, text: str, old: str | None) -> bool:
+        """Were these checks begun for this interface, config and installed config?"""
+        return (self.interface, self.text, self.old) == (iface.name, text, old)
 
 
 def _finding_line(step: str, f: Finding) -> Iterator[LogLine]:
@@ -112,6 +217,21 @@ class NetworkStep:
 
     name = "network"
     title = "Network"
+
+    def start_early(self, ctx: StepContext) -> None:
+        """Begin preflight and ``dnsmasq --test`` in threads (see the module docstring)."""
+        if ctx.answers.network.mode == "router":
+            return  # the router's DHCP server answers the Pis: nothing here to probe
+        try:
+            snapshot = read_snapshot()
+            iface = snapshot.get(ctx.answers.network.interface)
+            if iface is None:
+                return  # the step says so, in its turn
+            early = EarlyChecks.start(ctx.answers, snapshot, iface)
+        except FirecoreError:
+            return  # likewise
+        ctx.results.put(early)
+        ctx.stoppers.append(early.stop.set)
 
     def run(self, ctx: StepContext) -> Iterator[Event]:
         """See the module docstring for the order; raises NetworkError on the first blocker."""
@@ -145,7 +265,14 @@ class NetworkStep:
         ctx.check_cancel()
 
         yield Progress(step, "network", 1, _PHASES, "steps", "preflight")
-        findings = preflight(a, snapshot=snapshot, conf_text=text, cancel=ctx.cancel)
+        early = ctx.results.take(EarlyChecks)  # used once: a later run checks afresh
+        if early is not None and not early.still_for(iface, text, old):
+            early.stop.set()  # begun for another interface or config: check again
+            early = None
+        if early is not None:
+            findings = early.findings.result(ctx.cancel)
+        else:
+            findings = _preflight(a, snapshot, text, old, ctx.cancel)
         for f in findings:
             yield from _finding_line(step, f)
         errors = [f for f in findings if f.severity == "error"]
@@ -171,9 +298,15 @@ class NetworkStep:
             yield LogLine(step, f"{conf_path} is up to date")
 
         yield Progress(step, "network", 3, _PHASES, "steps", "dnsmasq --test")
-        yield LogLine(step, "dnsmasq --test -C <generated config>", "cmd")
-        verdict = check_conf(text, cancel=ctx.cancel)
-        yield LogLine(step, verdict, "stderr")
+        if early is not None:
+            verdict = early.verdict.result(ctx.cancel)
+        else:
+            verdict = _test_conf(a, text, old, ctx.cancel)
+        if verdict == TESTED_AT_INSTALL:
+            yield LogLine(step, f"dnsmasq --test: {verdict}")
+        else:
+            yield LogLine(step, "dnsmasq --test -C <generated config>", "cmd")
+            yield LogLine(step, verdict, "stderr")
         ctx.check_cancel()
 
         data = {

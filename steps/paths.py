@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import platformdirs
-
 from steps.answers import Answers, resolve_path
 
 _HERE = Path(__file__).resolve().parent
@@ -34,7 +32,15 @@ def cache_dir(answers: Answers, override: Path | None = None) -> Path:
         return override
     if answers.build.cache:
         return resolve_path(answers.build.cache)
+    import platformdirs  # only for the default: most runs name build.cache
+
     return Path(platformdirs.user_cache_dir("firecore-wizard"))
+
+
+def digests_file(cache_root: Path) -> Path:
+    """Where ``fsutil.KnownDigests`` keeps the sha256 of the files the build wrote and read
+    (remaster records them, deploy trusts them for the files it copies)."""
+    return cache_root / "remaster" / "digests.json"
 
 
 #: Marker file at the demo mirror's root and in every demo release's boot partition

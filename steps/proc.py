@@ -11,14 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import shutil
 import subprocess
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import sh
 
 from steps.errors import Cancelled, CommandError
 from steps.events import LogLine
@@ -50,6 +49,14 @@ PACKAGES: dict[str, str] = {
 _POLL = 0.05
 
 
+def _sh() -> Any:
+    """The ``sh`` module, imported when the first program runs (~0.1 s a run with nothing to run
+    would pay for at start-up)."""
+    import sh
+
+    return sh
+
+
 @dataclass(frozen=True)
 class Completed:
     """A finished command: its exit code and captured output."""
@@ -66,6 +73,7 @@ class Completed:
 
 
 def _command(program: str) -> Any:
+    sh = _sh()
     try:
         return sh.Command(program)
     except sh.CommandNotFound:
@@ -107,6 +115,7 @@ def run(
     """
     argv = [os.fspath(a) for a in args]
     cmd = _command(program)
+    sh = _sh()
     try:
         proc = cmd(
             *argv,
@@ -150,6 +159,7 @@ def _wait(proc: Any, cancel: threading.Event | None) -> None:
 
     if cancel is not None:
         threading.Thread(target=watch, daemon=True, name="proc-cancel").start()
+    sh = _sh()
     try:
         proc.wait()
     except (sh.ErrorReturnCode, sh.SignalException):
@@ -214,6 +224,8 @@ def stream(
     )
     done = threading.Event()
 
+    sh = _sh()
+
     def waiter() -> None:
         with contextlib.suppress(sh.ErrorReturnCode, sh.SignalException):
             proc.wait()
@@ -267,12 +279,9 @@ def spawn(
 
 
 def which(program: str) -> Path | None:
-    """Where ``program`` is on PATH, or None."""
-    try:
-        found = sh.which(program)
-    except sh.ErrorReturnCode:
-        return None
-    return Path(str(found).strip()) if found else None
+    """Where ``program`` is on PATH, or None (a lookup, not a process: it runs on every check)."""
+    found = shutil.which(program)
+    return Path(found) if found else None
 
 
 def locate(program: str) -> str | None:

@@ -20,7 +20,9 @@ The tree is built in a staging directory and swapped in only when complete, so a
 leaves the previous output exactly as it was. The build id is a short hash of the inputs (it is
 known before packing, so it can go into the overlay). A rebuild whose build id matches the tree
 already in place (and whose files still match its manifest) writes nothing; otherwise unchanged
-files are hard-linked from the previous tree and only what changed is written anew.
+files are hard-linked from the previous tree and only what changed is written anew. Whether a
+file still matches is answered from ``fsutil.KnownDigests`` (``paths.digests_file``) when the
+file is the very one this tool wrote or read last time; otherwise it is read again.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from steps.errors import AnswersError, ChecksumError, FirecoreError, RemasterErr
 from steps.events import Event, LogLine, Planned, Progress, Result, Unit
 from steps.fetch.download import evict
 from steps.fsutil import (
+    KnownDigests,
     atomic_write,
     clean_staging,
     disk_error,
@@ -53,7 +56,7 @@ from steps.fsutil import (
     replacing_dir,
     sha256_file,
 )
-from steps.paths import cache_dir
+from steps.paths import cache_dir, digests_file
 from steps.picore import bootcodes, image, overlay, sdcard
 from steps.picore.appbundle import bundle_digest, render_env
 from steps.picore.configtxt import (
@@ -214,6 +217,7 @@ class RemasterStep:
         clearly; staging trees a killed run left beside it are removed under the lock.
         """
         out = resolve_path(ctx.answers.build.output)
+        self._digests = KnownDigests(digests_file(cache_dir(ctx.answers, ctx.cache_dir)))
         try:
             check_output(ctx.answers, out, cache_dir(ctx.answers, ctx.cache_dir))
             if ctx.dry_run:
@@ -242,6 +246,8 @@ class RemasterStep:
         except OSError as exc:
             where = exc.filename2 or exc.filename or resolve_path(ctx.answers.build.output)
             raise disk_error(where, exc) from None
+        finally:
+            self._digests.save()
 
     # ------------------------------------------------------------------ the phases
 
@@ -288,7 +294,7 @@ class RemasterStep:
 
         # ---- verify: the cached file is the one the release step verified
         ph = _Phase("verify", size, message=rfile.name)
-        digest = sha256_file(rfile, progress=ph)
+        digest = self._digests.sha256(rfile, progress=ph)
         yield from ph.drain()
         if digest != release.sha256:
             removed = evict(rfile, cache_root)
@@ -527,7 +533,7 @@ class RemasterStep:
                         if (
                             old
                             and old.get("sha256") == o.sha256
-                            and _same_file(out / rel, o.size, o.sha256)
+                            and self._same_file(out / rel, o.size, o.sha256)
                         ):
                             os.link(out / rel, dest)  # unchanged: keep the very same file
                             linked += 1
@@ -547,10 +553,22 @@ class RemasterStep:
                 os.chmod(stage, 0o755)
         except OSError as exc:
             raise disk_error(exc.filename or out, exc) from None
+        self._digests.forget_under(out)
+        for rel, o in files.items():
+            self._digests.record(out / rel, o.sha256)
         yield LogLine(
             NAME,
             f"wrote {len(files) - linked} files, kept {linked} unchanged (hard links), in {out}",
         )
+
+    def _same_file(self, path: Path, size: int, sha256: str) -> bool:
+        try:
+            st = path.lstat()
+        except OSError:
+            return False
+        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+            return False
+        return self._digests.sha256(path) == sha256
 
     def _unchanged(
         self, out: Path, build_id: str, answers: Answers
@@ -564,7 +582,7 @@ class RemasterStep:
         ph = _Phase("verify", total, message=f"existing tree {out}")
         done = 0
         for rel, meta in sorted(files.items()):
-            if not _same_file(out / rel, int(meta.get("size", -1)), str(meta.get("sha256"))):
+            if not self._same_file(out / rel, int(meta.get("size", -1)), str(meta.get("sha256"))):
                 yield LogLine(NAME, f"{out / rel} differs from its manifest: rebuilding")
                 return None
             done += int(meta.get("size", 0))
@@ -969,16 +987,6 @@ def _size(source: Path | None, data: bytes | None) -> int:
         except OSError:
             return 0
     return len(data or b"")
-
-
-def _same_file(path: Path, size: int, sha256: str) -> bool:
-    try:
-        st = path.lstat()
-    except OSError:
-        return False
-    if not stat.S_ISREG(st.st_mode) or st.st_size != size:
-        return False
-    return sha256_file(path) == sha256
 
 
 def _read_manifest(out: Path) -> dict[str, Any] | None:

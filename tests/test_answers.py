@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from steps.answers import (
+    WHERE_ONLY,
     Answers,
+    build_digest,
     default_answers,
     load_answers,
     load_secrets,
@@ -170,3 +172,15 @@ def test_docs_answers_reference_is_current() -> None:
     start = readme.index("\n", start) + 1
     end = readme.index("<!-- /answers-reference -->")
     assert readme[start:end] == reference_markdown(), "regenerate docs/reference/answers.md"
+
+
+def test_the_build_digest_leaves_out_the_keys_that_only_say_where() -> None:
+    a = default_answers()
+    before = build_digest(a)
+    a.build.output = "/elsewhere/out"
+    a.build.cache = "/elsewhere/cache"
+    a.release.mirrors = ["http://127.0.0.1:8123/"]
+    assert build_digest(a) == before
+    assert {("build", "output"), ("build", "cache"), ("release", "mirrors")} <= set(WHERE_ONLY)
+    a.app.hostname = "kiosk-2"  # a key that shapes the tree
+    assert build_digest(a) != before

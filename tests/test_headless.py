@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 from steps.base import StepContext
 from steps.errors import CommandError, StepError
@@ -130,9 +129,14 @@ def test_sigint_in_a_real_process_exits_130_without_traceback(tmp_path) -> None:
         from tests.conftest import FakeStep
         from wizard.headless import run_steps
         from wizard.render import Renderer
-        print("ready", flush=True)
+
+        class Ready(Renderer):
+            def step_started(self, name, title):  # inside run_steps: Ctrl-C is handled now
+                super().step_started(name, title)
+                print("ready", flush=True)
+
         code = run_steps([FakeStep("remaster", "Remaster", wait_for_cancel=True)],
-                         StepContext(answers=default_answers()), Renderer(sys.stdout, sys.stderr))
+                         StepContext(answers=default_answers()), Ready(sys.stdout, sys.stderr))
         sys.exit(int(code))
         """
     )
@@ -144,10 +148,11 @@ def test_sigint_in_a_real_process_exits_130_without_traceback(tmp_path) -> None:
         text=True,
     )
     assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(0.2)
+    while (line := proc.stdout.readline()) and line.strip() != "ready":
+        pass
+    assert line.strip() == "ready"
     os.kill(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=10)
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130
     assert "Traceback" not in err
     assert "ERROR Interrupted" in err

@@ -34,8 +34,8 @@ from wizard.render import Renderer
 
 @pytest.fixture(autouse=True)
 def only_release_and_extensions(monkeypatch: pytest.MonkeyPatch) -> None:
-    keep = [entry for entry in plan.PLAN if entry[0] in ("release", "extensions")]
-    assert [name for name, _ in keep] == ["release", "extensions"]
+    keep = [entry for entry in plan.PLAN if entry.name in ("release", "extensions")]
+    assert [entry.name for entry in keep] == ["release", "extensions"]
     monkeypatch.setattr(plan, "PLAN", keep)
 
 
@@ -347,13 +347,11 @@ def test_a_slow_mirror_times_out_to_the_next(
     capsys: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("FIRECORE_HTTP_TIMEOUT", "0.3")
-    mirror_server.fault("*", Delay(10), repeat_last=True)
+    monkeypatch.setenv("FIRECORE_HTTP_TIMEOUT", "2")
+    mirror_server.fault("*", Delay(600), repeat_last=True)  # stalled: only a timeout gets past it
     f = answers_file(tmp_path, [mirror_server.url, backup_server.url])
-    start = time.monotonic()
     code, out, err = run(capsys, "--answers", str(f), "--json")
     assert code == ExitCode.OK, err
-    assert time.monotonic() - start < 8
     objs = json_lines(out)
     assert result(objs, "release")["mirror"] == backup_server.url
     assert any(o["type"] == "log" and "timed out" in o["text"] for o in objs)
@@ -363,7 +361,7 @@ def test_ctrl_c_during_the_download_exits_130_and_leaves_nothing_half_written(
     fake_mirror: Mirror, mirror_server: MirrorServer, tmp_path: Path
 ) -> None:
     rel = fake_mirror.release("15.0.0", "armhf")
-    mirror_server.fault("/" + rel.path, Delay(30, after=rel.size // 3))
+    mirror_server.fault("/" + rel.path, Delay(600, after=rel.size // 3))
     answers = load_answers(answers_file(tmp_path, [mirror_server.url]))
     ctx = StepContext(answers=answers)
 
@@ -377,7 +375,7 @@ def test_ctrl_c_during_the_download_exits_130_and_leaves_nothing_half_written(
     start = time.monotonic()
     code = run_steps([ReleaseStep()], ctx, CancelOnProgress(io.StringIO(), io.StringIO()))
     assert code == ExitCode.INTERRUPTED
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 300  # cancelled mid-stall, not after the 600 s delay
     assert cache_objects(tmp_path) == {}
 
 

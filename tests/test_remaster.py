@@ -247,6 +247,34 @@ def test_two_builds_are_byte_identical(mirror: Mirror, tmp_path: Path) -> None:
     assert b.result().changed
 
 
+def every_byte(root: Path) -> dict[str, tuple[int, bytes | None]]:
+    """rel path → (mode, contents; None for a directory) of everything below ``root``."""
+    return {
+        p.relative_to(root).as_posix(): (
+            p.lstat().st_mode,
+            p.read_bytes() if p.is_file() else None,
+        )
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def test_the_same_answers_built_in_two_places_give_identical_trees(
+    mirror: Mirror, tmp_path: Path
+) -> None:
+    """build.output and build.cache only say where: the trees match byte for byte, manifest too."""
+    here = Build(mirror, "15.0.0", tmp_path / "here")
+    there = Build(mirror, "15.0.0", tmp_path / "elsewhere" / "deeper")
+    there.bundle = here.bundle  # the same app files (the answers do not name an app directory)
+    here.run()
+    there.run()
+    assert here.answers.build.output != there.answers.build.output
+    assert here.answers.build.cache != there.answers.build.cache
+    a, b = every_byte(here.out), every_byte(there.out)
+    assert "manifest.json" in a and "overlay.gz" in a
+    assert a.keys() == b.keys()
+    assert [k for k in a if a[k] != b[k]] == []
+
+
 def test_no_change_rebuild_rewrites_nothing(mirror: Mirror, tmp_path: Path) -> None:
     b = Build(mirror, "15.0.0", tmp_path)
     b.run()

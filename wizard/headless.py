@@ -15,6 +15,7 @@ from types import FrameType
 
 from steps.base import Step, StepContext
 from steps.errors import Cancelled, FirecoreError
+from steps.plan import start_early
 from wizard.exit_codes import ExitCode, exit_code_for
 from wizard.render import Renderer
 
@@ -39,11 +40,16 @@ def sigint_cancels(cancel: threading.Event) -> Iterator[None]:
 
 
 def run_steps(steps: Sequence[Step], ctx: StepContext, renderer: Renderer) -> ExitCode:
-    """Run ``steps`` in order with one context; stop at the first failure."""
+    """Run ``steps`` in order with one context; stop at the first failure.
+
+    Work a step can do before its turn (``start_early``: the network step's segment probe)
+    begins first, and is stopped when the run ends, however it ends.
+    """
     current: str | None = None
     code = ExitCode.OK
     try:
         with sigint_cancels(ctx.cancel):
+            start_early(steps, ctx)
             for step in steps:
                 current = step.name
                 ctx.check_cancel()
@@ -63,6 +69,7 @@ def run_steps(steps: Sequence[Step], ctx: StepContext, renderer: Renderer) -> Ex
         renderer.error(Cancelled(), current)
         code = ExitCode.INTERRUPTED
     finally:
+        ctx.close()
         renderer.close()
     renderer.finished(int(code))
     return code

@@ -26,7 +26,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from steps.answers import Answers, answers_error, default_answers, parse_answers, resolve_path
+from steps.answers import (
+    Answers,
+    answers_error,
+    default_answers,
+    document_fields,
+    parse_answers,
+    resolve_path,
+)
 from steps.base import Results
 from steps.done import Done, what_is_done
 from steps.errors import AnswersError, UsageError
@@ -53,6 +60,7 @@ def get_key(answers: Answers, key: str) -> Any:
 
 def field_doc(key: str) -> str:
     """The attribute docstring of a key (shown as help next to its field)."""
+    document_fields()
     section, _, name = key.partition(".")
     sub = Answers.model_fields[section].annotation
     fields = getattr(sub, "model_fields", {})

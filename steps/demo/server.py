@@ -257,6 +257,8 @@ class MirrorServer:
         self._stopping = threading.Event()
         self._rules: list[_Rule] = []
         self._log: list[Request] = []
+        self._delayed = 0
+        self._peak_delayed = 0
         self._httpd = _HTTPServer((host, port), _Handler, self)
         self._thread: threading.Thread | None = None
 
@@ -362,6 +364,23 @@ class MirrorServer:
     def reset_counts(self) -> None:
         with self._lock:
             self._log.clear()
+            self._peak_delayed = 0
+
+    @property
+    def peak_delayed(self) -> int:
+        """Most requests held by a ``Delay`` fault at the same moment (a client's parallelism)."""
+        with self._lock:
+            return self._peak_delayed
+
+    def _hold(self, seconds: float) -> None:
+        with self._lock:
+            self._delayed += 1
+            self._peak_delayed = max(self._peak_delayed, self._delayed)
+        try:
+            self._stopping.wait(seconds)
+        finally:
+            with self._lock:
+                self._delayed -= 1
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -411,7 +430,7 @@ class _Handler(BaseHTTPRequestHandler):
         rel = rel or "/"
         fault = owner._take_fault(rel)
         if isinstance(fault, Delay) and fault.after == 0:
-            owner._stopping.wait(fault.seconds)
+            owner._hold(fault.seconds)
         if isinstance(fault, Status):
             self._record(head, rel, fault.code, rng, fault)
             self._error(fault.code, head)

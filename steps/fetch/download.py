@@ -40,10 +40,11 @@ import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
-import httpx
+if TYPE_CHECKING:  # imported on the first request: a run with a warm cache makes none
+    import httpx
 
 from steps.errors import Cancelled, ChecksumError, DownloadError
 from steps.events import Event, LogLine, Progress, Stream
@@ -158,6 +159,8 @@ def split_credentials(mirror: str) -> tuple[str, httpx.BasicAuth | None]:
     parts = urlsplit(mirror)
     if parts.username is None and parts.password is None:
         return mirror, None
+    import httpx  # only a mirror with credentials needs it before the first request
+
     auth = httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
     return redact_url(mirror), auth
 
@@ -234,15 +237,12 @@ class Downloader:
         if refresh is None:
             refresh = os.environ.get(ENV_REFRESH, "") not in ("", "0", "false", "no")
         self.refresh = refresh
-        connect = connect_timeout or _env_float(ENV_CONNECT_TIMEOUT, 3.0)
-        read = read_timeout or _env_float(ENV_READ_TIMEOUT, 15.0)
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(read, connect=connect),
-            follow_redirects=True,
-            headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"},
-            limits=httpx.Limits(max_connections=self.workers * 2),
-            transport=transport,
+        self._timeouts = (
+            connect_timeout or _env_float(ENV_CONNECT_TIMEOUT, 3.0),
+            read_timeout or _env_float(ENV_READ_TIMEOUT, 15.0),
         )
+        self._transport = transport
+        self._http: httpx.Client | None = None
         self._lock = threading.Lock()
         self._dead: list[str] = []
         self._fresh: set[Path] = set()
@@ -262,7 +262,27 @@ class Downloader:
 
     def close(self) -> None:
         """Close the HTTP connections."""
-        self._client.close()
+        with self._lock:
+            client, self._http = self._http, None
+        if client is not None:
+            client.close()
+
+    @property
+    def _client(self) -> httpx.Client:
+        """The HTTP client, made (and httpx imported, ~0.2 s) when the first request needs it."""
+        with self._lock:
+            if self._http is None:
+                import httpx
+
+                connect, read = self._timeouts
+                self._http = httpx.Client(
+                    timeout=httpx.Timeout(read, connect=connect),
+                    follow_redirects=True,
+                    headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"},
+                    limits=httpx.Limits(max_connections=self.workers * 2),
+                    transport=self._transport,
+                )
+            return self._http
 
     @property
     def mirrors(self) -> list[str]:
@@ -331,6 +351,8 @@ class Downloader:
             MirrorNotFound: 404/410.
             MirrorUnreachable: timeouts, connection errors/5xx after the last retry, other 4xx.
         """
+        import httpx
+
         url = self.url(mirror, path)
         auth: httpx.BasicAuth | httpx._client.UseClientDefault = self._auth.get(
             mirror, httpx.USE_CLIENT_DEFAULT
@@ -525,8 +547,17 @@ class Downloader:
         if want.md5 is not None:
             obj = self._object(want.md5, want.name)
             if obj.is_file():
+                # in the cache under its md5, but no record for these mirrors (another mirror
+                # or an older run put it there): read it once and record it, so the next
+                # lookup, in this run or the next, trusts the record like any other
                 md5, sha, size = _hash_file(obj)
                 if md5 == want.md5:
+                    pin = {"md5": md5, "sha256": sha, "size": size, "url": "", "mirror": ""}
+                    with contextlib.suppress(OSError):  # a read-only cache still serves
+                        atomic_write(
+                            self._pin_file(self._mirrors[0], want.path),
+                            json.dumps(pin, indent=1) + "\n",
+                        )
                     return Got(want.path, obj, want.md5, sha, size, "", "", True)
                 obj.unlink(missing_ok=True)  # damaged: hash-named, so this is certain
         return None
@@ -551,6 +582,8 @@ class Downloader:
             return {"Range": f"bytes={offset}-"} if offset else {}
 
         def body(r: httpx.Response) -> None:
+            import httpx
+
             offset = part.stat().st_size if part.exists() else 0
             if r.status_code == 416:  # our partial is already complete (or bogus): start over
                 part.unlink(missing_ok=True)

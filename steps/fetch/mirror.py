@@ -18,15 +18,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Generator, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from steps.answers import ARCHES
 from steps.artifacts import Layout, ReleaseRef
 from steps.errors import AnswersError
 from steps.events import Event, LogLine
 from steps.fetch.download import Downloader, MirrorNotFound, MirrorUnreachable
-from steps.fetch.listing import Entry, parse_listing
+
+if TYPE_CHECKING:  # the listing parser is imported only when a mirror is browsed
+    from steps.fetch.listing import Entry
 
 #: The oldest major this tool knows how to remaster (config.txt naming, see picore.md §2.2).
 MIN_MAJOR = 12
@@ -149,6 +151,8 @@ class _Lister:
             page = self.dl.get(self.mirror, path)
         except MirrorNotFound:
             return None
+        from steps.fetch.listing import parse_listing  # only when a mirror is browsed
+
         return parse_listing(page.decode("utf-8", "replace"), self.dl.url(self.mirror, path))
 
     def subdirs(self, path: str) -> list[str]:
@@ -292,6 +296,8 @@ def _scan_mirror(lister: _Lister, majors: Sequence[int] | None, workers: int) ->
     root = _majors(lister.subdirs(""))
     wanted = [m for m in root if majors is None or m in majors]
     pairs: list[tuple[int, str]] = []
+    from concurrent.futures import ThreadPoolExecutor  # logging, traceback: only when scanning
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scan") as pool:
         for major, arches in zip(
             wanted, pool.map(lambda m: lister.subdirs(f"{m}.x"), wanted), strict=True

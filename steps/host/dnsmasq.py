@@ -68,6 +68,7 @@ RESERVED_OPTIONS = frozenset(
         "conf-file",
         "conf-dir",
         "enable-tftp",
+        "tftp-max",
     }
 )
 
@@ -93,6 +94,24 @@ UNSAFE_OPTIONS = frozenset(
         "user",
     }
 )
+
+#: dnsmasq's own limit on concurrent TFTP transfers when tftp-max is not set (dnsmasq(8)).
+DNSMASQ_TFTP_MAX = 50
+#: Concurrent transfers allowed per Pi of network.fleet_size. A Pi reads its files one after
+#: another, but a Pi 4 opens a second transfer for each file it first probes for its size (it
+#: ends the probe with "Early terminate", netboot.md §4.3) and dnsmasq keeps a transfer until its
+#: last block is acknowledged or times out: one spare per Pi keeps a booting class from queueing.
+TRANSFERS_PER_PI = 2
+
+
+def tftp_max(fleet_size: int) -> int:
+    """The tftp-max for ``fleet_size`` Pis booting at once (see TRANSFERS_PER_PI).
+
+    dnsmasq lowers it to what its open-file limit allows (RLIMIT_NOFILE − 50: 974 with the usual
+    1024) and logs "restricting maximum simultaneous TFTP transfers" when it does.
+    """
+    return max(DNSMASQ_TFTP_MAX, TRANSFERS_PER_PI * fleet_size)
+
 
 _SAFE_IFACE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 _UNSAFE_PATH = re.compile(r"[\x00-\x20\x7f\",#]")
@@ -153,6 +172,7 @@ _RENDERED_KEYS = (
     "only_pis",
     "pi3_reply_delay",
     "dnsmasq_extra",
+    "fleet_size",
 )
 
 
@@ -288,6 +308,9 @@ def render_dnsmasq_conf(
         "# deploy switches current to a new release; start even before the first deploy.",
         f"tftp-root={tftp_root}/current",
         "tftp-no-fail",
+        f"# network.fleet_size = {net.fleet_size} Pis booting at once, "
+        f"{TRANSFERS_PER_PI} transfers each (dnsmasq's default is {DNSMASQ_TFTP_MAX}).",
+        f"tftp-max={tftp_max(net.fleet_size)}",
     ]
     if net.dnsmasq_service == "systemd":
         lines += ["# systemd mode: dnsmasq.service keeps its own pid, lease and log files."]

@@ -8,7 +8,9 @@ the offer's server) and a fix:
   always off in our config, ``port=0``, so udp/53 is not checked);
 - the segment: one PXE-flavoured DISCOVER from a locally administered MAC (``steps.wire.dhcp``); an
   offer of an address = a DHCP server (needed: proxy DHCP only adds the boot menu), an offer with
-  option 43 from a host that is not us = a second proxy. Needs root and the interface up;
+  option 43 from a host that is not us = a second proxy. Needs root and the interface up. It
+  listens up to ``network.probe_seconds`` but stops ``PROXY_SETTLE`` after the first offer of an
+  address;
 - the firewall: nftables / iptables rules that drop udp/67 or udp/69 (``steps.host.firewall``);
 - dnsmasq: missing, built without DHCP/TFTP, or older than the options the config uses;
 - systemd mode: the unit exists and reads the drop-in's directory.
@@ -35,6 +37,12 @@ from steps.host.netif import Interface, Snapshot, assess, missing_interface
 
 Severity = Literal["error", "warning", "info"]
 SERVICE_PORTS = {67: "DHCP", 69: "TFTP"}
+#: Seconds the probe keeps listening after a DHCP server offered an address. A proxy hands out no
+#: address, so it answers without the ping a DHCP server may send first (dnsmasq waits ~3 s,
+#: netboot.md §7.3): by the time the server's offer is in, a proxy's has had as long, plus this.
+#: One second is also about how long a Pi 3 ROM listens per DISCOVER (netboot.md §3.4): a proxy
+#: slower than that loses the race for a Pi 3 anyway.
+PROXY_SETTLE = 1.0
 
 
 @dataclass(frozen=True)
@@ -226,7 +234,9 @@ def check_segment(
     from steps.wire.dhcp import probe
 
     try:
-        result = probe(iface.name, None, model="pi4", timeout=seconds, cancel=cancel)
+        result = probe(
+            iface.name, None, model="pi4", timeout=seconds, cancel=cancel, settle=PROXY_SETTLE
+        )
     except FirecoreError:
         raise
     except OSError as exc:
@@ -507,17 +517,26 @@ def run_preflight(
     own_pids: set[int] | None = None,
     cancel: threading.Event | None = None,
     probe: bool = True,
+    segment: list[Finding] | None = None,
+    programs: bool = True,
 ) -> list[Finding]:
-    """Every check, errors first. ``conf_text`` is the config about to be installed."""
+    """Every check, errors first. ``conf_text`` is the config about to be installed.
+
+    ``segment``: findings that stand for the segment probe (why it was not sent); None probes.
+    ``programs`` False leaves out the checks that run programs (firewall, dnsmasq, systemd).
+    """
     iface = snapshot.get(answers.network.interface)
     found = check_interface(answers, snapshot)
     found += port_findings(port_users(), own_pids or set())
-    if probe:
+    if segment is not None:
+        found += segment
+    elif probe:
         found += check_segment(answers, iface, cancel=cancel)
-    found += check_firewall(answers.network.interface, cancel)
-    found += check_dnsmasq(conf_text, cancel)
-    if answers.network.dnsmasq_service == "systemd":
-        found += check_systemd(answers)
+    if programs:
+        found += check_firewall(answers.network.interface, cancel)
+        found += check_dnsmasq(conf_text, cancel)
+        if answers.network.dnsmasq_service == "systemd":
+            found += check_systemd(answers)
     tftp_current = resolve_path(answers.network.tftp_root) / "current"
     if not tftp_current.exists():
         found.append(

@@ -13,9 +13,11 @@ from __future__ import annotations
 import gzip
 import io
 import stat
+import struct
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 MAGIC = b"070701"
 TRAILER = "TRAILER!!!"
@@ -129,6 +131,45 @@ def gzip_bytes(raw: bytes, level: int = 9) -> bytes:
     with gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=level, mtime=0) as gz:
         gz.write(raw)
     return buf.getvalue()
+
+
+class LevelledGzip:
+    """A gzip writer whose deflate level can change between writes (``level``), still one member.
+
+    Each level gets its own raw deflate stream; a stream is ended with a sync flush (byte
+    aligned, not the final block) before the next begins, which is valid deflate — pigz joins
+    independently compressed blocks the same way — and the gzip trailer holds the CRC-32 and
+    size of everything. Header as ``gzip -n`` writes it (no name, mtime 0): same input, same
+    bytes.
+    """
+
+    def __init__(self, out: BinaryIO, level: int) -> None:
+        self._out = out
+        self.level = level
+        self._deflate: Any = None
+        self._deflate_level = -1
+        self._crc = 0
+        self._size = 0
+        out.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")
+
+    def write(self, data: bytes) -> int:
+        """Deflate ``data`` at the current level."""
+        if self._deflate is None or self._deflate_level != self.level:
+            if self._deflate is not None:
+                self._out.write(self._deflate.flush(zlib.Z_SYNC_FLUSH))
+            self._deflate = zlib.compressobj(self.level, zlib.DEFLATED, -zlib.MAX_WBITS)
+            self._deflate_level = self.level
+        self._out.write(self._deflate.compress(data))
+        self._crc = zlib.crc32(data, self._crc)
+        self._size += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        """Finish the deflate data and write the trailer (the output is left open)."""
+        if self._deflate is None:
+            self.write(b"")
+        self._out.write(self._deflate.flush(zlib.Z_FINISH))
+        self._out.write(struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
 
 
 def read(stream: BinaryIO) -> Iterator[Entry]:

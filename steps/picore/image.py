@@ -23,6 +23,7 @@ import gzip
 import hashlib
 import json
 import os
+import queue
 import shutil
 import stat
 import struct
@@ -46,6 +47,11 @@ SECTOR = 512
 #: MBR partition types of FAT file systems (FAT12, FAT16 < 32M, FAT16, FAT32 CHS/LBA, FAT16 LBA).
 FAT_TYPES = frozenset({0x01, 0x04, 0x06, 0x0B, 0x0C, 0x0E})
 _CHUNK = 1 << 20
+#: Chunks the reading thread may run ahead of the hashing and writing one.
+_AHEAD = 8
+#: Granularity of the holes left for runs of zeros in an extracted image.
+_SPARSE = 1 << 16
+_ZEROS = bytes(_SPARSE)
 _PROGRESS_EVERY = 8 << 20
 #: Bump when the cache layout changes (older entries are then re-extracted).
 _CACHE_FORMAT = 2
@@ -220,6 +226,46 @@ def _check(cancel: threading.Event | None) -> None:
         raise Cancelled()
 
 
+def _chunks(src: _Reader, cancel: threading.Event | None) -> Iterator[bytes]:
+    """``src`` read in chunks by a helper thread, a few chunks ahead of the consumer.
+
+    Decompressing (zip, gzip) and hashing + writing both release the GIL for large buffers, so
+    the two halves of an extraction run on two cores at once. Closing the iterator (the
+    consumer stopped: cancel, error) stops the helper within a chunk.
+    """
+    ahead: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=_AHEAD)
+    stop = threading.Event()
+
+    def put(item: bytes | BaseException | None) -> bool:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                ahead.put(item, timeout=0.1)
+                return True
+        return False
+
+    def read() -> None:
+        try:
+            while not stop.is_set() and not (cancel is not None and cancel.is_set()):
+                chunk = src.read(_CHUNK)
+                if not chunk or not put(chunk):
+                    break
+        except BaseException as exc:  # handed to the consumer
+            put(exc)
+            return
+        put(None)
+
+    reader = threading.Thread(target=read, name="image-read", daemon=True)
+    reader.start()
+    try:
+        while (item := ahead.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
 def _copy(
     step: str,
     src: _Reader,
@@ -228,22 +274,30 @@ def _copy(
     label: str,
     cancel: threading.Event | None,
 ) -> Generator[Progress, None, str]:
-    """Copy src to dst in chunks, yielding progress; returns the md5 of the bytes."""
+    """Copy src to dst in chunks, yielding progress; returns the md5 of the bytes.
+
+    ``dst`` is written sparse: runs of zeros (the empty space of both partitions, most of a fresh
+    ext4) are skipped with a seek, so the disk sees only the data; reading the holes gives zeros.
+    """
     md5 = hashlib.md5()
     done = 0
     last = 0
     yield Progress(step, "extract", 0, total, "bytes", label)
-    while True:
+    for chunk in _chunks(src, cancel):
         _check(cancel)
-        chunk = src.read(_CHUNK)
-        if not chunk:
-            break
         md5.update(chunk)
-        dst.write(chunk)
+        for at in range(0, len(chunk), _SPARSE):
+            piece = chunk[at : at + _SPARSE]
+            if piece == _ZEROS[: len(piece)]:
+                dst.seek(len(piece), os.SEEK_CUR)
+            else:
+                dst.write(piece)
         done += len(chunk)
         if done - last >= _PROGRESS_EVERY:
             last = done
             yield Progress(step, "extract", done, total, "bytes", label)
+    _check(cancel)  # the reader stops early on a cancel: never take that for the end
+    dst.truncate(done)  # a trailing hole still counts: the image keeps its size
     if done != last or done == 0:
         yield Progress(step, "extract", done, total if total is not None else done, "bytes", label)
     return md5.hexdigest()

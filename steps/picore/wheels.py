@@ -36,7 +36,6 @@ import re
 import shutil
 import sys
 import urllib.parse
-import urllib.request
 from collections.abc import Collection, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,7 +277,10 @@ def wheel_hashes(report: Mapping[str, Any]) -> dict[str, str]:
         name = urllib.parse.unquote(url.rsplit("/", 1)[-1].split("#", 1)[0])
         digest = ((info.get("archive_info") or {}).get("hashes") or {}).get("sha256", "")
         if not digest and url.startswith("file:"):
-            digest = sha256_file(Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path)))
+            # urllib.request pulls in http.client, email and ssl: only after pip used local files
+            from urllib.request import url2pathname
+
+            digest = sha256_file(Path(url2pathname(urllib.parse.urlparse(url).path)))
         out[name] = str(digest)
     return dict(sorted(out.items()))
 

@@ -755,19 +755,31 @@ def probe(
     timeout: float = 3.0,
     serial: str = "00000000",
     cancel: threading.Event | None = None,
+    settle: float | None = None,
 ) -> ProbeResult:
-    """``probe_offers`` with the DISCOVER sent and the MAC used (for evidence in a report)."""
+    """``probe_offers`` with the DISCOVER sent and the MAC used (for evidence in a report).
+
+    ``settle`` None listens for the whole ``timeout``. A number ends the probe that long after
+    the first offer of an address: proxies do not ping before answering (they hand out no
+    address), so they are not slower than a DHCP server, which may ping for seconds first.
+    """
     mac = (mac or random_local_mac()).lower()
     packet = discover_for(model, mac, serial)
     with RawLink(iface, mac) as link:
         started = time.monotonic()
+        deadline = started + timeout
         link.send(client_frame(packet, src_mac=mac))
-        offers = collect(
-            link,
-            xid=packet.xid,
-            mac=mac,
-            until=started + timeout,
-            started=started,
-            cancel=cancel,
-        )
+
+        def listen(until: float, done: Callable[[list[Offer]], bool] | None) -> list[Offer]:
+            return collect(
+                link, xid=packet.xid, mac=mac, until=until, started=started, done=done,
+                cancel=cancel,
+            )  # fmt: skip
+
+        if settle is None:
+            offers = listen(deadline, None)
+        else:
+            offers = listen(deadline, lambda got: any(o.offers_address for o in got))
+            if any(o.offers_address for o in offers):
+                offers += listen(min(deadline, time.monotonic() + settle), None)
     return ProbeResult(mac, packet, offers)

@@ -38,7 +38,8 @@ exec sleep 1000
 """
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
+def wait_for(check: Callable[[], bool], timeout: float = 240.0, what: str = "") -> None:
+    """Poll ``check``; ``timeout`` only stops a hung test (a loaded machine is slow, not wrong)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -106,9 +107,9 @@ def stop(proc: subprocess.Popen[bytes], root: Path) -> None:
     """SIGTERM the script: it must stop the app and exit 0 promptly."""
     app_pid = int(read(root / "run" / "app.pid") or 0)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=15) == 0, proc.stderr.read() if proc.stderr else ""
+    assert proc.wait(timeout=240) == 0, proc.stderr.read() if proc.stderr else ""
     if app_pid:
-        wait_for(lambda: not Path(f"/proc/{app_pid}").exists(), 10, "the app to exit")
+        wait_for(lambda: not Path(f"/proc/{app_pid}").exists(), what="the app to exit")
     assert not (root / "run" / "app.pid").exists() and not (root / "run" / "boot.pid").exists()
     log = read(root / "log" / "boot.log")
     assert "app stopped" in log and log.rstrip().endswith("stopped")
@@ -126,7 +127,8 @@ def test_waits_for_an_address_sets_hostname_and_starts_app_as_user(
     proc = start(pi.cmd([]), shell, env)
     try:
         wait_for(lambda: "waiting up to 20s" in read(boot_log), what="the wait to begin")
-        time.sleep(0.3)  # several polls pass without an address …
+        # several polls pass without an address (a slow machine only makes this check weaker)
+        time.sleep(0.3)
         assert "IPv4 address:" not in read(boot_log) and read(app_out) == ""
         pi.add_address("10.99.0.7/24")  # … then the lease arrives
         wait_for(lambda: "pythonpath=" in read(app_out), what="the app to start")

@@ -102,7 +102,7 @@ def test_status_finds_the_app_by_mdns_then_unhealthy_then_gone(
     )
     try:
         # healthy: found over mDNS, /health answers, build matches the deployed manifest
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 240  # a hang-stopper: found as soon as it answers
         while True:
             code, lines = status(adm, "--wait", "2", "--manifest", str(manifest))
             pis = [x for x in lines if x["type"] == "pi"]
@@ -147,7 +147,7 @@ def test_status_finds_the_app_by_mdns_then_unhealthy_then_gone(
 
         # the Pi shuts down: the announcer says goodbye, the Pi is gone
         boot.send_signal(signal.SIGTERM)
-        assert boot.wait(timeout=20) == 0
+        assert boot.wait(timeout=240) == 0
         code, lines = status(adm, "--wait", "2", "--manifest", str(manifest))
         assert code == 1 and lines == [
             {

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -90,3 +92,26 @@ def test_sort_rejects_orphans_duplicates_and_dot() -> None:
         cpio.sort_entries([cpio.directory(".")])
     with pytest.raises(ValueError):
         cpio.sort_entries([cpio.directory("a/../b")])
+
+
+def test_a_levelled_gzip_is_one_member_that_standard_tools_read() -> None:
+    """Level changes between writes (TCZs at level 1 in the overlay) keep a single gzip member."""
+    parts = [os.urandom(70_000) if n % 3 == 0 else b"firecore %d " % n * 4_000 for n in range(12)]
+    buf = io.BytesIO()
+    gz = cpio.LevelledGzip(buf, 6)
+    for n, part in enumerate(parts):
+        gz.level = 1 if n % 3 == 0 else 6
+        gz.write(part)
+    gz.close()
+    data = buf.getvalue()
+    assert gzip.decompress(data) == b"".join(parts)
+    unzipped = subprocess.run(["gzip", "-dc"], input=data, capture_output=True, check=True)
+    assert unzipped.stdout == b"".join(parts)
+    listed = subprocess.run(["gzip", "-lv"], input=data, capture_output=True)
+    assert listed.returncode == 0, listed.stderr
+    # one member: zlib reads the whole input as a single gzip stream with nothing left over
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    assert inflate.decompress(data) == b"".join(parts) and inflate.eof and not inflate.unused_data
+    empty = io.BytesIO()
+    cpio.LevelledGzip(empty, 6).close()
+    assert gzip.decompress(empty.getvalue()) == b""

@@ -288,8 +288,8 @@ def test_probe_offers_against_dnsmasq_matches_tshark(lab: Lab, tmp_path: Path) -
     assert dump.stderr is not None
     assert b"listening on" in dump.stderr.readline()
     with in_netns(pi):
-        pi3 = dhcp.probe(pi.iface, PI3_MAC, model="pi3", timeout=1.0)
-        pi4 = dhcp.probe(pi.iface, model="pi4", serial="9ffefdef", timeout=1.0)
+        pi3 = dhcp.probe(pi.iface, PI3_MAC, model="pi3", timeout=3.0)
+        pi4 = dhcp.probe(pi.iface, model="pi4", serial="9ffefdef", timeout=3.0)
     assert dump.wait(timeout=10) == 0
 
     for result in (pi3, pi4):

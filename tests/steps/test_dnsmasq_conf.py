@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,9 +25,15 @@ from steps.host.dnsmasq import (
     unified_diff,
 )
 from steps.host.netif import Address, Interface
+from tests.conftest import needs_root
+from tests.support.lab import stop_process
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 UPDATE = os.environ.get("FIRECORE_UPDATE_GOLDEN") == "1"
+
+
+def lo_interface() -> Interface:
+    return Interface("lo", "loopback", "00:00:00:00:00:00", (Address("127.0.0.1", 8),), True, True)
 
 
 def eth0(*cidrs: str) -> Interface:
@@ -67,8 +75,15 @@ def case_systemd_extra() -> tuple[Answers, Interface]:
     return a, eth0("10.99.0.1/24")
 
 
+def case_classroom() -> tuple[Answers, Interface]:
+    a = base()
+    a.network.fleet_size = 100
+    return a, eth0("10.99.0.1/24")
+
+
 CASES: dict[str, Callable[[], tuple[Answers, Interface]]] = {
     "default": case_default,
+    "classroom": case_classroom,
     "all-clients": case_all_clients,
     "two-subnets": case_two_subnets,
     "systemd-extra": case_systemd_extra,
@@ -107,6 +122,63 @@ def test_render_is_proxy_only_and_follows_the_options() -> None:
     delayed = render_dnsmasq_conf(*case_default())
     assert "dhcp-mac=set:rpi3,b8:27:eb:*:*:*" in delayed
     assert "dhcp-reply-delay=tag:rpi3,1" in delayed
+
+
+@pytest.mark.parametrize(
+    ("fleet", "limit"), [(1, 50), (25, 50), (26, 52), (100, 200), (1000, 2000)]
+)
+def test_tftp_max_follows_the_fleet_size(fleet: int, limit: int) -> None:
+    answers, iface = case_default()
+    answers.network.fleet_size = fleet
+    lines = render_dnsmasq_conf(answers, iface).splitlines()
+    assert [line for line in lines if line.startswith("tftp-max=")] == [f"tftp-max={limit}"]
+
+
+def test_the_fleet_size_is_a_checked_answer_and_tftp_max_belongs_to_it() -> None:
+    for bad in (0, 1001, "many"):
+        with pytest.raises(AnswersError) as err:
+            parse_answers({"version": 1, "network": {"fleet_size": bad}})
+        assert err.value.key == "network.fleet_size"
+    answers, iface = case_default()
+    answers.network.dnsmasq_extra = ["tftp-max=500"]
+    with pytest.raises(AnswersError) as owned:
+        render_dnsmasq_conf(answers, iface)
+    assert "tftp-max" in owned.value.message
+    before = parse_header(render_dnsmasq_conf(*case_default()))
+    after = parse_header(render_dnsmasq_conf(*case_classroom()))
+    assert before is not None and after is not None
+    assert before.digest != after.digest  # an installed config for another fleet is stale
+
+
+def test_dnsmasq_serves_the_classroom_limit_without_lowering_it(tmp_path: Path) -> None:
+    """Real dnsmasq, the usual 1024 open files: 400 Pis → tftp-max=800, kept (it logs a cut)."""
+    needs_root()
+    answers, _ = case_default()
+    answers.network.fleet_size = 400
+    answers.network.interface = "lo"
+    answers.network.tftp_root = str(tmp_path)
+    answers.network.state_dir = str(tmp_path / "state")
+    text = render_dnsmasq_conf(answers, lo_interface())
+    assert "tftp-max=800" in text.splitlines()
+    (tmp_path / "current").mkdir()
+    (tmp_path / "state").mkdir()
+    conf = tmp_path / "firecore.conf"
+    conf.write_text(text)
+    log = tmp_path / "dnsmasq.out"
+    log.touch()
+    script = (
+        "ip link set lo up; ulimit -n 1024; "
+        f"exec dnsmasq --no-daemon --conf-file={conf} --user=root --log-facility=- >{log} 2>&1"
+    )
+    proc = subprocess.Popen(["unshare", "--net", "sh", "-c", script], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240  # a hang-stopper: it logs at once
+        while "TFTP root is" not in log.read_text(errors="replace"):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)
+    finally:
+        stop_process(proc)
+    assert "restricting maximum simultaneous TFTP transfers" not in log.read_text()
 
 
 def test_systemd_mode_leaves_pid_lease_and_log_to_the_service() -> None:

@@ -200,13 +200,11 @@ def test_a_slow_mirror_times_out_and_the_next_one_serves(
     fake_mirror: Mirror, mirror_server: MirrorServer, second_server: MirrorServer, tmp_path: Path
 ) -> None:
     w = want(fake_mirror, biggest(fake_mirror)[0])
-    mirror_server.fault("*", Delay(10), repeat_last=True)
+    mirror_server.fault("*", Delay(600), repeat_last=True)  # stalled: only a timeout gets past
     events: list[Event] = []
-    start = time.monotonic()
-    with downloader(tmp_path, mirror_server.url, second_server.url, read_timeout=0.3) as dl:
+    with downloader(tmp_path, mirror_server.url, second_server.url, read_timeout=2) as dl:
         got = drive(dl.fetch([w]), events.append)
         assert dl.mirrors == [second_server.url, mirror_server.url]  # slow one tried last now
-    assert time.monotonic() - start < 5
     assert got[w.path].mirror == second_server.url
     assert any(
         isinstance(e, LogLine) and "timed out" in e.text and mirror_server.url in e.text
@@ -249,21 +247,20 @@ def test_cancel_stops_between_chunks_and_removes_the_partial_file(
     fake_mirror: Mirror, mirror_server: MirrorServer, tmp_path: Path
 ) -> None:
     w = want(fake_mirror, biggest(fake_mirror)[0])
-    mirror_server.fault("/" + w.path, Delay(30, after=1000))
+    mirror_server.fault("/" + w.path, Delay(600, after=1000))
     cancel = threading.Event()
     events: list[Event] = []
     cancelled_at = 0.0
-    with downloader(tmp_path, mirror_server.url, cancel=cancel, read_timeout=30) as dl:
+    with downloader(tmp_path, mirror_server.url, cancel=cancel, read_timeout=600) as dl:
         gen = dl.fetch([w])
-        start = time.monotonic()
         with pytest.raises(Cancelled):
             for event in gen:
                 events.append(event)
                 if isinstance(event, Progress) and event.done >= 1000 and not cancel.is_set():
-                    cancel.set()  # the server is now stalled for 30 s in the middle of the file
+                    cancel.set()  # the server is now stalled for 600 s in the middle of the file
                     cancelled_at = time.monotonic()
-                assert time.monotonic() - start < 10, "no progress after the first 1000 bytes"
-    assert cancelled_at and time.monotonic() - cancelled_at < 3  # not the 30 s read timeout
+    # stopped by the flag, not by the 600 s read timeout (the bound only stops a hung test)
+    assert cancelled_at and time.monotonic() - cancelled_at < 300
     cache_is_clean(tmp_path)
     assert not list((tmp_path / "downloads" / "objects").rglob(w.name))
 
@@ -272,12 +269,11 @@ def test_parallelism_is_bounded(
     fake_mirror: Mirror, mirror_server: MirrorServer, tmp_path: Path
 ) -> None:
     names = sorted(fake_mirror.repos[REPO].packages)[:8]
-    mirror_server.fault("*.tcz", Delay(0.4), repeat_last=True)
-    start = time.monotonic()
+    mirror_server.fault("*.tcz", Delay(1.0), repeat_last=True)
     with downloader(tmp_path, mirror_server.url, workers=4) as dl:
         drive(dl.fetch([want(fake_mirror, n) for n in names]))
-    elapsed = time.monotonic() - start
-    assert 0.75 <= elapsed < 3.0, elapsed  # 8 files × 0.4 s on 4 workers: two rounds
+    # 8 files held 1 s each by the server, 4 workers: never more than 4 at once, and parallel
+    assert 2 <= mirror_server.peak_delayed <= 4, mirror_server.peak_delayed
 
 
 def test_content_check_failure_is_retried_like_a_checksum(

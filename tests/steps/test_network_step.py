@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -14,9 +18,11 @@ from steps.base import StepContext
 from steps.errors import Cancelled, NetworkError
 from steps.events import Event, LogLine, Planned, Progress, Result, drive
 from steps.host.dnsmasq_service import restart_systemd
-from steps.network import NetworkStep
+from steps.network import TESTED_AT_INSTALL, EarlyChecks, NetworkStep
 from tests.support.lab import Lab
-from tests.support.netboot_lab import in_netns
+from tests.support.netboot_lab import in_netns, start_router
+from wizard.headless import run_steps
+from wizard.render import Renderer
 
 
 def net_answers(tmp: Path, **network: object) -> Answers:
@@ -155,3 +161,70 @@ def test_systemd_unit_that_dies_reports_the_journal(
     assert "dnsmasq.service is failed 0.05 s after the restart" in err.value.message
     assert "Address in use" in err.value.details
     assert "journalctl -u dnsmasq -n 30 --no-pager" in (tmp_path / "calls.log").read_text()
+
+
+class _Recorder(Renderer):
+    """Keeps every event it is given (and writes nothing)."""
+
+    def __init__(self) -> None:
+        super().__init__(io.StringIO(), io.StringIO())
+        self.events: list[Event] = []
+
+    def event(self, event: Event) -> None:
+        self.events.append(event)
+
+
+@dataclass
+class _BuildSteps:
+    """Stands for release … remaster: records what the network step began before them."""
+
+    name: str = "remaster"
+    title: str = "Remaster"
+    seen: list[object] = field(default_factory=list)
+
+    def run(self, ctx: StepContext) -> Iterator[Event]:
+        early = ctx.results.get(EarlyChecks)
+        self.seen.append(early)
+        yield LogLine(self.name, "building")
+
+
+@pytest.mark.netns
+def test_preflight_starts_with_the_run_and_a_rerun_that_changes_nothing_probes_nothing(
+    lab: Lab, tmp_path: Path
+) -> None:
+    # the probe may listen 60 s, but stops PROXY_SETTLE after the router's offer
+    a = net_answers(tmp_path, probe_seconds=60)
+    build = _BuildSteps()
+    (tmp_path / "rt").mkdir()
+    srv = lab.host("srv", "10.99.0.1/24")
+    rt = lab.host("rt", "10.99.0.254/24")
+    start_router(rt, tmp_path / "rt")
+    with in_netns(srv):
+        started = time.monotonic()
+        first = _Recorder()
+        assert run_steps([build, NetworkStep()], StepContext(answers=a), first) == 0
+        took = time.monotonic() - started
+        again = _Recorder()
+        assert run_steps([build, NetworkStep()], StepContext(answers=a), again) == 0
+    # the first run began preflight and dnsmasq --test before the build step ran
+    early = build.seen[0]
+    assert isinstance(early, EarlyChecks) and early.interface == "eth0"
+    codes = {f["code"] for f in _findings(first.events)}
+    assert {"dhcp-server", "firewall-ok", "dnsmasq-ok"} <= codes
+    # stopped after the router's offer: a probe that ran to its end alone takes the 60 s, so
+    # this bound is the behaviour itself, not a speed (however slow the machine)
+    assert took < 60
+    texts = [e.text for e in first.events if isinstance(e, LogLine)]
+    assert "dnsmasq --test -C <generated config>" in texts
+    # the rerun installs nothing, so it sends no DISCOVER and runs no program
+    codes = {f["code"] for f in _findings(again.events)}
+    assert "probe-skipped" in codes and not codes & {"dhcp-server", "firewall-ok", "dnsmasq-ok"}
+    texts = [e.text for e in again.events if isinstance(e, LogLine)]
+    assert f"dnsmasq --test: {TESTED_AT_INSTALL}" in texts
+    assert "dnsmasq --test -C <generated config>" not in texts
+
+
+def _findings(events: list[Event]) -> list[dict[str, object]]:
+    results = [e for e in events if isinstance(e, Result) and e.step == "network"]
+    assert len(results) == 1
+    return list(results[0].data["findings"])

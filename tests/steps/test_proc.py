@@ -38,8 +38,8 @@ def test_cancel_terminates_the_child() -> None:
     threading.Timer(0.2, cancel.set).start()
     start = time.monotonic()
     with pytest.raises(Cancelled):
-        proc.run("sleep", "30", cancel=cancel)
-    assert time.monotonic() - start < 5
+        proc.run("sleep", "600", cancel=cancel)
+    assert time.monotonic() - start < 300  # terminated, not waited for (a hang-stopper only)
 
 
 def test_stream_yields_command_then_lines() -> None:

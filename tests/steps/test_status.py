@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -68,14 +69,15 @@ def app_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         start_new_session=True,
     )
     try:
-        for _ in range(200):
+        deadline = time.monotonic() + 240  # a hang-stopper: a loaded machine starts it slowly
+        while True:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
                     break
             except httpx.HTTPError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("the app did not start") from None
                 threading.Event().wait(0.05)
-        else:
-            raise AssertionError("the app did not start")
         yield port
     finally:
         stop_process(proc)

@@ -84,7 +84,7 @@ def tcpdump(
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 240
         while b"listening on" not in err.read_bytes():
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"tcpdump did not start: {err.read_text(errors='replace')}")
@@ -211,7 +211,7 @@ class NetbootLan:
         log = self.tmp / f"{name}.log"
         with log.open("wb") as out:
             proc = host.popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 240
         while not ready():
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start: {log.read_text(errors='replace')}")

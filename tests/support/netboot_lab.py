@@ -26,6 +26,8 @@ CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
 SERVER_IP = "10.99.0.1"
+#: Seconds dnsmasq may take to say it is ready: a hang-stopper (it takes milliseconds when idle).
+READY_WITHIN = 120.0
 ROUTER_IP = "10.99.0.254"
 
 
@@ -153,7 +155,8 @@ def start_dnsmasq(host: Host, conf: Path, log: Path, *, ready: str) -> subproces
     """Start dnsmasq in the foreground (``--no-daemon``) in ``host``; wait for ``ready`` in its log.
 
     Raises:
-        RuntimeError: it exited or did not log ``ready`` within 10 s (its log is in the message).
+        RuntimeError: it exited or did not log ``ready`` within ``READY_WITHIN`` seconds (its log
+            is in the message).
     """
     fh = log.open("wb")
     proc = host.popen(
@@ -163,7 +166,7 @@ def start_dnsmasq(host: Host, conf: Path, log: Path, *, ready: str) -> subproces
         env={**os.environ, "LANG": "C", "LC_ALL": "C"},
     )
     fh.close()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + READY_WITHIN
     while time.monotonic() < deadline:
         text = log.read_text(errors="replace")
         if ready in text:

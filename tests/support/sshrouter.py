@@ -291,7 +291,7 @@ def start_router(
     )
     log.close()
     router = SshRouter(host, address, kind, top, base, ssh_config, dropin)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 240
     while True:
         done = router.ssh(ssh_client, "echo ready", check=False)
         if done.returncode == 0 and done.stdout.strip() == "ready":

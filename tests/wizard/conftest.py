@@ -3,7 +3,8 @@
 Cursors never blink (snapshots are deterministic), lookups come from ``FakeServices`` (fixed
 data, still delivered through the app's thread workers), and steps are ``FakeStep``s unless a
 test runs the real ones. ``wait_for`` polls a condition between short pauses: no test sleeps a
-fixed time to synchronise.
+fixed time to synchronise, and its bound only stops a hung test (minutes: a loaded 2-core machine
+may take seconds for what takes milliseconds on an idle one).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.errors import NoWidget
 from textual.pilot import Pilot
+from textual.widget import Widget
 from textual.widgets import Input, TextArea
 
 from steps.answers import Answers
@@ -62,10 +65,45 @@ def current(app: Any) -> WizardScreen:
     return screen
 
 
-async def wait_for(pilot: Pilot[Any], condition: Callable[[], object], limit: float = 10.0) -> None:
+#: How long ``wait_for`` lets a condition stay false before it calls the test hung.
+HUNG_AFTER = 240.0
+
+
+async def wait_for(
+    pilot: Pilot[Any], condition: Callable[[], object], limit: float = HUNG_AFTER
+) -> None:
     """Let the app run until ``condition()`` is true (fails the test after ``limit`` seconds)."""
     deadline = time.monotonic() + limit
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {condition}")
         await pilot.pause(0.02)
+
+
+def _under_the_mouse(app: Any, selector: str) -> bool:
+    """``selector`` is laid out and is what a click at its top-left corner would hit."""
+    found = app.screen.query(selector)
+    if not found:
+        return False
+    widget = found.first()
+    region = widget.region
+    if not region or region.offset not in app.screen.size.region:
+        return False
+    try:
+        hit, _ = app.get_widget_at(*region.offset)
+    except NoWidget:  # not in the compositor's map yet
+        return False
+    return bool(hit is widget)
+
+
+async def click(pilot: Pilot[Any], selector: str) -> None:
+    """Click ``selector`` once it is laid out where the click lands (a busy machine may still be
+    laying out a panel that was just mounted; a click computed from a stale region misses)."""
+    await wait_for(pilot, lambda: _under_the_mouse(pilot.app, selector))
+    assert await pilot.click(selector), f"the click missed {selector}"
+
+
+async def focus(pilot: Pilot[Any], widget: Widget) -> None:
+    """Focus ``widget`` and wait until it has focus, so the next key press goes to it."""
+    widget.focus()
+    await wait_for(pilot, lambda: widget.has_focus)

@@ -10,7 +10,7 @@ from textual.widgets import Button, Checkbox, DataTable, Input, Label, Select, S
 
 from steps.answers import Answers
 from steps.errors import AnswersError, DownloadError
-from tests.wizard.conftest import wait_for
+from tests.wizard.conftest import focus, wait_for
 from tests.wizard.fakes import FakeServices
 from wizard.app import make_app
 from wizard.screens.error import ErrorModal
@@ -49,7 +49,7 @@ async def test_welcome_resume_loads_a_file_and_reports_a_bad_one(
     async with app.run_test(size=(100, 30)) as pilot:
         field = app.screen.query_one("#resume-path", Input)
         field.value = str(bad)
-        field.focus()
+        await focus(pilot, field)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal))
         error = app.screen.error  # type: ignore[attr-defined]
@@ -62,8 +62,8 @@ async def test_welcome_resume_loads_a_file_and_reports_a_bad_one(
         app.screen.query_one("#resume-path", Input).value = str(good)
         app.screen.query_one("#resume", Button).press()
         # release is set by the file → done; the first screen still to do is Extensions
-        await wait_for(pilot, lambda: app.current == "extensions")
-        await pilot.pause()
+        # (the screen composed, so the app is not closed in the middle of mounting it)
+        await wait_for(pilot, lambda: app.current == "extensions" and app.screen.query("#back"))
         assert app.state.answers.release.version == "12.0"
         assert app.state.given == {"release"}
 
@@ -84,7 +84,7 @@ async def test_release_lists_mirror_releases_and_a_row_fills_version_and_arch(
             "98.0 MB",
             "2024-06-20",
         ]
-        table.focus()
+        await focus(pilot, table)
         table.move_cursor(row=0)
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.state.answers.release.arch == "aarch64")
@@ -109,12 +109,10 @@ async def test_release_validation_uses_the_answers_rules(
         await wait_for(pilot, lambda: app.screen.query_one("#releases", DataTable).row_count)
         boards = app.screen.query_one("#boards", SelectionList)
         boards.deselect_all()
-        await pilot.pause()
-        assert app.screen.query_one("#next", Button).disabled
+        await wait_for(pilot, lambda: app.screen.query_one("#next", Button).disabled)
         assert "release.boards" in _reason(app)
         boards.select("pi4")
-        await pilot.pause()
-        assert not app.screen.query_one("#next", Button).disabled
+        await wait_for(pilot, lambda: not app.screen.query_one("#next", Button).disabled)
         assert app.state.answers.release.boards == ["pi4"]
         mirrors = app.screen.query_one("#field-release-mirrors", AnswerField)
         mirrors.set_text("ftp://old.example/")
@@ -123,12 +121,15 @@ async def test_release_validation_uses_the_answers_rules(
             _reason(app)
         )
         mirrors.set_text("http://a.example, http://b.example/")
-        await pilot.pause()
-        assert app.state.answers.release.mirrors == ["http://a.example/", "http://b.example/"]
+        await wait_for(
+            pilot,
+            lambda: app.state.answers.release.mirrors == ["http://a.example/", "http://b.example/"],
+        )
         # a version the mirrors do not list cannot be chosen while they answer
         app.screen.query_one("#field-release-version", AnswerField).set_text("15.1.0")
-        await pilot.pause()
-        assert _reason(app) == "Next: 15.1.0 armhf is not on the mirrors; choose a row"
+        await wait_for(
+            pilot, lambda: _reason(app) == "Next: 15.1.0 armhf is not on the mirrors; choose a row"
+        )
 
 
 async def test_release_listing_failure_is_shown_not_raised(
@@ -153,7 +154,7 @@ async def test_extensions_search_toggle_and_closure_why(
         await pilot.press(*"url tool")
         await wait_for(pilot, lambda: index.row_count == 1)
         assert [str(c) for c in index.get_row_at(0)][1] == "curl.tcz"
-        index.focus()
+        await focus(pilot, index)
         await pilot.press("enter")
         await wait_for(pilot, lambda: "curl.tcz" in app.state.answers.extensions.names)
         await wait_for(pilot, lambda: closure.row_count == 5)
@@ -179,11 +180,12 @@ async def test_an_unknown_extension_blocks_next_with_the_resolvers_message(
     )
     app = make_app(wiz_answers, services=services, start="extensions")
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one("#next", Button).disabled)
-        assert _reason(app) == (
+        reason = (
             "Next: extensions.names: 'pyhton3.11.tcz' is not in 15.x/armhf/tcz/ — "
             "did you mean python3.11.tcz?"
         )
+        await wait_for(pilot, lambda: _reason(app) == reason)
+        assert app.screen.query_one("#next", Button).disabled
 
 
 async def test_app_fields_checks_and_the_token_goes_to_a_0600_file(
@@ -195,12 +197,12 @@ async def test_app_fields_checks_and_the_token_goes_to_a_0600_file(
         await wait_for(pilot, lambda: "✓ wheels" in str(checks.render()))
         host = app.screen.query_one("#field-app-hostname", AnswerField)
         host.set_text("Kiosk_1")
-        await pilot.pause()
-        assert "app.hostname: 'Kiosk_1' is not a hostname" in _reason(app)
+        await wait_for(pilot, lambda: "app.hostname: 'Kiosk_1' is not a hostname" in _reason(app))
         host.set_text("kiosk-1")
         app.screen.query_one("#field-app-port", AnswerField).set_text("80")
-        await pilot.pause()
-        assert "app.port: Input should be greater than or equal to 1024" in _reason(app)
+        await wait_for(
+            pilot, lambda: "app.port: Input should be greater than or equal to 1024" in _reason(app)
+        )
         app.screen.query_one("#field-app-port", AnswerField).set_text("8080")
         keys = app.screen.query_one("#field-app-ssh-authorized-keys", AnswerField)
         keys.set_text(
@@ -210,8 +212,7 @@ async def test_app_fields_checks_and_the_token_goes_to_a_0600_file(
         secrets = tmp_path / "firecore.secrets.toml"
         app.screen.query_one("#token", Input).value = "s3cret"
         app.screen.query_one("#field-app-secrets-file", AnswerField).set_text(str(secrets))
-        await pilot.pause()
-        assert not app.screen.query_one("#next", Button).disabled
+        await wait_for(pilot, lambda: not app.screen.query_one("#next", Button).disabled)
         await pilot.press("ctrl+n")
         await wait_for(pilot, lambda: app.current == "build")
     a = app.state.answers.app
@@ -248,10 +249,12 @@ async def test_a_failed_app_check_blocks_next(wiz_answers: Answers, services: Fa
     ]
     app = make_app(wiz_answers, services=services, start="app")
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one("#next", Button).disabled)
-        assert _reason(app) == "Next: wheels: numpy has no wheel for cp311 manylinux2014_armv7l"
-        text = str(app.screen.query_one("#checks", Static).render())
-        assert "— build one into app.wheelhouse or drop it" in text
+        # Next is also disabled while the checks run: wait for the verdict, not just the state
+        reason = "Next: wheels: numpy has no wheel for cp311 manylinux2014_armv7l"
+        await wait_for(pilot, lambda: _reason(app) == reason)
+        assert app.screen.query_one("#next", Button).disabled
+        checks = app.screen.query_one("#checks", Static)
+        await wait_for(pilot, lambda: "— build one into app.wheelhouse" in str(checks.render()))
 
 
 async def test_extension_mode_select_sets_the_answer(

@@ -14,7 +14,7 @@ from steps.answers_toml import dump_answers
 from steps.errors import NetworkError
 from steps.events import LogLine, Result
 from tests.conftest import FakeStep
-from tests.wizard.conftest import wait_for
+from tests.wizard.conftest import focus, wait_for
 from tests.wizard.fakes import PIS_DATA, STAGES_OK, FakeServices
 from wizard.app import make_app
 from wizard.flow import status
@@ -63,7 +63,7 @@ async def test_network_shows_interfaces_conflicts_and_the_config_diff(
         assert "-interface=eth1" in preview and "+interface=eth0" in preview
         assert "@@" in preview
         # choosing another interface row re-renders the preview for it
-        table.focus()
+        await focus(pilot, table)
         table.move_cursor(row=1)
         await pilot.press("enter")
         await wait_for(pilot, lambda: "+interface=wlan0" in _text(app, "#preview"))
@@ -81,13 +81,11 @@ async def test_network_fields_service_mode_and_apply_runs_the_network_step(
         await wait_for(pilot, lambda: app.screen.query_one("#interfaces", DataTable).row_count)
         app.screen.query_one("#service", Select).value = "none"
         app.screen.query_one("#only-pis", Checkbox).value = False
-        await pilot.pause()
-        assert app.state.answers.network.dnsmasq_service == "none"
+        await wait_for(pilot, lambda: app.state.answers.network.dnsmasq_service == "none")
         assert app.state.answers.network.only_pis is False
         root = app.screen.query_one("#field-network-tftp-root", AnswerField)
         root.set_text("/srv/with space")
-        await pilot.pause()
-        assert app.screen.query_one("#next", Button).disabled
+        await wait_for(pilot, lambda: app.screen.query_one("#next", Button).disabled)
         assert "network.tftp_root: must not contain spaces" in root.error
         root.set_text(wiz_answers.network.tftp_root)
         await pilot.press("f5")
@@ -146,8 +144,12 @@ async def test_deploy_lists_releases_deploys_rolls_back_and_maps_devices(
         await pilot.pause()
         app.screen.query_one("#serial", Input).value = "xyz"
         app.screen.query_one("#add-device", Button).press()
-        await pilot.pause()
-        assert "deploy.devices: 'xyz' is neither a serial number" in _text(app, "#device-error")
+        await wait_for(
+            pilot,
+            lambda: (
+                "deploy.devices: 'xyz' is neither a serial number" in _text(app, "#device-error")
+            ),
+        )
         assert not app.screen.query_one("#next", Button).disabled  # nothing changed: not blocking
         app.screen.query_one("#profile-name", Input).value = "kiosk"
         app.screen.query_one("#profile-hostname", Input).value = "kiosk-1"
@@ -174,8 +176,7 @@ async def test_serials_seen_by_status_can_be_picked(
         seen = app.screen.query_one("#seen", Select)
         assert [str(o[0]) for o in seen._options[1:]] == ["1a2b3c4d", "9ffefdef", "deadbeef"]
         seen.value = "deadbeef"
-        await pilot.pause()
-        assert app.screen.query_one("#serial", Input).value == "deadbeef"
+        await wait_for(pilot, lambda: app.screen.query_one("#serial", Input).value == "deadbeef")
 
 
 async def test_selftest_shows_a_line_per_stage(

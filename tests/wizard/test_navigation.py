@@ -6,7 +6,7 @@ from textual.command import CommandList
 from textual.widgets import Button, Input, Label, Markdown
 
 from steps.answers import Answers
-from tests.wizard.conftest import current, wait_for
+from tests.wizard.conftest import click, current, focus, wait_for
 from tests.wizard.fakes import FakeServices
 from wizard.app import DARK, LIGHT, make_app
 from wizard.flow import status
@@ -45,7 +45,7 @@ async def test_next_and_back_walk_the_flow_and_mark_done(
         assert status(app.state, "diagnostics", "release") == "todo"  # opens any time
         await pilot.press("ctrl+b")
         await wait_for(pilot, lambda: _name(app) == "welcome")
-        await pilot.click("#next")
+        await click(pilot, "#next")
         await wait_for(pilot, lambda: _name(app) == "release")
 
 
@@ -60,12 +60,14 @@ async def test_stepper_refuses_a_blocked_screen_and_opens_an_open_one(
         diagnostics = stepper.get_option("diagnostics")
         assert build.disabled and not diagnostics.disabled
         current(app).go_to("build")  # what the palette's "Go to Build" does
-        await pilot.pause()
-        assert _name(app) == "release"
-        assert any(
-            "Build needs Release, Extensions, App" in str(n.message) for n in app._notifications
+        await wait_for(
+            pilot,
+            lambda: any(
+                "Build needs Release, Extensions, App" in str(n.message) for n in app._notifications
+            ),
         )
-        stepper.focus()
+        assert _name(app) == "release"
+        await focus(pilot, stepper)
         stepper.highlighted = stepper.get_option_index("network")
         await pilot.press("enter")
         await wait_for(pilot, lambda: _name(app) == "network")
@@ -78,7 +80,7 @@ async def test_an_invalid_field_disables_next_and_says_why(
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: _name(app) == "release")
         editor = app.screen.query_one("#field-release-version #editor", Input)
-        editor.focus()
+        await focus(pilot, editor)
         editor.value = ""
         await pilot.press(*"15.x")
         await pilot.pause()
@@ -86,8 +88,7 @@ async def test_an_invalid_field_disables_next_and_says_why(
         assert app.screen.query_one("#next", Button).disabled
         assert "release.version: '15.x' is not a piCore version like 15.0.0" in reason
         await pilot.press("ctrl+n")
-        await pilot.pause()
-        assert _name(app) == "release"
+        await wait_for(pilot, lambda: _name(app) == "release")
         assert app.state.answers.release.version == "15.0.0"  # the bad value was not applied
         await pilot.press("backspace", "0", ".", "0")
         await wait_for(pilot, lambda: not app.screen.query_one("#next", Button).disabled)

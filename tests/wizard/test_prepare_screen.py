@@ -96,7 +96,7 @@ async def test_write_dialog_refuses_names_and_writes(
         await wait_for(pilot, lambda: modal.target is not None and modal.target.path == str(target))
         await wait_for(pilot, lambda: not write.disabled)
         await pilot.click("#write")
-        await wait_for(pilot, lambda: modal.written, limit=30)
+        await wait_for(pilot, lambda: modal.written)
         assert target.read_bytes() == image.read_bytes()
         assert "✓ wrote and verified" in str(modal.query_one("#target", Static).render())
 

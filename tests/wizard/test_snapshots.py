@@ -68,6 +68,12 @@ async def settled(pilot: Pilot[Any], *, runners: bool = True) -> None:
         pilot,
         lambda: not any(t._require_update_dimensions for t in pilot.app.screen.query(DataTable)),
     )
+    # Textual 8.2.8's DataTable keys its cell cache without the column width and does not bump
+    # it when the widths change on Idle: a frame drawn between add_row and that Idle (a loaded
+    # machine draws one) keeps the old widths in the header. Draw the settled table afresh.
+    for table in pilot.app.screen.query(DataTable):
+        table._clear_caches()
+        table.refresh()
     await pilot.pause(0.1)
     await pilot.pause()
 

@@ -29,7 +29,7 @@ from steps.base import StepContext
 from steps.demo.server import MirrorServer
 from steps.plan import build_plan
 from tests.support.wheelhouse import service_wheels
-from tests.wizard.conftest import wait_for
+from tests.wizard.conftest import current, focus, wait_for
 from wizard.app import make_app
 from wizard.exit_codes import ExitCode
 from wizard.headless import run_steps
@@ -75,6 +75,7 @@ async def test_first_time_user_walkthrough_and_headless_replay(
     async with app.run_test(size=(120, 40)) as pilot:
         # 1. Welcome
         await wait_for(pilot, lambda: app.current == "welcome" and app.screen.query("#next"))
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
 
         # 2. Release: point at the mirror, refresh, choose 15.0.0 armhf from the listing
@@ -86,7 +87,7 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         await wait_for(pilot, lambda: f"✓ {mirror_server.url} answered" in str(status.render()))
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
         index = next(i for i, r in enumerate(rows) if r[:2] == ["15.0.0", "armhf"])
-        table.focus()
+        await focus(pilot, table)
         table.move_cursor(row=index)
         await pilot.press("enter")
         await pilot.pause()
@@ -94,16 +95,17 @@ async def test_first_time_user_walkthrough_and_headless_replay(
             "15.0.0",
             "armhf",
         )
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
 
         # 3. Extensions: search and add myapp.tcz; the closure shows why w1 is included
         await wait_for(pilot, lambda: app.current == "extensions" and app.screen.query("#index"))
         index_table = app.screen.query_one("#index", DataTable)
         await wait_for(pilot, lambda: index_table.row_count > 10)
-        app.screen.query_one("#search", Input).focus()
+        await focus(pilot, app.screen.query_one("#search", Input))
         await pilot.press(*"myapp")
         await wait_for(pilot, lambda: index_table.row_count == 1)
-        index_table.focus()
+        await focus(pilot, index_table)
         await pilot.press("enter")
         closure = app.screen.query_one("#closure", DataTable)
         await wait_for(
@@ -118,6 +120,7 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         }
         assert why["w1-6.6.47-piCore-v7.tcz"] == "myapp.tcz → w1-6.6.47-piCore-v7.tcz"
         assert app.state.answers.extensions.names == ["openssh.tcz", "python3.11.tcz", "myapp.tcz"]
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
 
         # 4. App: offline wheelhouse, no extra packages, our hostname; checks run for real
@@ -126,8 +129,8 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         _field(app, "app.wheelhouse").set_text(str(tmp_path / "wheelhouse"))
         _field(app, "app.hostname").set_text("walkthrough")
         checks = app.screen.query_one("#checks", Static)
-        await wait_for(pilot, lambda: "✓ wheels" in str(checks.render()), limit=60)
-        await wait_for(pilot, lambda: not app.screen.query_one("#next", Button).disabled)
+        await wait_for(pilot, lambda: "✓ wheels" in str(checks.render()))
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
 
         # 5. Build with the real steps
@@ -136,9 +139,13 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         _field(app, "build.cache").set_text(str(tmp_path / "cache"))
         await pilot.press("f5")
         runner = app.screen.query_one(StepRunner)
-        await wait_for(pilot, lambda: built(runner), limit=120)
-        state = str(app.screen.query_one("#build-state", Static).render())
+        await wait_for(pilot, lambda: built(runner))
+        state_label = app.screen.query_one("#build-state", Static)
+        # the runner stops before the screen has handled its Finished message: wait for that
+        await wait_for(pilot, lambda: str(state_label.render()) != "building…")
+        state = str(state_label.render())
         assert state.startswith("✓ DEMO "), state
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
 
         # 6. Network: nothing applied (no root); the service mode and paths are answers
@@ -148,6 +155,7 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         _field(app, "network.dnsmasq_conf").set_text(str(tmp_path / "dnsmasq.d" / "firecore.conf"))
         _field(app, "network.state_dir").set_text(str(tmp_path / "state"))
         await pilot.pause()
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
 
         # 7. Prepare: the Pi 3B card from this build (the real prepare step)
@@ -155,26 +163,29 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         _field(app, "prepare.output").set_text(str(tmp_path / "cards"))
         assert str(app.screen.query_one("#model", Select).value) == "pi3b"
         await pilot.press("f5")
-        await wait_for(pilot, lambda: "pi3b" in app.state.prepared, limit=60)
+        await wait_for(pilot, lambda: "pi3b" in app.state.prepared)
         card = Path(app.state.prepared["pi3b"]["image"])
         assert card.parent == tmp_path / "cards" and card.name.startswith("firecore-pi3b-otp-")
         assert "Write the card" in str(app.screen.query_one("#card", Static).render())
         assert not app.screen.query_one("#write", Button).disabled
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
 
         # 8. Deploy the build into the temporary TFTP root with the real deploy step
         await wait_for(pilot, lambda: app.current == "deploy" and app.screen.query("#deploy"))
         await pilot.press("f5")
         deployed = app.screen.query_one("#deploy-state", Static)
-        await wait_for(pilot, lambda: str(deployed.render()).startswith(("✓", "✕")), limit=60)
+        await wait_for(pilot, lambda: str(deployed.render()).startswith(("✓", "✕")))
         assert str(deployed.render()).startswith("✓"), str(deployed.render())
         releases = app.screen.query_one("#releases", DataTable)
         await wait_for(pilot, lambda: releases.row_count == 1)
         assert str(releases.get_row_at(0)[0]) == "▶ live"
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
 
         # 9. Status (nothing on this LAN) → 10. Diagnostics (watching lo: no Pi) → 11. Summary
         await wait_for(pilot, lambda: app.current == "status" and app.screen.query("#scan"))
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
         await wait_for(pilot, lambda: app.current == "diagnostics" and app.screen.query("#waiting"))
         await pilot.press("ctrl+n")
@@ -186,6 +197,7 @@ async def test_first_time_user_walkthrough_and_headless_replay(
         app.screen.query_one("#save-path", Input).value = str(saved)
         await pilot.press("f5")
         await wait_for(pilot, saved.exists)
+        await wait_for(pilot, lambda: not current(app).problems())  # what Next checks
         await pilot.press("ctrl+n")
     assert app.return_code == 0
 

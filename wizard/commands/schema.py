@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from steps.answers import Answers
+from steps.answers import answers_json_schema
 from wizard.render import make_renderer
 
 HELP = "print the JSON Schema of the answers file"
@@ -18,5 +18,5 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the schema (pydantic's, with every field's documentation)."""
     with make_renderer(json_lines=False) as out:
-        out.data(json.dumps(Answers.model_json_schema(), indent=2))
+        out.data(json.dumps(answers_json_schema(), indent=2))
     return 0

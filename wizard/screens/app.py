@@ -16,6 +16,7 @@ from steps.answers import resolve_path
 from steps.errors import FirecoreError
 from wizard.messages import Loaded, LoadFailed
 from wizard.screens.base import PaletteCommand, WizardScreen
+from wizard.state import get_key
 from wizard.views import Check
 from wizard.widgets.answer_field import AnswerField
 from wizard.widgets.step_runner import StepRunner
@@ -80,6 +81,10 @@ the Pis receive only its sha256.
         yield StepRunner(clock=self.wizard.clock, visible=False, id="runner")
 
     _debounce: Timer | None = None
+    _checked_for: tuple[object, ...] = ()
+
+    def _checked_values(self) -> tuple[object, ...]:
+        return tuple(get_key(self.state.answers, key) for key in CHECKED_KEYS)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -90,6 +95,7 @@ the Pis receive only its sha256.
     def action_check(self) -> None:
         """Run the app checks again (F5)."""
         answers = self.state.answers
+        self._checked_for = self._checked_values()
         self.query_one("#checks", Static).update("checking the app…")
         self.query_one(StepRunner).load(
             "checks", lambda cancel: self.services.app_checks(answers, cancel)
@@ -97,8 +103,13 @@ the Pis receive only its sha256.
 
     @on(AnswerField.Validated)
     def _changed(self, event: AnswerField.Validated) -> None:
-        # typing a path or a package list: check once the user pauses (the wheel check runs pip)
-        if event.key in CHECKED_KEYS and not event.error:
+        # typing a path or a package list: check once the user pauses (the wheel check runs pip).
+        # Every field reports its first value when it is mounted: that is no change to check.
+        if (
+            event.key in CHECKED_KEYS
+            and not event.error
+            and self._checked_values() != self._checked_for
+        ):
             if self._debounce is not None:
                 self._debounce.stop()
             self._debounce = self.set_timer(CHECK_DELAY, self.action_check)

@@ -149,12 +149,16 @@ RAM). The app needs a `python3.x.tcz`.
     # ------------------------------------------------------------------ closure
     @on(AnswerField.Validated, "#field-extensions-names")
     def _names_changed(self, event: AnswerField.Validated) -> None:
-        if not event.error:
+        # the field reports its first value when it is mounted: no change, nothing to resolve
+        if not event.error and list(self.state.answers.extensions.names) != self._resolved_for:
             self._fill_index()
             self._request_closure()
 
+    _resolved_for: list[str] | None = None
+
     def _request_closure(self) -> None:
         answers = self.state.answers
+        self._resolved_for = list(answers.extensions.names)
         self.query_one("#closure").border_subtitle = "resolving…"
         self.query_one(StepRunner).load(
             "closure", lambda cancel: self.services.closure(answers, cancel)

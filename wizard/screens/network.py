@@ -211,6 +211,7 @@ See docs/router.md.
     def on_mount(self) -> None:
         super().on_mount()
         self._debounce: Timer | None = None
+        self._shown_for: dict[str, object] = {}
         self.query_one("#interfaces", DataTable).add_columns(
             "", "interface", "address", "kind", "link", "notes"
         )
@@ -239,6 +240,7 @@ See docs/router.md.
 
     def _refresh_view(self) -> None:
         answers = self.state.answers
+        self._shown_for = answers.network.model_dump()
         runner = self.query_one(StepRunner)
         runner.load("interfaces", lambda cancel: self.services.interfaces(answers))
         if answers.network.mode == "router":
@@ -264,7 +266,11 @@ See docs/router.md.
 
     def _changed_later(self) -> None:
         # the preview follows every change; the checks (which may probe the LAN for seconds)
-        # run on F6, on F7 and after Apply
+        # run on F6, on F7 and after Apply. Fields, the select and the checkboxes all report
+        # their first value when they are mounted: only a real change re-reads the view (a
+        # late second read would rebuild the interface table under the user's cursor).
+        if self.state.answers.network.model_dump() == self._shown_for:
+            return
         if self._debounce is not None:
             self._debounce.stop()
         self._debounce = self.set_timer(0.4, self._refresh_view)

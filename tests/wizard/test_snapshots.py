@@ -25,6 +25,7 @@ from wizard.app import LIGHT, FirecoreWizard, make_app
 from wizard.messages import RunFinished, StepEvent, StepStarted
 from wizard.views import Finding
 from wizard.widgets.answer_field import AnswerField
+from wizard.widgets.log_view import LogView
 from wizard.widgets.step_runner import StepRunner
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
@@ -75,6 +76,14 @@ async def settled(pilot: Pilot[Any], *, runners: bool = True) -> None:
         table._clear_caches()
         table.refresh()
     await pilot.pause(0.1)
+    await pilot.pause()
+
+    # a following log on screen scrolls to its newest line after a resize (an error panel
+    # opening above it)
+    def at_end(log: LogView) -> bool:
+        return not log.following or not log.region.height or log.scroll_y == log.max_scroll_y
+
+    await wait_for(pilot, lambda: all(at_end(log) for log in pilot.app.screen.query(LogView)))
     await pilot.pause()
 
 

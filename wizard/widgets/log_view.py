@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 from rich.highlighter import Highlighter
 from rich.text import Text
+from textual import events
 from textual.widgets import Log
 
 from steps.events import Event, LogLine, Planned, Result, log_text, plan_text
@@ -84,6 +85,12 @@ class LogView(Log):
         self.write_lines([printable(line) for line in lines], scroll_end=False)
         if self.following:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def on_resize(self, event: events.Resize) -> None:
+        """A log that follows keeps its newest line in view when it gets shorter (an error
+        panel opening above it), instead of whatever line the old height ended on."""
+        if self.following:
+            self.call_after_refresh(self.scroll_end, animate=False, immediate=True, x_axis=False)
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)

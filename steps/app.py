@@ -10,10 +10,9 @@ per-device ``/opt/firecore/profile.env``. What the bundle holds and the app conv
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import zlib
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,13 +176,22 @@ class AppStep:
             yield from self._check_libraries(ctx, wheels, extensions, release)
         sha = token_sha256(answers)
         env = app_env(answers, entry, python, sha, token_pubkey(answers))
-        bundle = self._bundle(entry, agent_files, app.files, wheels, env)
+        files = self._files(agent_files, app.files, wheels, env)
         if answers.app.precompile:
             bytecode = compile_bundle(
-                bundle.files, python, cache_dir(answers, ctx.cache_dir), cancel=ctx.cancel
+                files, python, cache_dir(answers, ctx.cache_dir), cancel=ctx.cancel
             )
             yield LogLine(self.name, bytecode.note, "info" if bytecode.compiled else "warning")
-            bundle = with_files(bundle, bytecode.files)
+            files += bytecode.files
+        ordered = tuple(sorted(files, key=lambda f: f.path))
+        bundle = AppBundle(
+            files=ordered,
+            bootlocal=BOOTLOCAL_LINE + "\n",
+            python=wheels.target.python,
+            platform=wheels.target.platform,
+            wheels=dict(wheels.wheels),
+            digest=bundle_digest(ordered),
+        )
         ctx.results.put(bundle)
         n_files = sum(1 for f in bundle.files if not f.is_dir)
         size = sum(_size(f) for f in bundle.files)
@@ -245,14 +253,14 @@ class AppStep:
         where = yield from _providers(ctx.answers, release, ctx)
         raise _missing_error(missing, where, repo_path(release.ref.version, release.ref.arch))
 
-    def _bundle(
+    def _files(
         self,
-        entry: EntryPoint,
         agent: list[TreeFile],
         user: list[TreeFile],
         wheels: WheelSet,
         env: dict[str, str],
-    ) -> AppBundle:
+    ) -> list[OverlayFile]:
+        """Everything under /opt/firecore: the agent, the user's app, the wheels, boot glue."""
         files: list[OverlayFile] = bundle_dirs(PREFIX)
         files.append(OverlayFile(f"{PREFIX}/agent", 0o755, is_dir=True))
         files += tree_files(f"{PREFIX}/agent", [f for f in agent if _is_agent(f.rel)])
@@ -263,22 +271,7 @@ class AppStep:
         files += tree_files(f"{PREFIX}/site-packages", scan_tree(wheels.site_packages, "app"))
         files.append(OverlayFile(BOOT_SCRIPT, 0o755, source=asset("boot", "boot.sh")))
         files.append(OverlayFile(APP_ENV, 0o644, data=render_env(env)))
-        return with_files(
-            AppBundle(
-                files=(),
-                bootlocal=BOOTLOCAL_LINE + "\n",
-                python=wheels.target.python,
-                platform=wheels.target.platform,
-                wheels=dict(wheels.wheels),
-            ),
-            files,
-        )
-
-
-def with_files(bundle: AppBundle, more: Iterable[OverlayFile]) -> AppBundle:
-    """``bundle`` with ``more`` files, sorted by path, and its digest over all of them."""
-    ordered = tuple(sorted([*bundle.files, *more], key=lambda f: f.path))
-    return dataclasses.replace(bundle, files=ordered, digest=bundle_digest(ordered))
+        return files
 
 
 def _is_agent(rel: str) -> bool:

@@ -17,8 +17,10 @@ Each carries the Pi's path of its source (``/opt/firecore/...``) for tracebacks.
 Reproducible: marshal's output depends on the compiling interpreter's state (reference counts
 decide which objects are written as back-references), so files are never compiled one at a time
 in a long-lived process. A fresh isolated interpreter (``-I``, ``PYTHONHASHSEED=0``) compiles a
-whole group in sorted order: the same group always gives the same bytes. The wheels' group is
-cached under the cache directory by its content; the app's own files are compiled every build.
+whole group in sorted order: the same group always gives the same bytes. Two groups, the wheels
+and the app's own files (the agent and app.path), each cached under the cache directory by its
+content: editing the app recompiles only its own small group, and a no-change rerun starts no
+interpreter at all.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def compile_bundle(
     *,
     cancel: threading.Event | None = None,
 ) -> Bytecode:
-    """Bytecode for every ``.py`` among ``files``: the wheels' group cached, the rest fresh.
+    """Bytecode for every ``.py`` among ``files``, in two cached groups (wheels, the app's own).
 
     ``cache`` is the cache directory; a group found there with the same sources is reused.
     """
@@ -107,15 +109,11 @@ def compile_bundle(
     own = [f for f in sources if "/site-packages/" not in f.path]
     built: dict[str, bytes] = {}
     skipped: list[str] = []
-    if wheels:
-        done, missed = _cached_group(exe, python, wheels, cache, cancel)
-        built.update(done)
-        skipped += missed
-    if own:
-        with tempfile.TemporaryDirectory(prefix="firecore-pyc-") as tmp:
-            done, missed = _compile(exe, python, own, Path(tmp), cancel)
-        built.update(done)
-        skipped += missed
+    for group in (wheels, own):
+        if group:
+            done, missed = _cached_group(exe, python, group, cache, cancel)
+            built.update(done)
+            skipped += missed
     out = [OverlayFile(rel, 0o644, data=data) for rel, data in sorted(built.items())]
     out += [OverlayFile(d, 0o755, is_dir=True) for d in sorted({os.path.dirname(r) for r in built})]
     compiled = sum(1 for f in out if not f.is_dir)

@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from steps import proc
 from steps.artifacts import OverlayFile
 from steps.picore.pycache import compile_bundle, pyc_path
 from tests.support.pifiles import write_overlay_files
@@ -110,3 +113,16 @@ def test_a_damaged_cached_group_is_compiled_again(tmp_path: Path) -> None:
     again = {f.path: f.data for f in compile_bundle(files, PY, tmp_path / "cache").files}
     assert again == first
     assert cached.read_bytes() == first[pyc_path("opt/firecore/site-packages/dep.py", PY)]
+
+
+def test_a_no_change_rerun_starts_no_compiler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = sources(tmp_path)
+    first = compile_bundle(files, PY, tmp_path / "cache")
+
+    def no_compiler(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"an interpreter was started: {args}")
+
+    monkeypatch.setattr(proc, "run", no_compiler)
+    assert compile_bundle(files, PY, tmp_path / "cache") == first

@@ -46,8 +46,6 @@ from steps.host.dnsmasq import (
 from steps.host.dnsmasq_service import process_state, restart, systemd_main_pid, udp_ports_of
 from steps.host.netif import Interface, Snapshot, missing_interface, read_snapshot, recommend
 from steps.host.preflight import Finding, run_preflight
-from steps.host.routerapply import apply as apply_router
-from steps.host.routerapply import preview
 from steps.relay import Background
 
 _PHASES = 7
@@ -381,6 +379,10 @@ class NetworkStep:
         step = self.name
         kind = a.network.router_kind
         yield Progress(step, "network", 0, 4, "steps", "read the DHCP server's config")
+        # here, not at the top: a proxy-mode run (every rerun included) never loads ssh/uci
+        from steps.host.routerapply import apply as apply_router
+        from steps.host.routerapply import preview
+
         pv = preview(a, cancel=ctx.cancel)
         yield LogLine(step, f"router mode ({kind}): the DHCP server's config is {pv.where}")
         yield Progress(step, "network", 1, 4, "steps", "diff")

@@ -25,6 +25,7 @@ interpreter at all.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -132,6 +133,7 @@ def _group_key(exe: str, python: str, files: Sequence[OverlayFile]) -> str:
     return h.hexdigest()[:32]
 
 
+@functools.cache
 def _version(exe: str) -> str:
     """The interpreter's full version: its bytecode may differ between micro releases."""
     if exe == sys.executable:

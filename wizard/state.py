@@ -37,6 +37,7 @@ from steps.answers import (
 from steps.base import Results
 from steps.done import Done, what_is_done
 from steps.errors import AnswersError, UsageError
+from wizard.views import PiSeen, StageLine
 
 #: The answers sections, in file order.
 SECTIONS: tuple[str, ...] = (
@@ -109,33 +110,6 @@ def sections_in_file(path: Path) -> set[str]:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return set()
     return {name for name in SECTIONS if isinstance(data.get(name), dict)}
-
-
-@dataclass(frozen=True)
-class StageLine:
-    """One self-test stage as shown on the Deploy screen."""
-
-    stage: str
-    ok: bool
-    message: str = ""
-    code: str = ""
-
-
-@dataclass(frozen=True)
-class PiSeen:
-    """One Pi found by the status scan."""
-
-    serial: str
-    hostname: str
-    address: str
-    build_id: str
-    healthy: bool
-    current: bool | None
-    """True: runs the deployed build; False: an older one; None: nothing deployed to compare."""
-    uptime: str = ""
-    model: str = ""
-    netboot: str = ""
-    """Network boot as the Pi reports it ("on (OTP 17:3020000a …)", "OFF (…)", "?")."""
 
 
 @dataclass

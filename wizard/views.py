@@ -149,3 +149,30 @@ class CardTarget:
     def blocked(self) -> bool:
         """A problem Force cannot override."""
         return any(not p.forceable for p in self.problems)
+
+
+@dataclass(frozen=True)
+class StageLine:
+    """One self-test stage as shown on the Deploy screen."""
+
+    stage: str
+    ok: bool
+    message: str = ""
+    code: str = ""
+
+
+@dataclass(frozen=True)
+class PiSeen:
+    """One Pi found by the status scan."""
+
+    serial: str
+    hostname: str
+    address: str
+    build_id: str
+    healthy: bool
+    current: bool | None
+    """True: runs the deployed build; False: an older one; None: nothing deployed to compare."""
+    uptime: str = ""
+    model: str = ""
+    netboot: str = ""
+    """Network boot as the Pi reports it ("on (OTP 17:3020000a …)", "OFF (…)", "?")."""

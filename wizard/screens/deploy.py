@@ -24,8 +24,7 @@ from textual.widgets import (
 from steps.errors import FirecoreError
 from wizard.messages import Loaded, LoadFailed, RunFinished, StepEvent
 from wizard.screens.base import PaletteCommand, WizardScreen
-from wizard.state import StageLine
-from wizard.views import TftpState
+from wizard.views import StageLine, TftpState
 from wizard.widgets.step_runner import StepRunner
 
 MODELS = [("Pi 3 boot ROM", "pi3"), ("Pi 4 bootloader", "pi4"), ("Pi 5 bootloader", "pi5")]

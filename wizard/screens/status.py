@@ -16,7 +16,7 @@ from steps.errors import FirecoreError
 from steps.textsafe import printable
 from wizard.messages import RunFinished, StepEvent
 from wizard.screens.base import PaletteCommand, WizardScreen
-from wizard.state import PiSeen
+from wizard.views import PiSeen
 from wizard.widgets.step_runner import StepRunner
 
 

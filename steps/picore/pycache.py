@@ -63,7 +63,11 @@ class Bytecode:
     files: tuple[OverlayFile, ...]
     note: str
     """One line for the log: how many were compiled and by which interpreter, or why none."""
-    compiled: int = 0
+
+    @property
+    def compiled(self) -> int:
+        """How many ``.pyc`` files there are."""
+        return sum(1 for f in self.files if not f.is_dir)
 
 
 def cache_tag(python: str) -> str:
@@ -117,12 +121,11 @@ def compile_bundle(
             skipped += missed
     out = [OverlayFile(rel, 0o644, data=data) for rel, data in sorted(built.items())]
     out += [OverlayFile(d, 0o755, is_dir=True) for d in sorted({os.path.dirname(r) for r in built})]
-    compiled = sum(1 for f in out if not f.is_dir)
-    note = f"{compiled} .pyc compiled for CPython {python} ({exe})"
+    note = f"{len(built)} .pyc compiled for CPython {python} ({exe})"
     if skipped:
         note += f"; {len(skipped)} not valid Python {python}, shipped as source: {skipped[0]}"
         note += " …" if len(skipped) > 1 else ""
-    return Bytecode(tuple(out), note, compiled)
+    return Bytecode(tuple(out), note)
 
 
 def _group_key(exe: str, python: str, files: Sequence[OverlayFile]) -> str:

@@ -30,5 +30,6 @@ contract in pyproject.toml keeps it so, and ``textual``/``rich``/``wizard`` are 
   architecture serves which), ``events`` (and how a person reads them), ``errors`` (one family,
   each with a fix and an exit code), ``proc`` (the one wrapper around external programs),
   ``fsutil`` (atomic writes, file digests), ``textsafe`` (control characters in, secrets out
-  of what is shown), ``paths``, ``relay`` (blocking work beside a step's generator), ``units``.
+  of what is shown), ``paths``, ``relay`` (blocking work beside a step's generator),
+  ``reqline`` (plain pip requirement lines, read without ``packaging``), ``units``.
 """

@@ -374,9 +374,13 @@ class AppAnswers(_Model):
     @field_validator("python_packages")
     @classmethod
     def _packages(cls, value: list[str]) -> list[str]:
-        from packaging.requirements import InvalidRequirement, Requirement
+        from steps.reqline import plain
 
         for line in value:
+            if plain(line) is not None:
+                continue
+            from packaging.requirements import InvalidRequirement, Requirement
+
             try:
                 Requirement(line)
             except InvalidRequirement:

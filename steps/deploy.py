@@ -20,7 +20,7 @@ import shutil
 import stat
 from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steps.answers import Answers, resolve_path
 from steps.artifacts import BuildResult, DeployResult
@@ -36,8 +36,6 @@ from steps.host.releases import (
     same_build,
     scan_build,
 )
-from steps.host.remotedeploy import RemoteDeploy
-from steps.host.sshrun import ssh_for
 from steps.host.tftproot import (
     CURRENT,
     DIR_MODE,
@@ -60,7 +58,21 @@ from steps.host.tftproot import (
 from steps.paths import cache_dir, digests_file
 from steps.wire.pimodels import SizeFinding, size_findings
 
+if TYPE_CHECKING:
+    from steps.host.remotedeploy import RemoteDeploy
+
 NAME = "deploy"
+
+
+def _remote(answers: Answers) -> RemoteDeploy | None:
+    """The router's TFTP root when ``deploy.target`` names one (ssh and tar are imported then)."""
+    if not answers.deploy.target:
+        return None
+    from steps.host.remotedeploy import RemoteDeploy
+    from steps.host.sshrun import ssh_for
+
+    ssh = ssh_for(answers)
+    return None if ssh is None else RemoteDeploy(ssh)
 
 
 def rollback(answers: Answers, to: str | None = None) -> DeployResult:
@@ -71,9 +83,9 @@ def rollback(answers: Answers, to: str | None = None) -> DeployResult:
     Raises:
         DeployError: nothing deployed yet, no earlier release, or ``to`` does not exist.
     """
-    ssh = ssh_for(answers)
-    if ssh is not None:
-        return RemoteDeploy(ssh).rollback(to)
+    remote = _remote(answers)
+    if remote is not None:
+        return remote.rollback(to)
     root = tftp_root(answers)
     with deploy_lock(root):
         releases = list_releases(root)
@@ -130,9 +142,9 @@ class DeployStep:
         devices = dict(answers.deploy.devices)
         for finding in tftp_size_findings(manifest):
             yield LogLine(NAME, finding.message(), "warning")
-        ssh = ssh_for(answers)
-        if ssh is not None:
-            yield from RemoteDeploy(ssh).publish(ctx, out, manifest, devices)
+        remote = _remote(answers)
+        if remote is not None:
+            yield from remote.publish(ctx, out, manifest, devices)
             return
         yield from self._check_parents(root)
 

@@ -57,7 +57,7 @@ from steps.fsutil import (
     sha256_file,
 )
 from steps.paths import cache_dir, digests_file
-from steps.picore import bootcodes, image, overlay, sdcard
+from steps.picore import bootcodes, image, overlay
 from steps.picore.appbundle import bundle_digest, render_env
 from steps.picore.configtxt import (
     MAX_LINE,
@@ -608,6 +608,8 @@ class RemasterStep:
         """``build.sd_image``: the tree as an SD-card image beside it (``sdcard.tree_image``)."""
         if not ctx.answers.build.sd_image:
             return None
+        from steps.picore import sdcard  # card images only when asked for
+
         card = yield from sdcard.tree_image(NAME, out, previous=previous, cancel=ctx.cancel)
         return card
 
@@ -736,6 +738,8 @@ class RemasterStep:
                 )
         yield Planned(NAME, "write", str(out / MANIFEST), "sha256 and size of every file")
         if answers.build.sd_image:
+            from steps.picore import sdcard
+
             yield Planned(
                 NAME,
                 "write",

@@ -39,11 +39,7 @@ import urllib.parse
 from collections.abc import Collection, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from packaging.markers import InvalidMarker, Marker
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from typing import TYPE_CHECKING, Any
 
 from steps import proc
 from steps.answers import ARCHES
@@ -53,6 +49,10 @@ from steps.errors import AnswersError, CommandError, DownloadError, StepError
 from steps.events import Event, LogLine, Progress
 from steps.fsutil import atomic_write, disk_error, replacing_dir, sha256_file
 from steps.picore import elf
+from steps.reqline import plain
+
+if TYPE_CHECKING:
+    from packaging.markers import Marker
 
 #: glibc assumed when the release's own libc.so.6 cannot be read: manylinux2014's (PEP 599).
 GLIBC_FLOOR = (2, 17)
@@ -212,6 +212,10 @@ def cache_key(
 
 def check_requirement(line: str, where: str) -> str:
     """A requirement line as pip will see it; AnswersError naming ``where`` when malformed."""
+    if plain(line) is not None:
+        return line
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         Requirement(line)
     except InvalidRequirement as exc:
@@ -222,15 +226,22 @@ def check_requirement(line: str, where: str) -> str:
 
 
 def for_target(requirements: Sequence[str], target: Target) -> list[str]:
-    """The requirements whose environment marker holds on the Pi (marker kept off the line)."""
+    """The requirements whose environment marker holds on the Pi (marker kept off the line).
+
+    Each as pip sees it: ``packaging``'s spelling (``steps.reqline`` for plain lines).
+    """
     out: list[str] = []
     env = target.marker_env()[0]
     for line in requirements:
-        req = Requirement(line)
-        if req.marker is not None and not req.marker.evaluate(env):
-            continue
-        req.marker = None
-        text = str(req)
+        text = plain(line)
+        if text is None:
+            from packaging.requirements import Requirement
+
+            req = Requirement(line)
+            if req.marker is not None and not req.marker.evaluate(env):
+                continue
+            req.marker = None
+            text = str(req)
         if text not in out:
             out.append(text)
     return out
@@ -238,6 +249,10 @@ def for_target(requirements: Sequence[str], target: Target) -> list[str]:
 
 def missing_for_target(report: Mapping[str, Any], target: Target) -> list[str]:
     """Dependencies that pip skipped (markers evaluated for the host) but the Pi needs."""
+    from packaging.markers import InvalidMarker
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
     installed = {
         canonicalize_name(str(item["metadata"]["name"])) for item in report.get("install", [])
     }

@@ -92,8 +92,13 @@ async def test_a_failure_shows_step_cause_fix_and_details_and_retry_runs_again(
         await click(pilot, "#start")
         await wait_for(pilot, lambda: app.screen.query(ErrorPanel))
         panel = app.screen.query_one(ErrorPanel)
-        texts = [str(w.render()) for w in panel.query("Label, Static")]
-        assert "✕ Command failed in step remaster" in texts
+
+        def texts_now() -> list[str]:
+            return [str(w.render()) for w in panel.query("Label, Static")]
+
+        # the panel is mounted before its children are: wait for what it composes
+        await wait_for(pilot, lambda: "✕ Command failed in step remaster" in texts_now())
+        texts = texts_now()
         assert any("`mcopy -i piCore.img@@4194304 ::/` exited with 1" in t for t in texts)
         assert "Fix: the image's FAT partition is damaged: download the release again" in texts
         details = panel.query_one(Collapsible)

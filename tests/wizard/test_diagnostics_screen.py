@@ -160,7 +160,7 @@ async def test_a_flood_keeps_keys_working_and_only_the_ring_in_the_list() -> Non
         step = MonitorStep(pcap="-", stdin=flood.stream)
         app = MonitorApp(step)
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.screen.query(DiagnosticsView))
+            await wait_for(pilot, lambda: app.screen.query(PacketList))  # composed by the view
             view = view_of(app)
             packets = app.screen.query_one(PacketList)
             await wait_for(pilot, lambda: view.packets >= 500, 120)

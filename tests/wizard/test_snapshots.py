@@ -214,7 +214,8 @@ def test_build_failed(snap_compare: Any, size: tuple[int, int]) -> None:
             StepEvent(LogLine("remaster", "mcopy -i piCore-15.0.0.img@@4194304 ::/", "cmd"))
         )
         runner.post_message(RunFinished("build", ok=False, step="remaster", error=error))
-        await wait_for(pilot, lambda: pilot.app.screen.query("ErrorPanel"))
+        # the panel is in the DOM before what it composes: wait for its details too
+        await wait_for(pilot, lambda: pilot.app.screen.query("ErrorPanel .details-text"))
         await settled(pilot)
 
     assert snap_compare(app_for("build"), terminal_size=size, run_before=run)

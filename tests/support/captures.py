@@ -55,7 +55,8 @@ def tcpdump(
 ) -> Iterator[subprocess.Popen[Any]]:
     """tcpdump in namespace ``ns`` on ``iface`` writing ``out``; running once it listens.
 
-    Stopped with SIGTERM (with --immediate-mode it keeps every packet it printed).
+    Stopped with SIGTERM once its file stops growing (with --immediate-mode it keeps every
+    packet it printed).
     """
     err = out.with_suffix(out.suffix + ".log")
     with err.open("wb") as log:
@@ -90,8 +91,23 @@ def tcpdump(
                 raise RuntimeError(f"tcpdump did not start: {err.read_text(errors='replace')}")
             time.sleep(0.02)
         yield proc
+        _caught_up(out)
     finally:
         stop_process(proc)
+
+
+def _caught_up(out: Path) -> None:
+    """Until tcpdump's file stops growing (a few polls apart, a minute at most).
+
+    Frames a starved tcpdump has not read from the kernel yet when it is stopped are lost, and
+    not counted as dropped either: let it write what is queued first.
+    """
+    last, still, deadline = -1, 0, time.monotonic() + 60
+    while still < 3 and time.monotonic() < deadline:
+        size = out.stat().st_size if out.exists() else 0
+        still = still + 1 if size == last else 0
+        last = size
+        time.sleep(0.2)
 
 
 @dataclass

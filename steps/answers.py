@@ -374,19 +374,13 @@ class AppAnswers(_Model):
     @field_validator("python_packages")
     @classmethod
     def _packages(cls, value: list[str]) -> list[str]:
-        from steps.reqline import plain
+        from steps.reqline import invalid
 
         for line in value:
-            if plain(line) is not None:
-                continue
-            from packaging.requirements import InvalidRequirement, Requirement
-
-            try:
-                Requirement(line)
-            except InvalidRequirement:
+            if invalid(line) is not None:
                 raise ValueError(
                     f"{printable(line, 60)!r} is not a pip requirement like fastapi>=0.110"
-                ) from None
+                )
         return value
 
     @field_validator("bind")

@@ -7,7 +7,8 @@ module reads: a name, optional extras, at most one version clause with a release
 For those, ``plain`` gives exactly what ``str(packaging.requirements.Requirement(line))`` gives
 (``tests/steps/test_reqline.py`` holds the two against each other); anything else — markers,
 URLs, pre-releases, wildcards, ``~=``, several clauses, whitespace inside — returns None and the
-caller asks ``packaging``, which stays the judge of what is valid.
+caller asks ``packaging``, which stays the judge of what is valid (``invalid`` asks it for both
+callers that check lines: the answers model and the app step).
 """
 
 from __future__ import annotations
@@ -32,3 +33,16 @@ def plain(line: str) -> str | None:
     if op:
         out += op + version
     return out
+
+
+def invalid(line: str) -> str | None:
+    """Why ``line`` is not a pip requirement (``packaging``'s words); None when it is one."""
+    if plain(line) is not None:
+        return None
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        Requirement(line)
+    except InvalidRequirement as exc:
+        return str(exc)
+    return None

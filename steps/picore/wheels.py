@@ -49,7 +49,7 @@ from steps.errors import AnswersError, CommandError, DownloadError, StepError
 from steps.events import Event, LogLine, Progress
 from steps.fsutil import atomic_write, disk_error, replacing_dir, sha256_file
 from steps.picore import elf
-from steps.reqline import plain
+from steps.reqline import invalid, plain
 
 if TYPE_CHECKING:
     from packaging.markers import Marker
@@ -212,16 +212,11 @@ def cache_key(
 
 def check_requirement(line: str, where: str) -> str:
     """A requirement line as pip will see it; AnswersError naming ``where`` when malformed."""
-    if plain(line) is not None:
-        return line
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    try:
-        Requirement(line)
-    except InvalidRequirement as exc:
+    why = invalid(line)
+    if why is not None:
         raise AnswersError(
-            where, f"{line!r} is not a pip requirement: {exc}", fix="write it like fastapi>=0.110"
-        ) from None
+            where, f"{line!r} is not a pip requirement: {why}", fix="write it like fastapi>=0.110"
+        )
     return line
 
 

@@ -9,6 +9,7 @@ answered, and write a pcap that decodes to the same packets. Ctrl-C ends it with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -27,7 +28,13 @@ from steps.wire.capture import LiveCapture
 from steps.wire.decode import Decoder
 from steps.wire.monitor import MonitorOptions, watch
 from steps.wire.monitor_events import PacketEvent
-from steps.wire.pcap import LINKTYPE_LINUX_SLL2, read_file
+from steps.wire.pcap import (
+    LINKTYPE_LINUX_SLL2,
+    CaptureDamagedError,
+    CaptureReader,
+    NotACaptureError,
+    read_file,
+)
 from steps.wire.rawlink import RawLink
 from tests.conftest import needs_root
 from tests.support.captures import NetbootLan, tcpdump
@@ -48,15 +55,15 @@ def wait_for(path: Path, text: bytes, proc: subprocess.Popen[Any]) -> None:
 
 
 def pcap_frames(path: Path) -> int:
-    """Whole frames in a classic pcap tcpdump is still writing (a torn last one not counted)."""
-    data = path.read_bytes() if path.exists() else b""
-    n, at = 0, 24
-    while at + 16 <= len(data):
-        size = int.from_bytes(data[at + 8 : at + 12], sys.byteorder)
-        if at + 16 + size > len(data):
-            break
-        n, at = n + 1, at + 16 + size
-    return n
+    """Whole frames in a capture tcpdump is still writing (a torn last one not counted)."""
+    if not path.exists():
+        return 0
+    with path.open("rb") as fh:
+        reader = CaptureReader(fh, path.name)
+        with contextlib.suppress(CaptureDamagedError, NotACaptureError):
+            for _ in reader:
+                pass
+    return reader.records
 
 
 def without_position(packets: list[dict[str, Any]]) -> list[dict[str, Any]]:

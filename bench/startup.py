@@ -10,7 +10,7 @@ timed from the first statement the interpreter runs:
 
 Target: the wizard's first frame ≤ 3× the bare app's — the 1 s budget the old startup test
 asserted was about that on the dev machine (bare app ~0.3 s idle); what Textual itself costs is
-not ours to cut, the answers model (pydantic) and ten screens' CSS are. Heavy modules loaded
+not ours to cut, the answers model and ten screens' CSS are. Heavy modules loaded
 before the first frame are a test failure (``tests/wizard/test_startup``), not a figure here.
 """
 

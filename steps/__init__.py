@@ -31,5 +31,12 @@ contract in pyproject.toml keeps it so, and ``textual``/``rich``/``wizard`` are 
   each with a fix and an exit code), ``proc`` (the one wrapper around external programs),
   ``fsutil`` (atomic writes, file digests), ``textsafe`` (control characters in, secrets out
   of what is shown), ``paths``, ``relay`` (blocking work beside a step's generator),
-  ``reqline`` (plain pip requirement lines, read without ``packaging``), ``units``.
+  ``reqline`` (plain pip requirement lines, read without ``packaging``), ``units``, ``model``
+  (the strict records the answers are made of).
+
+``__version__`` is the project's version (pyproject.toml reads it from here): every run records
+it in the build id without reading package metadata, whose import costs a rerun more than the
+rest of its checks.
 """
+
+__version__ = "0.1.0"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import ast
 import base64
 import binascii
-import difflib
 import functools
 import hashlib
 import inspect
@@ -31,16 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
-
 from steps.errors import AnswersError, UsageError
+from steps.model import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 from steps.textsafe import has_control, printable
 
 Arch = Literal["armv6", "armv7", "armv7l", "armhf", "aarch64"]
@@ -256,11 +247,10 @@ def is_ipv4(value: str) -> bool:
 
 
 class _Model(BaseModel):
-    # strict: a TOML string is never read as a bool or a number ("no" is not false, "8080" is
-    # not a port) and true is not 1; ints are still accepted for float keys. Field docs are the
-    # attribute docstrings below; ``document_fields`` reads them when they are shown (pydantic's
-    # use_attribute_docstrings would read the source at every start-up).
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
+    """An answers section. Strict (``steps.model``): a TOML string is never read as a bool or a
+    number ("no" is not false, "8080" is not a port) and true is not 1; ints are still accepted
+    for float keys. Field docs are the attribute docstrings below; ``document_fields`` reads
+    them when they are shown, so a headless run never reads the source."""
 
 
 def is_extension_name(name: str) -> bool:
@@ -842,14 +832,6 @@ def document_fields() -> None:
 def answers_json_schema() -> dict[str, Any]:
     """The JSON Schema of the answers file, every field with its documentation."""
     document_fields()
-    # the schemas were built before the docs were filled in: rebuild the inner models first
-    pending: list[type[_Model]] = list(_Model.__subclasses__())
-    while pending:
-        model = pending.pop()
-        pending.extend(model.__subclasses__())
-        if model is not Answers:
-            model.model_rebuild(force=True)
-    Answers.model_rebuild(force=True)
     return Answers.model_json_schema()
 
 
@@ -877,9 +859,8 @@ def _model_at(
 
 
 def _location(loc: Sequence[str | int]) -> tuple[str, Sequence[str | int]]:
-    """Dotted key path for an error location, skipping pydantic's internal tags."""
-    parts = [str(p) for p in loc if not str(p).startswith("function-")]
-    return ".".join(parts), loc
+    """Dotted key path for an error location."""
+    return ".".join(str(p) for p in loc), loc
 
 
 def _parent_model(
@@ -905,6 +886,8 @@ def answers_error(exc: ValidationError, root: type[BaseModel] | None = None) -> 
         unknown = str(loc[-1])
         fix = ""
         if parent is not None:
+            import difflib  # only for a refusal
+
             close = difflib.get_close_matches(unknown, list(parent.model_fields), n=1, cutoff=0.5)
             fix = f"did you mean {'.'.join([*key.split('.')[:-1], close[0]])}?" if close else ""
             if not fix:
@@ -913,7 +896,7 @@ def answers_error(exc: ValidationError, root: type[BaseModel] | None = None) -> 
     if err["type"] == "missing" and key == "version":
         return AnswersError("version", "missing", fix="add `version = 1` at the top of the file")
     msg = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "too_short":  # pydantic's "List should have at least 1 item after …"
+    if err["type"] == "too_short":  # "List should have at least 1 item after validation …"
         msg = "must not be empty (list at least one)"
     if err["type"] == "literal_error" and key != "version":
         msg = f"{printable(repr(err.get('input')), 80)} is not allowed; {msg}"
@@ -971,7 +954,7 @@ def refuse_control(data: Any, what: str = "") -> None:
 
 
 def check_answers(answers: Answers) -> None:
-    """Checks that span several keys (pydantic validates each key on its own).
+    """Checks that span several keys (the model validates each key on its own).
 
     Raises:
         AnswersError: naming the offending key path.

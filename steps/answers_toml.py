@@ -11,10 +11,10 @@ import textwrap
 from typing import Any
 
 import tomlkit
-from pydantic import BaseModel
 from tomlkit.items import Table
 
 from steps.answers import Answers, document_fields
+from steps.model import BaseModel
 
 HEADER = """\
 firecore-wizard answers file.

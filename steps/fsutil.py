@@ -15,10 +15,9 @@ again anyway (file times come from a clock coarser than the one the record uses)
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -29,15 +28,23 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steps.errors import Cancelled, StepError
+
+if TYPE_CHECKING:
+    import ctypes
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
+    """libc, for ``renameat2``: loaded at the first swap (a run that swaps no tree skips ctypes)."""
+    import ctypes
+    import ctypes.util
+
     try:  # glibc's soname: find_library would run ldconfig at every start-up
         return ctypes.CDLL("libc.so.6", use_errno=True)
     except OSError:  # pragma: no cover - not glibc
@@ -46,9 +53,6 @@ def _libc() -> ctypes.CDLL | None:
         return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     except OSError:  # pragma: no cover
         return None
-
-
-_LIBC = _libc()
 
 
 def disk_error(path: Path | str, exc: OSError) -> StepError:
@@ -98,11 +102,14 @@ def staging_dir(final: Path) -> Iterator[Path]:
 
 def exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths (Linux renameat2); False where the kernel cannot."""
-    if _LIBC is None or not hasattr(_LIBC, "renameat2"):
+    libc = _libc()
+    if libc is None or not hasattr(libc, "renameat2"):
         return False
-    res = _LIBC.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    res = libc.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
     if res == 0:
         return True
+    import ctypes  # loaded by _libc() above
+
     err = ctypes.get_errno()
     if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
         return False

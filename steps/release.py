@@ -8,6 +8,8 @@ own ``<img>.md5.txt`` inside the zip / the gzip CRC), extracts the boot partitio
 ``config.txt``, and the glibc version and library names of the base archives those boards load
 (``steps.picore.syslibs``: the app step's wheels are checked against them).
 The result is a ``ReleaseArtifact`` for the extensions and remaster steps.
+The offline catalog and the archive checks of a fresh download are imported where they are used:
+a rerun whose release file is cached needs neither.
 
 In a dry run the release file is still downloaded into the cache (the cache is not an output):
 the kernel releases that ``KERNEL`` in .dep files expands to can only be read from the image.
@@ -15,19 +17,16 @@ the kernel releases that ``KERNEL`` in .dep files expands to can only be read fr
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import zipfile
-import zlib
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from steps.answers import BOARDS
 from steps.artifacts import ReleaseArtifact
 from steps.base import StepContext
 from steps.errors import AnswersError, ChecksumError, DownloadError, RemasterError
 from steps.events import Event, LogLine, Planned, Result
-from steps.fetch.catalog import OFFLINE_NOTE, catalog_entries, offline_resolved
 from steps.fetch.download import Downloader, Want, parse_md5
 from steps.fetch.mirror import Resolved, resolve_release
 from steps.paths import cache_dir
@@ -35,6 +34,9 @@ from steps.picore.configtxt import ConfigTxt
 from steps.picore.image import BootTree, unpack_boot
 from steps.picore.syslibs import SystemLibraries, read_system
 from steps.units import human_size
+
+if TYPE_CHECKING:
+    import zipfile
 
 
 def _md5_member(zf: zipfile.ZipFile, member: str) -> str:
@@ -54,6 +56,10 @@ def check_release_file(path: Path, name: str) -> None:
     Raises:
         ChecksumError: naming the file, what was expected and what was found.
     """
+    import gzip
+    import zipfile
+    import zlib
+
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as zf:
@@ -81,6 +87,8 @@ def _resolve(dl: Downloader, version: str, arch: str) -> Generator[Event, None, 
     found = yield from resolve_release(dl, version, arch)
     if found is not None:
         return found
+    from steps.fetch.catalog import OFFLINE_NOTE, catalog_entries, offline_resolved
+
     yield LogLine(dl.step, OFFLINE_NOTE, "warning")
     offline = offline_resolved(version, arch)
     if offline is None:

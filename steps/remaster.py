@@ -35,10 +35,10 @@ import tempfile
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from steps import __version__
 from steps.answers import Answers, build_digest, resolve_path
 from steps.artifacts import AppBundle, BuildResult, ExtensionSet, ReleaseArtifact
 from steps.base import StepContext
@@ -91,10 +91,7 @@ _LOCK_WAIT = 10.0
 
 def tool_version() -> str:
     """firecore-wizard's version (recorded in manifests; part of the build id)."""
-    try:
-        return metadata.version("firecore-wizard")
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-        return "0+unknown"
+    return __version__
 
 
 def source_date(release: ReleaseArtifact) -> int:

@@ -34,7 +34,7 @@ def test_example_file_is_complete_and_loads_back_identically() -> None:
     for section, model in Answers.model_fields.items():
         if section == "version":
             continue
-        for key in model.annotation.model_fields:  # type: ignore[union-attr]
+        for key in model.annotation.model_fields:
             assert f"\n{key} = " in EXAMPLE.read_text(), f"{section}.{key} missing"
 
 

@@ -41,3 +41,25 @@ def test_a_deferred_step_runs_the_real_one() -> None:
     deferred = steps[1]
     assert isinstance(deferred, DeferredStep)
     assert type(deferred.load()).__name__ == "DeployStep"
+
+
+def test_the_step_modules_leave_what_a_no_change_rerun_never_uses_unimported() -> None:
+    code = (
+        "import sys\n"
+        "from steps.plan import PLAN\n"
+        "import importlib\n"
+        "for e in PLAN:\n"
+        "    importlib.import_module(e.target.partition(':')[0])\n"
+        "from steps.remaster import tool_version\n"
+        "tool_version()\n"
+        "print(' '.join(sys.modules))\n"
+    )
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True
+        ).stdout.split()
+    )
+    # each is imported where a fresh download, a tree swap or a firewall check needs it
+    unused = {"ctypes", "importlib.metadata", "email.parser", "zipfile", "csv"}
+    unused |= {"steps.fetch.catalog", "steps.host.firewall", "shlex"}
+    assert not unused & loaded, sorted(unused & loaded)

@@ -681,3 +681,11 @@ def nospace_build(tmp: Path) -> None:
     leftovers = [p.name for p in (tmp / "small").iterdir() if p.name != "out"]
     assert leftovers == [], leftovers
     print("NOSPACE-OK")
+
+
+def test_tool_version_is_the_installed_distribution_s() -> None:
+    from importlib import metadata
+
+    from steps.remaster import tool_version
+
+    assert tool_version() == metadata.version("firecore-wizard")

@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
 from steps.answers import (
     Answers,
     answers_error,
@@ -37,6 +35,7 @@ from steps.answers import (
 from steps.base import Results
 from steps.done import Done, what_is_done
 from steps.errors import AnswersError, UsageError
+from steps.model import BaseModel, ValidationError
 from wizard.views import PiSeen, StageLine
 
 #: The answers sections, in file order.
@@ -69,9 +68,6 @@ def field_doc(key: str) -> str:
     return " ".join((info.description or "").split()) if info is not None else ""
 
 
-_SCRATCH: dict[str, BaseModel] = {}
-
-
 def check_value(key: str, value: Any) -> AnswersError | None:
     """The cheap check of one key on its own (its field's rules only; nothing is applied).
 
@@ -82,11 +78,8 @@ def check_value(key: str, value: Any) -> AnswersError | None:
     model = Answers.model_fields[section].annotation
     if not (isinstance(model, type) and issubclass(model, BaseModel)) or "." in name:
         return None
-    scratch = _SCRATCH.get(section)
-    if scratch is None:
-        scratch = _SCRATCH[section] = model.model_construct()
     try:
-        model.__pydantic_validator__.validate_assignment(scratch, name, value)
+        model.check_field(name, value)
     except ValidationError as exc:
         inner = answers_error(exc)
         message = inner.message.removeprefix(f"{inner.key}: ")

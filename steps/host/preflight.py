@@ -15,7 +15,8 @@ the offer's server) and a fix:
 - dnsmasq: missing, built without DHCP/TFTP, or older than the options the config uses;
 - systemd mode: the unit exists and reads the drop-in's directory.
 
-The checks only read (and send one probe); ``run_preflight`` never changes anything.
+The checks only read (and send one probe); ``run_preflight`` never changes anything. The
+firewall's parsers are imported by the firewall check, which a no-change rerun leaves out.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from steps import proc
 from steps.answers import Answers, resolve_path
 from steps.errors import CommandError, FirecoreError
 from steps.host.dnsmasq import dnsmasq_program, required_version
-from steps.host.firewall import Blocked, Chain, blocked, parse_iptables_save, parse_nft
 from steps.host.netif import Interface, Snapshot, assess, missing_interface
+
+if TYPE_CHECKING:
+    from steps.host.firewall import Blocked, Chain
 
 Severity = Literal["error", "warning", "info"]
 SERVICE_PORTS = {67: "DHCP", 69: "TFTP"}
@@ -250,6 +253,8 @@ def check_segment(
 
 def firewall_chains(cancel: threading.Event | None = None) -> tuple[list[Chain], list[str]]:
     """Read nftables and iptables (legacy too) rulesets; returns chains and what was read."""
+    from steps.host.firewall import parse_iptables_save, parse_nft
+
     chains: list[Chain] = []
     sources: list[str] = []
     if nft := proc.locate("nft"):
@@ -311,6 +316,8 @@ def firewall_findings(found: Iterable[Blocked], iface: str) -> list[Finding]:
 
 def check_firewall(iface: str, cancel: threading.Event | None = None) -> list[Finding]:
     """Read the rulesets and report drops of udp/67 and udp/69 on ``iface``."""
+    from steps.host.firewall import blocked
+
     chains, sources = firewall_chains(cancel)
     if not sources:
         return [

@@ -29,12 +29,11 @@ import stat
 import struct
 import tempfile
 import threading
-import zipfile
 import zlib
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from steps import proc
 from steps.errors import Cancelled, ChecksumError, CommandError, RemasterError
@@ -42,6 +41,9 @@ from steps.events import Progress, drive
 from steps.fsutil import disk_error, sha256_file
 from steps.paths import DEMO_MARKER
 from steps.picore.configtxt import Cmdline, ConfigTxt
+
+if TYPE_CHECKING:
+    import zipfile
 
 SECTOR = 512
 #: MBR partition types of FAT file systems (FAT12, FAT16 < 32M, FAT16, FAT32 CHS/LBA, FAT16 LBA).
@@ -353,6 +355,8 @@ def extract_image(
         ChecksumError: the md5 in the zip does not match the image.
         RemasterError: the file is not a readable zip / gzip / image (e.g. truncated).
     """
+    import zipfile  # here: a cached extraction (every rerun) opens no zip
+
     lower = release.name.lower()
     fix = "the file is damaged or incomplete; delete it from the cache and download it again"
     try:

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
 
 from steps.answers import Answers, Profile, parse_answers
 from steps.errors import UsageError
+from steps.model import BaseModel
 from tests.hostile.conftest import nest
 from wizard.cli import SUBCOMMANDS, _main_parser, _sub_parser, main
 

@@ -235,7 +235,7 @@ def test_render_rechecks_values_that_bypassed_validation(
     key: str, value: object, shown: str
 ) -> None:
     a = base()
-    # model_construct skips pydantic validation: the renderer must still refuse the value
+    # model_construct skips validation: the renderer must still refuse the value
     net = a.network.model_construct(**{**a.network.model_dump(), key: value})
     bad = a.model_construct(**{**dict(a), "network": net})
     name = value if key == "interface" and isinstance(value, str) else "eth0"

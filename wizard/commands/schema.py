@@ -16,7 +16,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the schema (pydantic's, with every field's documentation)."""
+    """Print the schema, with every field's documentation."""
     with make_renderer(json_lines=False) as out:
         out.data(json.dumps(answers_json_schema(), indent=2))
     return 0

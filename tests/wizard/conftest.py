@@ -10,12 +10,14 @@ may take seconds for what takes milliseconds on an idle one).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.app import App
 from textual.errors import NoWidget
 from textual.pilot import Pilot
 from textual.widget import Widget
@@ -31,6 +33,27 @@ def _frozen_cursors(monkeypatch: pytest.MonkeyPatch) -> None:
     """No blinking cursors: a snapshot must not depend on when it was taken."""
     monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
     monkeypatch.setattr(TextArea, "_toggle_cursor_blink_visible", lambda self: None)
+
+
+@pytest.fixture(autouse=True)
+def _settled_before_shutdown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that ends right after a screen switch lets the new screen settle first.
+
+    Leaving ``run_test`` shuts the app down at once; a screen still running its widgets' mount
+    callbacks then fails inside Textual (``NoMatches`` from Header's title watcher or Select's
+    option setup, whose children the shutdown already removed) — seen on a loaded machine in
+    tests that end on ``wait_for(… app.current == …)``. The pause lets every message already
+    queued be handled, as a user's next key press would.
+    """
+    run_test = App.run_test
+
+    @asynccontextmanager
+    async def settled(self: App[Any], *args: Any, **kwargs: Any) -> AsyncIterator[Pilot[Any]]:
+        async with run_test(self, *args, **kwargs) as pilot:
+            yield pilot
+            await pilot.pause()
+
+    monkeypatch.setattr(App, "run_test", settled)
 
 
 @pytest.fixture

@@ -386,6 +386,7 @@ class MirrorServer:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 64  # socketserver's 5 would drop the SYNs of a burst of downloads
 
     def __init__(
         self, address: tuple[str, int], handler: type[_Handler], owner: MirrorServer

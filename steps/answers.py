@@ -13,7 +13,6 @@ that must be mode 0600.
 from __future__ import annotations
 
 import ast
-import base64
 import binascii
 import functools
 import hashlib
@@ -154,7 +153,7 @@ def check_ssh_key(line: str) -> str:
     try:
         if not _BASE64.fullmatch(blob):
             raise binascii.Error("not base64")
-        raw = base64.b64decode(blob, validate=True)
+        raw = binascii.a2b_base64(blob, strict_mode=True)
     except (binascii.Error, ValueError):
         raise ValueError(f"{shown!r}: the key data is not base64") from None
     size = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1

@@ -22,7 +22,7 @@ from steps.base import StepContext
 from steps.errors import AnswersError, CommandError, DownloadError
 from steps.events import Event, LogLine, Planned, Progress, Result
 from steps.fetch.download import Downloader
-from steps.paths import asset, cache_dir
+from steps.paths import asset, cache_dir, parsed_sources_file
 from steps.picore.appbundle import (
     ANNOUNCE_REQUIREMENTS,
     APP_ENV,
@@ -31,6 +31,7 @@ from steps.picore.appbundle import (
     PREFIX,
     SERVICE_REQUIREMENTS,
     EntryPoint,
+    ParsedSources,
     TreeFile,
     app_env,
     bundle_digest,
@@ -143,6 +144,7 @@ class AppStep:
 
         app = read_app(answers)
         entry = app.entry
+        parsed = ParsedSources(parsed_sources_file(cache_dir(answers, ctx.cache_dir)), python)
         if app.root is not None:
             for f in app.secrets:
                 yield LogLine(
@@ -152,12 +154,14 @@ class AppStep:
                     "app.env",
                     "warning",
                 )
-            check_syntax(app.files, python, "app.path")
+            check_syntax(app.files, python, "app.path", parsed)
             yield LogLine(self.name, f"app {app.root}: {describe_entry(entry)}")
         else:
             yield LogLine(self.name, "app: the bundled firecore_app (FastAPI + uvicorn)")
         agent_files = scan_tree(bundled_dir(), "app.path")
-        check_syntax(agent_files, python, "app.path")
+        check_syntax(agent_files, python, "app.path", parsed)
+        if not ctx.dry_run:
+            parsed.save()
         ctx.check_cancel()
 
         wanted = pip_requirements(answers, app)

@@ -267,6 +267,19 @@ def sha256_file(
 RACY_NS = 20_000_000
 
 
+def settle(changed_ns: int) -> None:
+    """Wait out the racy window of files last changed before ``changed_ns`` (``time.time_ns()``).
+
+    A digest recorded after this is trusted by the next run (``KnownDigests.known``) instead of
+    the file being read again. A build calls it once, just before its new tree becomes visible:
+    at most ``RACY_NS`` of waiting then spares the first rerun re-reading every file it wrote
+    in that window (tens of megabytes).
+    """
+    delay = changed_ns + RACY_NS - time.time_ns()
+    if delay > 0:
+        time.sleep(delay / 1e9)
+
+
 def _identity(st: os.stat_result) -> list[int]:
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 

@@ -43,9 +43,10 @@ from steps.host.dnsmasq import (
     render_dnsmasq_conf,
     unified_diff,
 )
-from steps.host.dnsmasq_service import process_state, restart, systemd_main_pid, udp_ports_of
+from steps.host.dnsmasq_service import process_state, restart, systemd_main_pid
 from steps.host.netif import Interface, Snapshot, missing_interface, read_snapshot, recommend
 from steps.host.preflight import Finding, run_preflight
+from steps.host.udpsockets import udp_ports_of
 from steps.relay import Background
 
 _PHASES = 7

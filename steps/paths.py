@@ -43,6 +43,11 @@ def digests_file(cache_root: Path) -> Path:
     return cache_root / "remaster" / "digests.json"
 
 
+def parsed_sources_file(cache_root: Path) -> Path:
+    """Where ``appbundle.ParsedSources`` lists the app sources that parsed, per target Python."""
+    return cache_root / "app" / "parsed.json"
+
+
 #: Marker file at the demo mirror's root and in every demo release's boot partition
 #: (``steps.demo``): what the image reader and ``--demo`` use to tell a demo build.
 DEMO_MARKER = "FIRECORE-DEMO"

@@ -32,6 +32,7 @@ import json
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,6 +55,7 @@ from steps.fsutil import (
     md5_file,
     overlaps,
     replacing_dir,
+    settle,
     sha256_file,
 )
 from steps.paths import cache_dir, digests_file
@@ -547,6 +549,7 @@ class RemasterStep:
                     (stage / d).mkdir(parents=True, exist_ok=True)
                 ctx.check_cancel()
                 (stage / MANIFEST).write_bytes(overlay.json_bytes(manifest))
+                settle(time.time_ns())  # the digests recorded below are trusted by the next run
                 os.chmod(stage, 0o755)
         except OSError as exc:
             raise disk_error(exc.filename or out, exc) from None

@@ -14,9 +14,11 @@ import subprocess
 import threading
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from steps import fsutil
 from steps.answers import Answers, Profile, default_answers
 from steps.artifacts import AppBundle, BuildResult, OverlayFile
 from steps.demo.factory import Mirror, cached_mirror
@@ -275,15 +277,28 @@ def test_the_same_answers_built_in_two_places_give_identical_trees(
     assert [k for k in a if a[k] != b[k]] == []
 
 
-def test_no_change_rebuild_rewrites_nothing(mirror: Mirror, tmp_path: Path) -> None:
+def test_no_change_rebuild_rewrites_nothing(
+    mirror: Mirror, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     b = Build(mirror, "15.0.0", tmp_path)
     b.run()
     before = tree_state(b.out)
     dir_ino = b.out.stat().st_ino
-    events = b.run()
+    read: list[Path] = []
+    real = fsutil.sha256_file
+
+    def counting(path: Path, **kw: Any) -> str:
+        read.append(path)
+        return real(path, **kw)
+
+    monkeypatch.setattr(fsutil, "sha256_file", counting)
+    events = b.run()  # at once: the files were written a moment ago
     assert b.result().changed is False
     assert tree_state(b.out) == before and b.out.stat().st_ino == dir_ino
     assert not {e.phase for e in events if isinstance(e, Progress)} & {"extract", "pack", "write"}
+    # The build waited out the racy window before its tree appeared: every digest it recorded
+    # is trusted, and the rebuild reads none of the files it wrote.
+    assert [p for p in read if b.out in p.parents] == []
 
 
 def test_app_change_rebuilds_only_the_overlay(mirror: Mirror, tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import importlib
 import json
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -208,6 +207,8 @@ def _unexpected(boundary: _Boundary, what: str) -> int:
     line = printable(redact_text(what), 300)
     sys.stderr.write(f"ERROR Unexpected: {line}\n")
     if boundary.debug:
+        import traceback  # only for an internal error: the usual run never formats one
+
         sys.stderr.write(redact_text(traceback.format_exc()))
     else:
         sys.stderr.write("  fix: run again with --debug for the details, and report it\n")

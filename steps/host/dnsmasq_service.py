@@ -28,6 +28,7 @@ from steps.answers import Answers, resolve_path
 from steps.errors import Cancelled, CommandError, NetworkError
 from steps.events import Event, LogLine
 from steps.host.dnsmasq import dnsmasq_program, state_files
+from steps.host.udpsockets import udp_ports_of
 
 READY_MARK = "TFTP root is"
 SYSTEMD_UNIT = "dnsmasq"
@@ -330,22 +331,6 @@ def restart(
     if answers.network.dnsmasq_service == "systemd":
         return (yield from restart_systemd(step, cancel=cancel))
     return (yield from start_process(step, answers, cancel=cancel))
-
-
-def udp_ports_of(pid: int | None) -> set[int]:
-    """UDP ports (IPv4) that ``pid`` has bound in this network namespace."""
-    import psutil
-
-    ports: set[int] = set()
-    with contextlib.suppress(psutil.Error, OSError):
-        for conn in psutil.net_connections(kind="udp4"):
-            if pid is None or conn.pid == pid:
-                ports.add(_port(conn.laddr))
-    return ports
-
-
-def _port(laddr: Any) -> int:
-    return int(laddr.port if hasattr(laddr, "port") else laddr[1])
 
 
 # ------------------------------------------------------------------ status

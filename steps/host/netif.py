@@ -1,7 +1,7 @@
 """The host's network interfaces, and which one the Pis should boot from.
 
-``read_snapshot()`` reads everything once (psutil for addresses and link state, netifaces for the
-default routes, /sys/class/net for the interface kind); everything after that is a pure function
+``read_snapshot()`` reads everything once (netifaces for addresses and default routes,
+/sys/class/net for link state and the interface kind); everything after that is a pure function
 over the frozen ``Snapshot``, so the advice (``assess``, ``recommend``) is unit-tested without
 touching the host. The proxy-DHCP ranges of the dnsmasq config come from the chosen interface's
 own IPv4 addresses, which is why ``Address`` keeps the prefix length.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +20,7 @@ Level = Literal["error", "warning", "info"]
 
 SYS_CLASS_NET = Path("/sys/class/net")
 _ARPHRD_LOOPBACK = 772
+_IFF_UP = 0x1
 
 
 @dataclass(frozen=True)
@@ -391,26 +391,46 @@ def _default_gateways() -> dict[str, str]:
     return out
 
 
-def read_snapshot(sys_root: Path = SYS_CLASS_NET) -> Snapshot:
-    """Read every interface of this host (this network namespace) now."""
-    import psutil
+def _flags(sysdir: Path) -> int:
+    try:
+        return int(_read(sysdir / "flags") or "0", 16)
+    except ValueError:
+        return 0
 
-    addrs = psutil.net_if_addrs()
-    stats = psutil.net_if_stats()
+
+def _number(sysdir: Path, name: str) -> int | None:
+    """A positive number from a sysfs attribute (``speed`` is -1 or unreadable when unknown)."""
+    try:
+        value = int(_read(sysdir / name) or "")
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def read_snapshot(sys_root: Path = SYS_CLASS_NET) -> Snapshot:
+    """Read every interface of this host (this network namespace) now.
+
+    The names and addresses come from ``getifaddrs`` (netifaces), which lists every interface of
+    the namespace, with or without an address; up (``IFF_UP``), MTU, speed and carrier from sysfs,
+    which ``ip netns exec`` mounts for the namespace. psutil reads the same two sources, at the
+    price of an import that cost more than everything else a no-change rerun's network step
+    does (``tests/steps/test_netif.py`` compares the two on a namespace's interfaces).
+    """
+    import netifaces
+
     gateways = _default_gateways()
-    names = sorted(set(addrs) | set(stats))
     interfaces: list[Interface] = []
-    for name in names:
+    for name in sorted(netifaces.interfaces()):
         sysdir = sys_root / name
         kind, detail = read_kind(sysdir)
-        mac = ""
-        v4: list[Address] = []
-        for a in addrs.get(name, []):
-            if a.family == socket.AF_INET:
-                v4.append(Address(a.address, _prefixlen(a.netmask)))
-            elif a.family == psutil.AF_LINK:
-                mac = a.address.lower()
-        st = stats.get(name)
+        addrs = netifaces.ifaddresses(name)
+        links = addrs.get(netifaces.AF_LINK, [])
+        mac = str(links[0].get("addr", "")).lower() if links else ""
+        v4 = tuple(
+            Address(str(a["addr"]), _prefixlen(a.get("netmask")))
+            for a in addrs.get(netifaces.AF_INET, [])
+            if a.get("addr")
+        )
         carrier_text = _read(sysdir / "carrier")
         carrier = None if carrier_text not in ("0", "1") else carrier_text == "1"
         master_link = sysdir / "master"
@@ -420,11 +440,11 @@ def read_snapshot(sys_root: Path = SYS_CLASS_NET) -> Snapshot:
                 name=name,
                 kind=kind,
                 mac=mac,
-                addresses=tuple(v4),
-                up=bool(st and st.isup),
+                addresses=v4,
+                up=bool(_flags(sysdir) & _IFF_UP),
                 carrier=carrier,
-                speed=(st.speed or None) if st else None,
-                mtu=st.mtu if st else 0,
+                speed=_number(sysdir, "speed"),
+                mtu=_number(sysdir, "mtu") or 0,
                 default_gateway=gateways.get(name),
                 master=master,
                 detail=detail,

@@ -34,6 +34,7 @@ from steps.answers import Answers, resolve_path
 from steps.errors import CommandError, FirecoreError
 from steps.host.dnsmasq import dnsmasq_program, required_version
 from steps.host.netif import Interface, Snapshot, assess, missing_interface
+from steps.host.udpsockets import owners, udp_sockets
 
 if TYPE_CHECKING:
     from steps.host.firewall import Blocked, Chain
@@ -99,27 +100,26 @@ class PortUse:
 
 def port_users(ports: Iterable[int] = SERVICE_PORTS) -> list[PortUse]:
     """Sockets on the given UDP ports in this network namespace (pid None without root)."""
-    import psutil
-
-    wanted = set(ports)
+    sockets = udp_sockets(ports)
+    holders = owners(s.inode for s in sockets)
     out: list[PortUse] = []
-    try:
-        conns = psutil.net_connections(kind="udp")
-    except (psutil.Error, OSError):
-        return out
-    for conn in conns:
-        laddr = conn.laddr
-        port = int(getattr(laddr, "port", 0) or 0)
-        if port not in wanted:
-            continue
-        name = "?"
-        if conn.pid is not None:
-            try:
-                name = psutil.Process(conn.pid).name()
-            except psutil.Error:
-                name = "?"
-        out.append(PortUse(port, str(getattr(laddr, "ip", "")), conn.pid, name))
+    for sock in sockets:
+        pids: list[int | None] = [*holders.get(sock.inode, [])] or [None]
+        for pid in pids:
+            out.append(PortUse(sock.port, sock.address, pid, _process_name(pid)))
     return sorted(out, key=lambda u: (u.port, u.pid or 0, u.address))
+
+
+def _process_name(pid: int | None) -> str:
+    """psutil's name for ``pid`` (the full name where ``comm`` is cut at 15 bytes), "?" if gone."""
+    if pid is None:
+        return "?"
+    import psutil  # only for a port somebody holds: a no-change rerun never gets here
+
+    try:
+        return str(psutil.Process(pid).name())
+    except psutil.Error:
+        return "?"
 
 
 def port_findings(users: Iterable[PortUse], own_pids: set[int]) -> list[Finding]:

@@ -344,7 +344,8 @@ def _apply_local(
 ) -> Generator[Event, None, Applied]:
     """A plain dnsmasq DHCP server on this host: install the drop-in, restart, check."""
     from steps.host.dnsmasq import install_conf
-    from steps.host.dnsmasq_service import restart, udp_ports_of
+    from steps.host.dnsmasq_service import restart
+    from steps.host.udpsockets import udp_ports_of
 
     yield LogLine(step, "dnsmasq --test -C <router-mode drop-in>", "cmd")
     yield LogLine(step, check_conf(pv.generated, cancel=cancel), "stderr")

@@ -25,13 +25,16 @@ The user-app convention (``app.path``), first match wins:
 from __future__ import annotations
 
 import ast
+import contextlib
 import fnmatch
 import functools
 import hashlib
 import importlib.util
+import json
 import os
 import re
 import stat
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,20 +182,76 @@ def _checked_file(path: Path, root: Path, real_root: Path, key: str) -> Path:
     return path
 
 
-def check_syntax(files: list[TreeFile], python: str, key: str) -> None:
-    """Parse every .py file for the Pi's Python: a SyntaxError names the file and line."""
+class ParsedSources:
+    """sha256 of the sources that parsed for one target Python, kept in the cache.
+
+    Parsing is the app step's largest cost on a rerun, and the same bytes parse the same way
+    with the same parser: a source listed here for this (checking Python, target Python) pair
+    is not parsed again. Only successes are kept, so an error is reported on every run. The
+    list is capped (oldest dropped); losing it only costs a parse.
+    """
+
+    LIMIT = 4096
+
+    def __init__(self, store: Path, python: str) -> None:
+        self.store = store
+        self.pair = f"{sys.version_info[0]}.{sys.version_info[1]}>{python}"
+        self._data: dict[str, list[str]] = {}
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads(store.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                self._data = {k: v for k, v in data.items() if isinstance(v, list)}
+        self._ok = set(self._data.get(self.pair, []))
+        self._new: list[str] = []
+
+    def __contains__(self, digest: str) -> bool:
+        return digest in self._ok
+
+    def add(self, digest: str) -> None:
+        """Remember that the source with this sha256 parsed."""
+        if digest not in self._ok:
+            self._ok.add(digest)
+            self._new.append(digest)
+
+    def save(self) -> None:
+        """Write the store if a source was added (renamed into place; a cache needs no fsync)."""
+        if not self._new:
+            return
+        kept = [*self._data.get(self.pair, []), *self._new][-self.LIMIT :]
+        self._data[self.pair] = kept
+        with contextlib.suppress(OSError):
+            self.store.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.store.with_name(f".{self.store.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self._data, separators=(",", ":")), encoding="utf-8")
+            os.replace(tmp, self.store)
+        self._new = []
+
+
+def check_syntax(
+    files: list[TreeFile], python: str, key: str, parsed: ParsedSources | None = None
+) -> None:
+    """Parse every .py file for the Pi's Python: a SyntaxError names the file and line.
+
+    ``parsed`` skips the sources that parsed before for this Python (and learns the new ones).
+    """
     minor = int(python.split(".")[1])
     for f in files:
         if f.is_dir or not f.rel.endswith(".py"):
             continue
+        data = f.source.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if parsed is not None and digest in parsed:
+            continue
         try:
-            ast.parse(f.source.read_bytes(), str(f.source), feature_version=(3, minor))
+            ast.parse(data, str(f.source), feature_version=(3, minor))
         except SyntaxError as exc:
             raise AnswersError(
                 key,
                 f"{f.source}:{exc.lineno}: {exc.msg} (the Pi runs Python {python})",
                 fix=f"make the file valid Python {python}, or add a newer pythonX.Y extension",
             ) from None
+        if parsed is not None:
+            parsed.add(digest)
 
 
 def _defines_app(source: Path, attr: str) -> bool:

@@ -289,3 +289,38 @@ def test_wheels_needing_a_library_the_pi_lacks_name_the_extension(
     texts = [e.text for e in events if isinstance(e, LogLine)]
     assert any("glibc 2.38 (its libc.so.6)" in t for t in texts)
     assert "every library the wheels link to is on the Pi" in texts
+
+
+def test_parsed_sources_are_remembered_per_target_python_and_errors_never(
+    ctx: StepContext, tmp_path: Path
+) -> None:
+    """A source that parsed for 3.11 is not parsed again for 3.11, but is for 3.8 (where
+    `match` is a syntax error), and a file that does not parse fails on every run."""
+    from steps.paths import cache_dir, parsed_sources_file
+    from steps.picore.appbundle import ParsedSources, TreeFile, bundled_dir, check_syntax
+
+    src = tmp_path / "main.py"
+    src.write_text("app = 1\nmatch app:\n    case 1:\n        pass\n")
+    files = [TreeFile("main.py", src, 0o644, False)]
+    store = tmp_path / "parsed.json"
+    parsed = ParsedSources(store, "3.11")
+    check_syntax(files, "3.11", "app.path", parsed)
+    parsed.save()
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    assert digest in ParsedSources(store, "3.11")
+    assert digest not in ParsedSources(store, "3.8")
+    with pytest.raises(AnswersError, match=r"the Pi runs Python 3\.8"):
+        check_syntax(files, "3.8", "app.path", ParsedSources(store, "3.8"))
+    src.write_text("def broken(:\n")
+    for _ in range(2):
+        with pytest.raises(AnswersError, match=r"main\.py:1"):
+            check_syntax(files, "3.11", "app.path", ParsedSources(store, "3.11"))
+    # The step keeps its list in the build cache; a dry run writes nothing there.
+    ctx.dry_run = True
+    run(ctx)
+    where = parsed_sources_file(cache_dir(ctx.answers, ctx.cache_dir))
+    assert not where.exists()
+    ctx.dry_run = False
+    run(ctx)
+    agent = bundled_dir() / "firecore_app" / "service.py"
+    assert hashlib.sha256(agent.read_bytes()).hexdigest() in ParsedSources(where, "3.11")

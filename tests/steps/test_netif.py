@@ -148,22 +148,40 @@ def test_real_reader_in_a_namespace(lab: Lab) -> None:
     srv = lab.host("srv", "10.99.0.1/24", mac="02:aa:bb:cc:dd:01")
     srv.add_address("172.16.5.1/16")
     srv.run(["ip", "link", "add", "br9", "type", "bridge"])
+    srv.run(["ip", "link", "add", "nolink0", "type", "veth", "peer", "name", "nolink1"])
+    srv.run(["ip", "link", "set", "nolink0", "mtu", "1400", "up"])  # up; its peer is down
     srv.run(["ip", "route", "add", "default", "via", "10.99.0.254"])
     code = (
-        "import json; from steps.host.netif import read_snapshot, recommend;"
+        "import json, psutil; from steps.host.netif import read_snapshot, recommend;"
         "s = read_snapshot();"
-        "print(json.dumps({'ifs': [i.to_data() for i in s.interfaces], 'best': recommend(s)}))"
+        "ps = {n: {'flags': st.flags.split(','), 'mtu': st.mtu, 'speed': st.speed}"
+        " for n, st in psutil.net_if_stats().items()};"
+        "pa = {n: sorted(a.address for a in v if a.family == 2) for n, v in"
+        " psutil.net_if_addrs().items()};"
+        "print(json.dumps({'ifs': [i.to_data() for i in s.interfaces], 'best': recommend(s),"
+        " 'psutil': ps, 'addrs': pa}))"
     )
     out = srv.run([sys.executable, "-c", code], cwd=ROOT).stdout
     data = json.loads(out)
     by = {i["name"]: i for i in data["ifs"]}
-    assert set(by) == {"lo", "eth0", "br9"}
+    assert set(by) == {"lo", "eth0", "br9", "nolink0", "nolink1"}
     eth0 = by["eth0"]
     assert eth0["kind"] == "virtual"  # a veth: no device link
     assert eth0["addresses"] == ["10.99.0.1/24", "172.16.5.1/16"]
     assert eth0["mac"] == "02:aa:bb:cc:dd:01"
     assert eth0["up"] is True and eth0["carrier"] is True
-    assert eth0["default_gateway"] == "10.99.0.254"
     assert by["br9"]["kind"] == "bridge" and by["br9"]["up"] is False
     assert by["lo"]["kind"] == "loopback"
+    # Administratively up without a link: "no link", not "down" (psutil's isup is RUNNING).
+    assert by["nolink0"]["up"] is True and by["nolink0"]["carrier"] is False
+    assert by["nolink0"]["mtu"] == 1400
     assert data["best"] == "eth0"
+    # The same facts psutil reads (getifaddrs and SIOCGIFFLAGS/SIOCGIFMTU), interface by interface.
+    assert set(data["psutil"]) == set(by)
+    for name, iface in by.items():
+        ps = data["psutil"][name]
+        assert iface["up"] == ("up" in ps["flags"]), name
+        assert iface["mtu"] == ps["mtu"], name
+        assert sorted(a.split("/")[0] for a in iface["addresses"]) == data["addrs"][name], name
+        if iface["up"] and iface["carrier"]:
+            assert iface["speed"] == (ps["speed"] or None), name

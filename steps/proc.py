@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import shutil
-import subprocess
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steps.errors import Cancelled, CommandError
 from steps.events import LogLine
+
+if TYPE_CHECKING:
+    import subprocess
 
 #: Debian package that provides each program we call, for the "not installed" message.
 PACKAGES: dict[str, str] = {
@@ -196,6 +197,8 @@ def stream(
 
     Raises the same errors as ``run``; the last stderr lines are in the CommandError.
     """
+    import queue  # here and in spawn: a no-change rerun runs no program, and imports neither
+
     argv = [os.fspath(a) for a in args]
     yield LogLine(step, " ".join([program, *argv]), "cmd")
     lines: queue.Queue[tuple[str, str]] = queue.Queue()
@@ -257,6 +260,8 @@ def spawn(
     Raises:
         CommandError: the program is not installed.
     """
+    import subprocess
+
     argv = [os.fspath(a) for a in args]
     found = which(program) or locate(program)
     if found is None:

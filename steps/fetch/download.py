@@ -34,7 +34,6 @@ import json
 import os
 import queue
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -813,6 +812,8 @@ class Downloader:
 
     def _abort_transfers(self) -> None:
         """Shut down the sockets of open transfers (wakes up reads blocked in another thread)."""
+        import socket  # loaded by then with the HTTP client; a cached run never gets here
+
         with self._lock:
             streams = list(self._open)
         for stream in streams:

@@ -24,7 +24,7 @@ PROC = Path("/proc")
 
 @dataclass(frozen=True)
 class UdpSocket:
-    """One bound UDP socket of this network namespace."""
+    """One UDP socket of this network namespace."""
 
     address: str
     """The local address as ``ip`` prints it: "0.0.0.0", "10.0.0.1", "::", "fe80::1"."""
@@ -60,8 +60,8 @@ def parse_table(text: str, *, v6: bool) -> Iterator[UdpSocket]:
 def udp_sockets(
     ports: Iterable[int] | None = None, *, ipv6: bool = True, proc: Path = PROC
 ) -> list[UdpSocket]:
-    """Bound UDP sockets of this network namespace (IPv6 too unless ``ipv6`` is false), on
-    ``ports`` if given."""
+    """UDP sockets of this network namespace (IPv6 too unless ``ipv6`` is false), on ``ports``
+    if given."""
     wanted = None if ports is None else set(ports)
     found: list[UdpSocket] = []
     for name, v6 in (("udp", False), ("udp6", True))[: 2 if ipv6 else 1]:
@@ -86,7 +86,7 @@ def socket_inodes(pid: int, proc: Path = PROC) -> set[int]:
             target = os.readlink(fd_dir / fd)
         except OSError:
             continue
-        if target.startswith("socket:[") and target.endswith("]"):
+        if target.startswith("socket:[") and target.endswith("]") and target[8:-1].isdigit():
             inodes.add(int(target[8:-1]))
     return inodes
 

@@ -391,11 +391,11 @@ def _default_gateways() -> dict[str, str]:
     return out
 
 
-def _flags(sysdir: Path) -> int:
+def _flags(sysdir: Path) -> int | None:
     try:
-        return int(_read(sysdir / "flags") or "0", 16)
+        return int(_read(sysdir / "flags") or "", 16)
     except ValueError:
-        return 0
+        return None
 
 
 def _number(sysdir: Path, name: str) -> int | None:
@@ -407,14 +407,37 @@ def _number(sysdir: Path, name: str) -> int | None:
     return value if value > 0 else None
 
 
+def _ioctl_state(name: str) -> tuple[bool, int]:
+    """(up, MTU) of ``name`` asked of the kernel through a socket of this network namespace."""
+    import fcntl
+    import socket
+    import struct
+
+    siocgifflags, siocgifmtu = 0x8913, 0x8921
+    request = struct.pack("16s16x", name.encode()[:15])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            flags = struct.unpack_from("H", fcntl.ioctl(sock, siocgifflags, request), 16)[0]
+            mtu = struct.unpack_from("i", fcntl.ioctl(sock, siocgifmtu, request), 16)[0]
+        except OSError:
+            return False, 0
+    return bool(flags & _IFF_UP), int(mtu)
+
+
 def read_snapshot(sys_root: Path = SYS_CLASS_NET) -> Snapshot:
     """Read every interface of this host (this network namespace) now.
 
     The names and addresses come from ``getifaddrs`` (netifaces), which lists every interface of
-    the namespace, with or without an address; up (``IFF_UP``), MTU, speed and carrier from sysfs,
-    which ``ip netns exec`` mounts for the namespace. psutil reads the same two sources, at the
-    price of an import that cost more than everything else a no-change rerun's network step
-    does (``tests/steps/test_netif.py`` compares the two on a namespace's interfaces).
+    the namespace, with or without an address; up (``IFF_UP``), MTU, speed, carrier and kind from
+    sysfs. psutil reads the same sources, at the price of an import that cost more than
+    everything else a no-change rerun's network step does (``tests/steps/test_netif.py``
+    compares the two on a namespace's interfaces).
+
+    sysfs shows the interfaces of the namespace it was mounted for: ``ip netns exec`` mounts one
+    per namespace, ``nsenter --net`` keeps the host's. A directory that is missing, or whose MAC
+    is not the one ``getifaddrs`` gave, is another namespace's: up and MTU are then asked through
+    a socket of this namespace, and what only sysfs tells (carrier, speed, kind beyond loopback)
+    stays unknown.
     """
     import netifaces
 
@@ -422,7 +445,6 @@ def read_snapshot(sys_root: Path = SYS_CLASS_NET) -> Snapshot:
     interfaces: list[Interface] = []
     for name in sorted(netifaces.interfaces()):
         sysdir = sys_root / name
-        kind, detail = read_kind(sysdir)
         addrs = netifaces.ifaddresses(name)
         links = addrs.get(netifaces.AF_LINK, [])
         mac = str(links[0].get("addr", "")).lower() if links else ""
@@ -431,20 +453,30 @@ def read_snapshot(sys_root: Path = SYS_CLASS_NET) -> Snapshot:
             for a in addrs.get(netifaces.AF_INET, [])
             if a.get("addr")
         )
-        carrier_text = _read(sysdir / "carrier")
-        carrier = None if carrier_text not in ("0", "1") else carrier_text == "1"
-        master_link = sysdir / "master"
-        master = master_link.resolve().name if master_link.is_symlink() else None
+        flags = _flags(sysdir)
+        if flags is not None and (_read(sysdir / "address") or "").lower() == mac:
+            kind, detail = read_kind(sysdir)
+            carrier_text = _read(sysdir / "carrier")
+            carrier = None if carrier_text not in ("0", "1") else carrier_text == "1"
+            master_link = sysdir / "master"
+            master = master_link.resolve().name if master_link.is_symlink() else None
+            up, mtu = bool(flags & _IFF_UP), _number(sysdir, "mtu") or 0
+            speed = _number(sysdir, "speed")
+        else:
+            kind = "loopback" if name == "lo" else "virtual"
+            detail = f"{sys_root} is another network namespace's: kind and link unknown"
+            carrier, master, speed = None, None, None
+            up, mtu = _ioctl_state(name)
         interfaces.append(
             Interface(
                 name=name,
                 kind=kind,
                 mac=mac,
                 addresses=v4,
-                up=bool(_flags(sysdir) & _IFF_UP),
+                up=up,
                 carrier=carrier,
-                speed=_number(sysdir, "speed"),
-                mtu=_number(sysdir, "mtu") or 0,
+                speed=speed,
+                mtu=mtu,
                 default_gateway=gateways.get(name),
                 master=master,
                 detail=detail,

@@ -144,7 +144,7 @@ def test_a_wired_interface_with_the_default_route_wins_a_tie() -> None:
 
 
 @pytest.mark.netns
-def test_real_reader_in_a_namespace(lab: Lab) -> None:
+def test_real_reader_in_a_namespace(lab: Lab, tmp_path: Path) -> None:
     srv = lab.host("srv", "10.99.0.1/24", mac="02:aa:bb:cc:dd:01")
     srv.add_address("172.16.5.1/16")
     srv.run(["ip", "link", "add", "br9", "type", "bridge"])
@@ -158,10 +158,15 @@ def test_real_reader_in_a_namespace(lab: Lab) -> None:
         " for n, st in psutil.net_if_stats().items()};"
         "pa = {n: sorted(a.address for a in v if a.family == 2) for n, v in"
         " psutil.net_if_addrs().items()};"
+        "import sys; from pathlib import Path;"
+        "other = read_snapshot(Path(sys.argv[1]));"
         "print(json.dumps({'ifs': [i.to_data() for i in s.interfaces], 'best': recommend(s),"
-        " 'psutil': ps, 'addrs': pa}))"
+        " 'psutil': ps, 'addrs': pa, 'other': [i.to_data() for i in other.interfaces]}))"
     )
-    out = srv.run([sys.executable, "-c", code], cwd=ROOT).stdout
+    # Another namespace's sysfs (as `nsenter --net` leaves it): an eth0 that is down, with
+    # another MAC and MTU, and no directory for the rest.
+    sysfs(tmp_path, "eth0", flags="0x1002\n", address="02:00:00:00:00:99\n", mtu="9000\n")
+    out = srv.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT).stdout
     data = json.loads(out)
     by = {i["name"]: i for i in data["ifs"]}
     assert set(by) == {"lo", "eth0", "br9", "nolink0", "nolink1"}
@@ -185,3 +190,12 @@ def test_real_reader_in_a_namespace(lab: Lab) -> None:
         assert sorted(a.split("/")[0] for a in iface["addresses"]) == data["addrs"][name], name
         if iface["up"] and iface["carrier"]:
             assert iface["speed"] == (ps["speed"] or None), name
+    # Not this namespace's sysfs: up and MTU come from the kernel all the same; what only sysfs
+    # knows is left unknown rather than taken from the wrong interface.
+    other = {i["name"]: i for i in data["other"]}
+    assert set(other) == set(by)
+    for name, iface in other.items():
+        assert (iface["up"], iface["mtu"]) == (by[name]["up"], by[name]["mtu"]), name
+        assert iface["carrier"] is None and iface["speed"] is None, name
+        assert iface["kind"] == ("loopback" if name == "lo" else "virtual"), name
+        assert iface["addresses"] == by[name]["addresses"] and iface["mac"] == by[name]["mac"]

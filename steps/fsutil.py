@@ -26,7 +26,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -284,6 +284,25 @@ def _identity(st: os.stat_result) -> list[int]:
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
+def load_cache_json(path: Path) -> dict[str, Any]:
+    """A JSON object kept in the cache, or {} if it is missing, unreadable or not an object."""
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            return data
+    return {}
+
+
+def save_cache_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write a cache's JSON object, renamed into place; a cache needs no fsync, and a cache that
+    cannot be written only costs the work it would have saved."""
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+        os.replace(tmp, path)
+
+
 class KnownDigests:
     """sha256 of files, remembered in ``store`` (JSON) while each file is unchanged.
 
@@ -293,12 +312,8 @@ class KnownDigests:
 
     def __init__(self, store: Path) -> None:
         self.store = store
-        self._known: dict[str, list[Any]] = {}
+        self._known: dict[str, list[Any]] = load_cache_json(store)
         self._dirty = False
-        with contextlib.suppress(OSError, ValueError):
-            data = json.loads(store.read_text(encoding="utf-8"))
-            if isinstance(data, dict):
-                self._known = data
 
     def known(self, path: Path) -> str | None:
         """The remembered sha256 of ``path`` if the file is still the one recorded, else None."""
@@ -350,12 +365,8 @@ class KnownDigests:
             self._dirty = True
 
     def save(self) -> None:
-        """Write the store if anything changed (renamed into place; a cache needs no fsync)."""
+        """Write the store if anything changed."""
         if not self._dirty:
             return
-        with contextlib.suppress(OSError):
-            self.store.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.store.with_name(f".{self.store.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self._known, separators=(",", ":")), encoding="utf-8")
-            os.replace(tmp, self.store)
+        save_cache_json(self.store, self._known)
         self._dirty = False

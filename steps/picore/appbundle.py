@@ -25,12 +25,10 @@ The user-app convention (``app.path``), first match wins:
 from __future__ import annotations
 
 import ast
-import contextlib
 import fnmatch
 import functools
 import hashlib
 import importlib.util
-import json
 import os
 import re
 import stat
@@ -43,6 +41,7 @@ from typing import Any, Literal
 from steps.answers import Answers, load_secrets, resolve_path
 from steps.artifacts import OverlayFile
 from steps.errors import AnswersError
+from steps.fsutil import load_cache_json, save_cache_json
 from steps.paths import asset
 from steps.picore.wheels import check_requirement
 
@@ -196,11 +195,8 @@ class ParsedSources:
     def __init__(self, store: Path, python: str) -> None:
         self.store = store
         self.pair = f"{sys.version_info[0]}.{sys.version_info[1]}>{python}"
-        self._data: dict[str, list[str]] = {}
-        with contextlib.suppress(OSError, ValueError):
-            data = json.loads(store.read_text(encoding="utf-8"))
-            if isinstance(data, dict):
-                self._data = {k: v for k, v in data.items() if isinstance(v, list)}
+        data = load_cache_json(store)
+        self._data = {k: v for k, v in data.items() if isinstance(v, list)}
         self._ok = set(self._data.get(self.pair, []))
         self._new: list[str] = []
 
@@ -214,16 +210,11 @@ class ParsedSources:
             self._new.append(digest)
 
     def save(self) -> None:
-        """Write the store if a source was added (renamed into place; a cache needs no fsync)."""
+        """Write the store if a source was added."""
         if not self._new:
             return
-        kept = [*self._data.get(self.pair, []), *self._new][-self.LIMIT :]
-        self._data[self.pair] = kept
-        with contextlib.suppress(OSError):
-            self.store.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.store.with_name(f".{self.store.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self._data, separators=(",", ":")), encoding="utf-8")
-            os.replace(tmp, self.store)
+        self._data[self.pair] = [*self._data.get(self.pair, []), *self._new][-self.LIMIT :]
+        save_cache_json(self.store, self._data)
         self._new = []
 
 

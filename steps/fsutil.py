@@ -324,10 +324,13 @@ class KnownDigests:
             st = os.stat(path)
         except OSError:
             return None
-        identity, sha, seen = entry[:5], entry[5], entry[6]
+        try:
+            identity, sha, seen = entry[:5], str(entry[5]), int(entry[6])
+        except (IndexError, TypeError, ValueError):
+            return None  # not an entry this class wrote: read the file
         if identity != _identity(st) or max(st.st_mtime_ns, st.st_ctime_ns) + RACY_NS > seen:
             return None
-        return str(sha)
+        return sha
 
     def record(self, path: Path, sha256: str, st: os.stat_result | None = None) -> None:
         """Remember that ``path`` (as ``st``, else as it is now) holds bytes with this sha256."""

@@ -196,7 +196,9 @@ class ParsedSources:
         self.store = store
         self.pair = f"{sys.version_info[0]}.{sys.version_info[1]}>{python}"
         data = load_cache_json(store)
-        self._data = {k: v for k, v in data.items() if isinstance(v, list)}
+        self._data = {
+            k: [d for d in v if isinstance(d, str)] for k, v in data.items() if isinstance(v, list)
+        }
         self._ok = set(self._data.get(self.pair, []))
         self._new: list[str] = []
 

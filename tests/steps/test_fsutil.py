@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +52,24 @@ def test_backup_keeps_every_version(tmp_path: Path) -> None:
     second = backup(conf, tmp_path / "bak")
     assert first and second and first != second
     assert first.read_text() == "one" and second.read_text() == "two"
+
+
+def test_cache_stores_that_are_not_what_we_wrote_cost_a_read_not_a_crash(tmp_path: Path) -> None:
+    """A damaged digests store or parsed-sources list is ignored entry by entry."""
+    from steps.fsutil import KnownDigests
+    from steps.picore.appbundle import ParsedSources
+
+    f = tmp_path / "f"
+    f.write_bytes(b"x")
+    store = tmp_path / "digests.json"
+    for entry in ("1", "[1, 2]", '{"a": 1}', '[1,2,3,4,5,"s","not a time"]', "null"):
+        store.write_text(json.dumps({str(f): json.loads(entry)}))
+        digests = KnownDigests(store)
+        assert digests.known(f) is None
+        assert digests.sha256(f) == hashlib.sha256(b"x").hexdigest()
+    store.write_text("[]")
+    assert KnownDigests(store).known(f) is None
+    parsed = tmp_path / "parsed.json"
+    pair = f"{sys.version_info[0]}.{sys.version_info[1]}>3.11"
+    parsed.write_text(json.dumps({pair: [{}, 1, "ab"], "x": "not a list"}))
+    assert "ab" in ParsedSources(parsed, "3.11")

@@ -1,9 +1,10 @@
 """Diagnostics screen under a flood: what drawing the packets costs against the bare monitor.
 
 The same pcap stream on a pipe (``--pcap -``: good boots of six Pi 4s, repeated 12 times,
-~51,000 packets) is read twice in the same run: by the bare monitor (``MonitorStep.watch``,
-counting packet events) and through the ``monitor`` screen (``MonitorApp`` headless, 120×40,
-every packet into the ring, the clients and diagnoses drawn). Both are measured in CPU seconds
+~51,000 packets) is read by the bare monitor (``MonitorStep.watch``, counting packet events)
+and through the ``monitor`` screen (``MonitorApp`` headless, 120×40, every packet into the
+ring, the clients and diagnoses drawn), three times each, alternating; the rounds with the
+median cost per packet are compared. Both are measured in CPU seconds
 (``time.thread_time`` of every thread that works: the monitor's, and for the screen the main
 thread too), because on a shared machine the wall clock mostly measures the other tenants; one
 interpreter runs the two threads one at a time, so the CPU seconds per packet bound what the
@@ -39,6 +40,8 @@ from wizard.widgets.diagnostics_view import DiagnosticsView
 
 ROUNDS = 12
 PRESSES = 15
+#: Rounds of each CPU measurement (bare, screen, bare, …); the medians are compared.
+ROUNDS_CPU = 3
 
 
 class TimedStep(MonitorStep):
@@ -156,16 +159,28 @@ def _ms(values: list[float]) -> str:
     )
 
 
+def _median_round(rounds: list[tuple[int, float, float]]) -> tuple[int, float, float]:
+    """The round with the median CPU seconds per packet."""
+    return sorted(rounds, key=lambda r: r[1] / r[0])[len(rounds) // 2]
+
+
 def main() -> int:
     """Run the benchmark and print its report; 1 if a target is missed."""
     records = flood_records()
-    bare_n, bare_cpu, bare_wall = bare(records)
-    screen_n, screen_cpu, screen_wall = asyncio.run(screen(records))
+    bares, screens = [], []
+    for _ in range(ROUNDS_CPU):  # alternated: a busy moment of the machine hits both
+        bares.append(bare(records))
+        screens.append(asyncio.run(screen(records)))
+    bare_n, bare_cpu, bare_wall = _median_round(bares)
+    screen_n, screen_cpu, screen_wall = _median_round(screens)
     idle, _ = asyncio.run(key_latency(False))
     busy, seen = asyncio.run(key_latency(True))
     per_bare, per_screen = bare_cpu / bare_n, screen_cpu / screen_n
     ratio = per_screen / per_bare
-    print("diagnostics screen (same stream, same run; CPU seconds of the working threads)")
+    print(
+        f"diagnostics screen (same stream, same run; CPU seconds of the working threads, "
+        f"the median of {ROUNDS_CPU} rounds)"
+    )
     print(
         f"  bare monitor        {bare_n:>7} packets  {bare_cpu:6.2f} CPU-s  "
         f"{1 / per_bare:>9,.0f} packets/CPU-s  ({bare_n / bare_wall:,.0f}/s wall)"
@@ -177,7 +192,8 @@ def main() -> int:
     print(f"  CPU per packet, screen / bare: {ratio:.2f}×  (target ≤ 4×)")
     print(f"  key → effect, idle:  {_ms(idle)}")
     print(f"  key → effect, flood: {_ms(busy)}  (target: median ≤ 100 ms; {seen:,} packets)")
-    ok = screen_n == bare_n and ratio <= 4 and statistics.median(busy) <= 0.1
+    every_packet = all(s[0] == b[0] for s, b in zip(screens, bares, strict=True))
+    ok = every_packet and ratio <= 4 and statistics.median(busy) <= 0.1
     return 0 if ok else 1
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from steps.wire.monitor_events import (
     ClientSnapshot,
@@ -25,6 +27,26 @@ def test_the_ring_keeps_the_newest_in_order() -> None:
     assert list(ring) == [] and ring.total == 0
     with pytest.raises(ValueError):
         Ring(0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    size=st.integers(1, 9),
+    batches=st.lists(st.lists(st.integers(), max_size=25), max_size=8),
+)
+def test_a_batch_lands_as_that_many_appends(size: int, batches: list[list[int]]) -> None:
+    """``extend`` works by slices; every state it leaves is the one appending one by one does."""
+    by_batch: Ring[int] = Ring(size)
+    one_by_one: Ring[int] = Ring(size)
+    for batch in batches:
+        by_batch.extend(iter(batch))
+        for item in batch:
+            one_by_one.append(item)
+        assert list(by_batch) == list(one_by_one)
+        assert (len(by_batch), by_batch.total) == (len(one_by_one), one_by_one.total)
+        assert [by_batch[i] for i in range(-len(by_batch), len(by_batch))] == [
+            one_by_one[i] for i in range(-len(one_by_one), len(one_by_one))
+        ]
 
 
 def pi(**kw: object) -> ClientSnapshot:

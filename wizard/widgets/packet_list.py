@@ -57,9 +57,24 @@ class Ring(Generic[T]):
         self._start = (self._start + 1) % self.size
 
     def extend(self, items: Iterable[T]) -> None:
-        """Add items in order."""
-        for item in items:
-            self.append(item)
+        """Add items in order, as that many ``append`` would, by slices (a flood brings batches
+        of thousands; this is the screen's per-packet cost)."""
+        batch = list(items)
+        self.total += len(batch)
+        size, kept = self.size, self._items
+        if len(batch) >= size:  # only the newest ``size`` stay
+            self._items, self._start = batch[len(batch) - size :], 0
+            return
+        room = size - len(kept)
+        if room:  # not full yet: ``_start`` is 0 until it is
+            kept.extend(batch[:room])
+            batch = batch[room:]
+        if batch:  # overwrite the oldest, from ``_start`` on, wrapping once at most
+            start, n = self._start, len(batch)
+            head = min(n, size - start)
+            kept[start : start + head] = batch[:head]
+            kept[: n - head] = batch[head:]
+            self._start = (start + n) % size
 
     def clear(self) -> None:
         """Forget every item (``total`` too)."""

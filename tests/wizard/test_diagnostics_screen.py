@@ -11,6 +11,7 @@ tests/integration/test_diagnostics_screen_live.py.
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,7 @@ async def test_clients_timeline_diagnosis_and_its_evidence(tmp_path: Path) -> No
     app = MonitorApp(MonitorStep(pcap=scene(tmp_path)))
     async with app.run_test(size=(120, 40)) as pilot:
         view = await finished(pilot)
+        assert gc.get_freeze_count() == 0  # the stream ended: the collector has it all again
         table = app.screen.query_one("#clients", DataTable)
         assert [str(k.value) for k in table.rows] == [PI3.mac, PI4.mac]
         row = [str(c) for c in table.get_row(PI3.mac)]
@@ -176,6 +178,8 @@ async def test_a_flood_keeps_keys_working_and_only_the_ring_in_the_list() -> Non
             seen = view.packets
             await wait_for(pilot, lambda: view.packets > seen + 2000, 300)
             assert view.running and view.ended is None
+            # while it streams, what the app held before is out of the collector's full sweeps
+            assert gc.get_freeze_count() > 0
             assert (len(packets.rows), packets.rows[-1].i) == (frozen, newest)
             await pilot.press("p")
             assert not view.paused and packets.rows[-1].i > newest
@@ -187,6 +191,7 @@ async def test_a_flood_keeps_keys_working_and_only_the_ring_in_the_list() -> Non
             assert len(list(app.screen.walk_children())) == widgets
             assert flood.rounds >= 1
             await pilot.press("q")
+    assert gc.get_freeze_count() == 0  # given back when the view went away
 
 
 async def test_a_capture_that_is_not_one_closes_with_its_message(tmp_path: Path) -> None:

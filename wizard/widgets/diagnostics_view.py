@@ -16,6 +16,7 @@ stack instead of standing side by side.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Iterator
@@ -98,6 +99,23 @@ class MonitorSource(Protocol):
     def watch(self, cancel: threading.Event | None = None) -> Iterator[MonitorEvent | LogLine]:
         """The monitor's events, the ``SummaryEvent`` last."""
         ...
+
+
+def _hold_heap(hold: bool) -> None:
+    """While a stream runs, keep the cyclic garbage collector off everything that was there
+    before it (``gc.freeze``), and give it back after (``gc.unfreeze``).
+
+    A flood brings tens of thousands of packet events a minute; their allocations trigger
+    collections, and every full one would walk the whole app again (its DOM, styles, modules):
+    15 % of the screen's CPU per packet in ``bench/diagnostics_screen.py``. Garbage is collected
+    before freezing, so none is kept; what dies while frozen is freed by reference counting,
+    or by the collector once unfrozen.
+    """
+    if hold:
+        gc.collect()
+        gc.freeze()
+    else:
+        gc.unfreeze()
 
 
 class DiagnosticsView(Vertical):
@@ -216,6 +234,9 @@ class DiagnosticsView(Vertical):
         else:
             self._state()
 
+    def on_unmount(self) -> None:
+        _hold_heap(False)
+
     def on_resize(self) -> None:
         self.set_class(self.size.width < 100, "-stacked")
 
@@ -242,6 +263,7 @@ class DiagnosticsView(Vertical):
         self.query_one(PacketList).clear()
         self._pending = []
         self.running = True
+        _hold_heap(True)
         self._sid = self.query_one(StepRunner).stream("monitor", source.watch)
         self._state()
 
@@ -318,6 +340,7 @@ class DiagnosticsView(Vertical):
             return
         self._consume()  # what came before the end
         self.running = False
+        _hold_heap(False)
         self.ended = message
         self._draw_panes()  # the final snapshots, now
         if message.error is not None:

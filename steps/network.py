@@ -16,9 +16,10 @@ threads, so the probe's seconds of listening overlap the build instead of adding
 step collects the results in its turn (if the interface and config are still the same; otherwise
 it checks again). The probe DISCOVER is sent only when the step will change something — a new or
 different config, or a dnsmasq to (re)start. A rerun that installs nothing checks only what it
-can read without running a program (the interface, the ports) and says so: no DISCOVER onto the
-LAN, no firewall or dnsmasq probing, no ``dnsmasq --test`` of the file it tested when it
-installed it (``firecore-wizard dnsmasq preflight`` runs every check on demand).
+can read without running a program (the interface, the ports), in its turn and without a
+thread, and says so: no DISCOVER onto the LAN, no firewall or dnsmasq probing, no
+``dnsmasq --test`` of the file it tested when it installed it (``firecore-wizard dnsmasq
+preflight`` runs every check on demand).
 """
 
 from __future__ import annotations
@@ -183,9 +184,17 @@ class EarlyChecks:
     stop: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
-    def start(cls, answers: Answers, snapshot: Snapshot, iface: Interface) -> EarlyChecks:
+    def start(cls, answers: Answers, snapshot: Snapshot, iface: Interface) -> EarlyChecks | None:
+        """The checks, begun in two threads; None when the step will change nothing.
+
+        A rerun that installs nothing has only quick checks to make (no DISCOVER, no
+        ``dnsmasq --test``): the step makes them in its turn, and no thread is started (on a
+        busy machine, starting one waits for a CPU to run it on).
+        """
         text = render_dnsmasq_conf(answers, iface)
         old = read_installed(answers)
+        if not changes_host(answers, text, old):
+            return None
         stop = threading.Event()
         return cls(
             iface.name,
@@ -229,6 +238,8 @@ class NetworkStep:
             early = EarlyChecks.start(ctx.answers, snapshot, iface)
         except FirecoreError:
             return  # likewise
+        if early is None:
+            return  # nothing to install: the quick checks wait for the step's turn
         ctx.results.put(early)
         ctx.stoppers.append(early.stop.set)
 

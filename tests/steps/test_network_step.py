@@ -216,7 +216,9 @@ def test_preflight_starts_with_the_run_and_a_rerun_that_changes_nothing_probes_n
     assert took < 60
     texts = [e.text for e in first.events if isinstance(e, LogLine)]
     assert "dnsmasq --test -C <generated config>" in texts
-    # the rerun installs nothing, so it sends no DISCOVER and runs no program
+    # the rerun installs nothing, so it begins nothing early (no thread), sends no DISCOVER and
+    # runs no program
+    assert build.seen[1] is None
     codes = {f["code"] for f in _findings(again.events)}
     assert "probe-skipped" in codes and not codes & {"dhcp-server", "firewall-ok", "dnsmasq-ok"}
     texts = [e.text for e in again.events if isinstance(e, LogLine)]
